@@ -1,0 +1,84 @@
+import Database from 'better-sqlite3'
+import {closeSync, openSync, readSync, statSync} from 'node:fs'
+
+import {TilesyncError} from '../core/errors.js'
+
+export type Db = Database.Database
+
+const SQLITE_HEADER = 'SQLite format 3\u0000'
+
+/** How long to wait for another process's lock before giving up with DB_LOCKED. */
+export function busyTimeoutMs(): number {
+  const v = Number(process.env.TILESYNC_BUSY_TIMEOUT_MS)
+  return Number.isFinite(v) && v >= 0 ? v : 5_000
+}
+
+/**
+ * Opens the user's database after checking it really is SQLite, so a wrong path or a
+ * truncated file is refused before anything reads or writes it.
+ */
+export function openDatabase(file: string, options: {readonly?: boolean} = {}): Db {
+  assertSqliteFile(file)
+  let db: Db
+  try {
+    db = new Database(file, {readonly: options.readonly ?? false, fileMustExist: true, timeout: busyTimeoutMs()})
+    // Touch the schema now so a damaged file fails here, with a clear message.
+    db.prepare('SELECT count(*) FROM sqlite_master').get()
+  } catch (error) {
+    throw translateSqliteError(error, file)
+  }
+  return db
+}
+
+/** Creates a new empty database (clone, import). */
+export function createDatabase(file: string): Db {
+  const db = new Database(file, {timeout: busyTimeoutMs()})
+  return db
+}
+
+export function assertSqliteFile(file: string): void {
+  let size: number
+  try {
+    const st = statSync(file)
+    if (!st.isFile()) throw new Error('not a file')
+    size = st.size
+  } catch {
+    throw new TilesyncError('DB_MISSING', `database not found: ${file}`, {
+      hint: 'check the path, or pass --db PATH to `tilesync init`',
+    })
+  }
+  if (size === 0) return // SQLite treats an empty file as an empty database.
+  const fd = openSync(file, 'r')
+  const head = Buffer.alloc(16)
+  try {
+    readSync(fd, head, 0, 16, 0)
+  } finally {
+    closeSync(fd)
+  }
+  if (size < 100 || head.toString('latin1') !== SQLITE_HEADER) {
+    throw new TilesyncError('NOT_SQLITE', `${file} is not a SQLite database`, {
+      hint: 'point tilesync at the .db file your pipeline writes (e.g. generations/v01/quadrants.db)',
+    })
+  }
+}
+
+/** Maps SQLite's error codes onto tilesync's, so users see one line that says what to do. */
+export function translateSqliteError(error: unknown, file: string): unknown {
+  const code = (error as {code?: string}).code ?? ''
+  if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
+    return new TilesyncError('DB_LOCKED', `the database ${file} is locked by another process`, {
+      hint: 'wait for the other writer to finish (or raise TILESYNC_BUSY_TIMEOUT_MS) and run the command again; nothing was changed',
+      cause: error,
+    })
+  }
+  if (code === 'SQLITE_NOTADB' || code.startsWith('SQLITE_CORRUPT')) {
+    return new TilesyncError('NOT_SQLITE', `${file} is not a valid SQLite database (${code})`, {
+      hint: 'check the file; restore it with `tilesync checkout HEAD --force` if it was damaged',
+      cause: error,
+    })
+  }
+  if (code === 'SQLITE_FULL') {
+    return new TilesyncError('DISK_FULL', `the disk is full while writing ${file}`, {hint: 'free some space; the database was left unchanged', cause: error})
+  }
+  return error
+}

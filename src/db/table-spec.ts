@@ -1,0 +1,103 @@
+import {TilesyncError} from '../core/errors.js'
+import type {RepoConfig} from '../repo/config.js'
+import type {ColumnInfo, Partition} from '../snapshot/model.js'
+import {listUserTables, tableColumns} from './introspect.js'
+import type {Db} from './open-database.js'
+
+/**
+ * How one table is read and written: its stored columns (generated columns excluded, since
+ * SQLite recomputes them; the rowid first for tables without a primary key), its key, its
+ * image layers and how its rows are partitioned into tree leaves.
+ */
+export interface TableSpec {
+  name: string
+  columns: ColumnInfo[]
+  keyKind: 'pk' | 'rowid'
+  key: number[]
+  layers: number[]
+  partition: Partition
+  isTileTable: boolean
+}
+
+/** Pairs of column names that mean "x, y" when the key is a single id. */
+const XY_NAMES: Array<[string, string]> = [
+  ['quadrant_x', 'quadrant_y'], ['tile_x', 'tile_y'], ['x', 'y'], ['col', 'row'], ['tile_col', 'tile_row'], ['column', 'row'],
+]
+
+const isBlobType = (t: string): boolean => /BLOB/i.test(t)
+
+export interface TileTableOptions {
+  tileTable?: string
+  keyColumns?: string[]
+  imageColumns?: string[]
+  xyColumns?: [string, string]
+}
+
+/** Picks the tile table: the configured one, else `quadrants`, else the only table with BLOB columns. */
+export function detectTileTable(db: Db, wanted?: string): string {
+  const tables = listUserTables(db)
+  if (wanted) {
+    if (!tables.includes(wanted)) {
+      throw new TilesyncError('TABLE_MISSING', `the database has no table "${wanted}" (tables: ${tables.join(', ') || 'none'})`, {
+        hint: 'pass the right table with `tilesync init --table NAME`',
+      })
+    }
+    return wanted
+  }
+  if (tables.includes('quadrants')) return 'quadrants'
+  const withBlobs = tables.filter((t) => tableColumns(db, t).some((c) => isBlobType(c.type)))
+  if (withBlobs.length === 1) return withBlobs[0]
+  throw new TilesyncError('TABLE_MISSING', withBlobs.length === 0
+    ? `no tile table found: the database has no "quadrants" table and no table with BLOB columns`
+    : `several tables could be the tile table (${withBlobs.join(', ')})`, {
+    hint: 'name it with `tilesync init --table NAME`',
+  })
+}
+
+export function resolveTableSpecs(db: Db, config: Pick<RepoConfig, 'tileTable' | 'keyColumns' | 'imageColumns' | 'xyColumns'>): TableSpec[] {
+  const tables = listUserTables(db)
+  if (!tables.includes(config.tileTable)) {
+    throw new TilesyncError('TABLE_MISSING', `the database has no table "${config.tileTable}"`, {
+      hint: 'check the database path in .tilesync/config.json, or re-run `tilesync init --table NAME`',
+    })
+  }
+  return tables.map((t) => resolveTableSpec(db, t, t === config.tileTable ? config : undefined))
+}
+
+function resolveTableSpec(db: Db, name: string, tile?: TileTableOptions): TableSpec {
+  const all = tableColumns(db, name)
+  const stored = all.filter((c) => c.hidden === 0)
+  const pkCols = stored.filter((c) => c.pk > 0).sort((a, b) => a.pk - b.pk).map((c) => c.name)
+  const keyNames = tile?.keyColumns?.length ? tile.keyColumns : pkCols
+
+  for (const k of keyNames) {
+    if (!stored.some((c) => c.name === k)) {
+      throw new TilesyncError('NO_KEY', `table "${name}" has no column "${k}" to use as key`, {hint: 'check --key at `tilesync init`'})
+    }
+  }
+  if (tile && keyNames.length === 0) {
+    throw new TilesyncError('NO_KEY', `cannot tell which columns identify a tile in "${name}": it has no primary key`, {
+      hint: 'name them with `tilesync init --key COL[,COL]` (e.g. --key x,y)',
+    })
+  }
+
+  const keyKind: 'pk' | 'rowid' = keyNames.length > 0 ? 'pk' : 'rowid'
+  const columns: ColumnInfo[] = stored.map((c) => ({name: c.name, declType: c.type}))
+  if (keyKind === 'rowid') columns.unshift({name: 'rowid', declType: 'INTEGER'})
+  const indexOf = (n: string): number => columns.findIndex((c) => c.name === n)
+  const key = keyKind === 'rowid' ? [0] : keyNames.map(indexOf)
+
+  let layers: number[] = []
+  let partition: Partition = {kind: 'hash'}
+  if (tile) {
+    const layerNames = tile.imageColumns?.length ? tile.imageColumns : columns.filter((c) => isBlobType(c.declType)).map((c) => c.name)
+    for (const l of layerNames) {
+      if (indexOf(l) < 0) throw new TilesyncError('BAD_ARGUMENT', `table "${name}" has no image column "${l}"`, {hint: 'check --images at `tilesync init`'})
+    }
+    layers = layerNames.map(indexOf)
+    const xy = tile.xyColumns ?? (keyNames.length === 2 ? [keyNames[0], keyNames[1]] as [string, string] : XY_NAMES.find(([x, y]) => indexOf(x) >= 0 && indexOf(y) >= 0))
+    // Spatial leaves need the partition to follow from the key alone, so x and y must be key columns.
+    if (xy && keyNames.includes(xy[0]) && keyNames.includes(xy[1])) partition = {kind: 'spatial', x: indexOf(xy[0]), y: indexOf(xy[1])}
+  }
+  return {name, columns, keyKind, key, layers, partition, isTileTable: Boolean(tile)}
+}

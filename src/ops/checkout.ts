@@ -1,0 +1,141 @@
+import {existsSync} from 'node:fs'
+
+import {TilesyncError} from '../core/errors.js'
+import {applyToDatabase, type ApplyResult} from '../db/apply-snapshot.js'
+import {writeCommit} from '../history/write-commit.js'
+import type {Head} from '../repo/refs.js'
+import {tileXY} from '../snapshot/rows.js'
+import type {BBox} from '../snapshot/tree-reader.js'
+import {defaultAuthor} from '../util/author.js'
+import {createProgress} from '../util/progress.js'
+import {computeChangeSet, rawChanges, type RawChanges} from './change-set.js'
+import {sameTables, type TreeState, Workspace} from './workspace.js'
+
+export interface CheckoutOptions {
+  revision: string
+  force?: boolean
+  tiles?: Array<[number, number]>
+  bbox?: BBox
+}
+
+export interface CheckoutResult {
+  target: string
+  head: string
+  detached: boolean
+  partial: boolean
+  rowsWritten: number
+  rowsDeleted: number
+  tilesChanged: number
+  /** Commit holding the uncommitted changes that --force overwrote, if any. */
+  savedAs: string | null
+}
+
+export function parseTile(text: string): [number, number] {
+  const m = /^\s*(-?\d+)\s*,\s*(-?\d+)\s*$/.exec(text)
+  if (!m) throw new TilesyncError('BAD_ARGUMENT', `--tile must be X,Y (integers), got "${text}"`, {hint: 'e.g. --tile 12,-3'})
+  return [Number(m[1]), Number(m[2])]
+}
+
+function boxOf(tiles: Array<[number, number]>): BBox {
+  const xs = tiles.map((t) => t[0])
+  const ys = tiles.map((t) => t[1])
+  return [Math.min(...xs), Math.min(...ys), Math.max(...xs), Math.max(...ys)]
+}
+
+/** Keeps only the changes to the listed tiles. */
+function onlyTiles(changes: RawChanges, tiles: Array<[number, number]>): RawChanges {
+  const wanted = new Set(tiles.map(([x, y]) => `${x},${y}`))
+  const out: RawChanges = new Map()
+  for (const [name, entry] of changes) {
+    const shape = (entry.after ?? entry.before)!
+    out.set(name, {...entry, changes: entry.changes.filter((c) => {
+      const xy = tileXY((c.new ?? c.old)!, shape.partition)
+      return xy !== null && wanted.has(`${xy[0]},${xy[1]}`)
+    })})
+  }
+  return out
+}
+
+const count = (c: RawChanges): number => [...c.values()].reduce((s, e) => s + e.changes.length, 0)
+
+/**
+ * Makes the database equal to a revision (or restores some tiles of it). Refuses to
+ * overwrite uncommitted changes unless forced; when forced, those changes are first saved
+ * as a commit on `refs/saved` so nothing is lost.
+ */
+export async function checkout(ws: Workspace, options: CheckoutOptions): Promise<CheckoutResult> {
+  const partial = Boolean(options.tiles?.length || options.bbox)
+  return ws.repo.withLock('checkout', async () => {
+    if (existsSync(ws.repo.layout.mergeState)) {
+      throw new TilesyncError('MERGE_IN_PROGRESS', 'a merge is in progress', {hint: 'finish it with `tilesync merge --ours|--theirs` or run `tilesync merge --abort`'})
+    }
+    const targetId = await ws.resolve(options.revision)
+    const target = await ws.stateOf(targetId)
+    const {id: headId, state: headState} = await ws.headState()
+    const bbox = options.tiles?.length ? boxOf(options.tiles) : options.bbox
+    const db = ws.openDb(false)
+    try {
+      const working = await ws.scan(db, {store: true})
+      let pending = await rawChanges(headState, working.state, ws.reader, {bbox})
+      if (options.tiles?.length) pending = onlyTiles(pending, options.tiles)
+      const dirty = headId !== null && (partial ? count(pending) > 0 : !sameTables(headState, working.state))
+      let savedAs: string | null = null
+      if (dirty) {
+        if (!options.force) {
+          const set = await computeChangeSet(headState, working.state, ws.reader, {bbox})
+          throw new TilesyncError('DIRTY', `the database has uncommitted changes (${set.summary.rowsChanged} row${set.summary.rowsChanged === 1 ? '' : 's'}, ${set.tiles.length} tile${set.tiles.length === 1 ? '' : 's'})`, {
+            hint: 'commit them first (`tilesync commit -m ...`), or pass --force to overwrite them (they are saved first)',
+          })
+        }
+        savedAs = await saveWorking(ws, working.state, headId)
+      }
+      let changes = await rawChanges(working.state, target, ws.reader, {bbox})
+      if (options.tiles?.length) changes = onlyTiles(changes, options.tiles)
+      const progress = await createProgress('rows')
+      let applied: ApplyResult
+      try {
+        progress.start(count(changes), 'checkout')
+        applied = await applyToDatabase(db, {
+          changes,
+          targetSchema: partial ? undefined : target.snapshot.schema,
+          targetTables: target.tables,
+        }, ws.reader, () => progress.increment())
+      } finally {
+        progress.stop()
+      }
+      let detached = false
+      if (!partial) {
+        const branch = await ws.repo.refs.read(`refs/heads/${options.revision}`).catch(() => null)
+        const head: Head = branch === targetId ? {kind: 'branch', ref: `refs/heads/${options.revision}`, branch: options.revision} : {kind: 'detached', id: targetId}
+        detached = head.kind === 'detached'
+        await ws.repo.refs.setHead(head, `checkout: moving to ${options.revision}`)
+      }
+      const tileTable = target.snapshot.tileTable ?? ''
+      return {
+        target: targetId,
+        head: partial ? headId ?? targetId : targetId,
+        detached,
+        partial,
+        rowsWritten: applied.rowsWritten,
+        rowsDeleted: applied.rowsDeleted,
+        tilesChanged: changes.get(tileTable)?.changes.length ?? 0,
+        savedAs,
+      }
+    } finally {
+      db.close()
+    }
+  })
+}
+
+/** Records the working database as a commit (not on any branch) before it is overwritten. */
+export async function saveWorking(ws: Workspace, working: TreeState, parent: string | null): Promise<string> {
+  const id = await writeCommit(ws.repo, {
+    tree: working.snapshotId,
+    parents: parent ? [parent] : [],
+    author: defaultAuthor(),
+    message: 'uncommitted changes saved by tilesync before they were overwritten',
+    stats: {tilesAdded: 0, tilesModified: 0, tilesDeleted: 0, rowsChanged: 0},
+  })
+  await ws.repo.refs.update('refs/saved', id, 'saved uncommitted changes before checkout --force')
+  return id
+}

@@ -1,0 +1,59 @@
+import {existsSync} from 'node:fs'
+
+import {TilesyncError} from '../core/errors.js'
+import {writeCommit} from '../history/write-commit.js'
+import type {Author} from '../snapshot/model.js'
+import {defaultAuthor} from '../util/author.js'
+import {createProgress} from '../util/progress.js'
+import {computeChangeSet} from './change-set.js'
+import {rowCountOf, sameTables, Workspace} from './workspace.js'
+
+export interface CommitResult {
+  committed: boolean
+  id: string | null
+  parent: string | null
+  branch: string | null
+  message: string
+  summary: {tilesAdded: number; tilesModified: number; tilesDeleted: number; rowsChanged: number}
+  bytesRead: number
+}
+
+/** Snapshots the working database as a new commit on the current branch. */
+export async function commit(ws: Workspace, options: {message: string; author?: Author}): Promise<CommitResult> {
+  if (!options.message.trim()) {
+    throw new TilesyncError('BAD_ARGUMENT', 'the commit message is empty', {hint: 'pass -m "what changed"'})
+  }
+  return ws.repo.withLock('commit', async () => {
+    if (existsSync(ws.repo.layout.mergeState)) {
+      throw new TilesyncError('MERGE_IN_PROGRESS', 'a merge is in progress', {
+        hint: 'finish it with `tilesync merge --ours|--theirs` or abandon it with `tilesync merge --abort`',
+      })
+    }
+    const head = await ws.repo.refs.readHead()
+    const {id: parent, state: parentState} = await ws.headState()
+    const db = ws.openDb(true)
+    const progress = await createProgress('rows')
+    let scanned
+    try {
+      progress.start(rowCountOf(db, ws.specs(db)), 'commit')
+      scanned = await ws.scan(db, {store: true, progress})
+    } finally {
+      progress.stop()
+      db.close()
+    }
+    const branch = head.kind === 'branch' ? head.branch : null
+    if (parent && sameTables(parentState, scanned.state)) {
+      return {committed: false, id: parent, parent, branch, message: options.message, summary: {tilesAdded: 0, tilesModified: 0, tilesDeleted: 0, rowsChanged: 0}, bytesRead: scanned.bytes}
+    }
+    const changes = await computeChangeSet(parentState, scanned.state, ws.reader)
+    const id = await writeCommit(ws.repo, {
+      tree: scanned.state.snapshotId,
+      parents: parent ? [parent] : [],
+      author: options.author ?? defaultAuthor(),
+      message: options.message,
+      stats: changes.summary,
+    })
+    await ws.repo.refs.updateHead(id, `commit: ${options.message.split('\n')[0]}`, parent)
+    return {committed: true, id, parent, branch, message: options.message, summary: changes.summary, bytesRead: scanned.bytes}
+  })
+}

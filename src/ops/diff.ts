@@ -1,0 +1,41 @@
+import {TilesyncError} from '../core/errors.js'
+import type {BBox} from '../snapshot/tree-reader.js'
+import {type ChangeSet, computeChangeSet} from './change-set.js'
+import type {TreeState, Workspace} from './workspace.js'
+
+export interface DiffResult {
+  from: string
+  to: string
+  changes: ChangeSet
+}
+
+export function parseBBox(text: string): BBox {
+  const parts = text.split(',').map((p) => Number(p.trim()))
+  if (parts.length !== 4 || parts.some((n) => !Number.isInteger(n))) {
+    throw new TilesyncError('BAD_ARGUMENT', `--bbox must be four integers x0,y0,x1,y1, got "${text}"`, {hint: 'e.g. --bbox -10,-10,10,10'})
+  }
+  const [x0, y0, x1, y1] = parts
+  return [Math.min(x0, x1), Math.min(y0, y1), Math.max(x0, x1), Math.max(y0, y1)]
+}
+
+/**
+ * No revision: working database vs HEAD. One: working database vs REV. Two: REV vs REV2.
+ */
+export async function diff(ws: Workspace, options: {from?: string; to?: string; bbox?: BBox} = {}): Promise<DiffResult> {
+  const fromId = options.from ? await ws.resolve(options.from) : await ws.repo.refs.headCommit()
+  const fromState = await ws.stateOf(fromId)
+  if (options.to) {
+    const toId = await ws.resolve(options.to)
+    const changes = await computeChangeSet(fromState, await ws.stateOf(toId), ws.reader, {bbox: options.bbox})
+    return {from: fromId ?? '', to: toId, changes}
+  }
+  const db = ws.openDb(true)
+  let working: {state: TreeState; reader: Workspace['reader']}
+  try {
+    working = await ws.scan(db, {store: false})
+  } finally {
+    db.close()
+  }
+  const changes = await computeChangeSet(fromState, working.state, working.reader, {bbox: options.bbox})
+  return {from: fromId ?? '', to: 'working', changes}
+}

@@ -1,0 +1,34 @@
+import * as fs from 'node:fs'
+
+import {type ChangeSet, computeChangeSet} from './change-set.js'
+import {Workspace} from './workspace.js'
+
+export interface StatusResult {
+  branch: string | null
+  head: string | null
+  database: string
+  clean: boolean
+  changes: ChangeSet
+  merging: boolean
+}
+
+/** What differs between the working database and HEAD. */
+export async function status(ws: Workspace): Promise<StatusResult> {
+  const head = await ws.repo.refs.readHead()
+  const {id, state} = await ws.headState()
+  const db = ws.openDb(true)
+  try {
+    const working = await ws.scan(db, {store: false})
+    const changes = await computeChangeSet(state, working.state, working.reader)
+    return {
+      branch: head.kind === 'branch' ? head.branch : null,
+      head: id,
+      database: ws.repo.config.database,
+      clean: changes.summary.rowsChanged === 0 && !changes.schemaChanged,
+      changes,
+      merging: fs.existsSync(ws.repo.layout.mergeState),
+    }
+  } finally {
+    db.close()
+  }
+}

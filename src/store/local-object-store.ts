@@ -1,0 +1,127 @@
+import {randomBytes} from 'node:crypto'
+import {constants as fsc} from 'node:fs'
+import * as fs from 'node:fs/promises'
+import * as path from 'node:path'
+
+import {TilesyncError} from '../core/errors.js'
+import {hashBytes, isObjectId} from '../core/hash.js'
+import type {ObjectStore} from './object-store.js'
+
+/**
+ * Objects as files under `objects/ab/cdef…` (git's fan-out keeps directories small).
+ *
+ * Crash safety comes from write order: bytes go to a temp file in `tmp/`, are flushed,
+ * then renamed into place. A reader therefore sees a whole object or none, and since an
+ * object's name is its hash, a stale temp file can never be mistaken for an object.
+ */
+export class LocalObjectStore implements ObjectStore {
+  private readonly knownDirs = new Set<string>()
+
+  constructor(
+    readonly objectsDir: string,
+    private readonly tmpDir: string,
+    private readonly options: {durable?: boolean} = {},
+  ) {}
+
+  pathOf(id: string): string {
+    return path.join(this.objectsDir, id.slice(0, 2), id.slice(2))
+  }
+
+  async has(id: string): Promise<boolean> {
+    try {
+      await fs.access(this.pathOf(id), fsc.F_OK)
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  async get(id: string): Promise<Buffer> {
+    let bytes: Buffer
+    try {
+      bytes = await fs.readFile(this.pathOf(id))
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new TilesyncError('OBJECT_MISSING', `object ${id} is missing from the local store`, {
+          hint: 'fetch it again from a remote (`tilesync fetch`) or run `tilesync fsck`',
+          data: {id},
+        })
+      }
+      throw error
+    }
+    const actual = hashBytes(bytes)
+    if (actual !== id) {
+      throw new TilesyncError('OBJECT_CORRUPT', `object ${id} is corrupt (its bytes hash to ${actual.slice(0, 12)}…)`, {
+        hint: 'nothing was changed; restore it from a remote with `tilesync fetch` or run `tilesync fsck`',
+        data: {id, actual},
+      })
+    }
+    return bytes
+  }
+
+  async put(bytes: Buffer, id?: string): Promise<string> {
+    const objectId = id ?? hashBytes(bytes)
+    const target = this.pathOf(objectId)
+    if (await this.has(objectId)) return objectId
+    const dir = path.dirname(target)
+    if (!this.knownDirs.has(dir)) {
+      await fs.mkdir(dir, {recursive: true})
+      this.knownDirs.add(dir)
+    }
+    await writeFileAtomic(this.tmpDir, target, bytes, this.options.durable ?? true)
+    return objectId
+  }
+
+  /** Removes an object (gc only). */
+  async delete(id: string): Promise<void> {
+    await fs.rm(this.pathOf(id), {force: true})
+  }
+
+  /** Every object id present, with file modification time (gc uses it for its grace period). */
+  async *list(): AsyncGenerator<{id: string; mtimeMs: number; size: number}> {
+    let fanout: string[]
+    try {
+      fanout = await fs.readdir(this.objectsDir)
+    } catch {
+      return
+    }
+    for (const dir of fanout.sort()) {
+      if (!/^[0-9a-f]{2}$/.test(dir)) continue
+      const names = await fs.readdir(path.join(this.objectsDir, dir))
+      for (const name of names.sort()) {
+        const id = dir + name
+        if (!isObjectId(id)) continue
+        const st = await fs.stat(path.join(this.objectsDir, dir, name))
+        yield {id, mtimeMs: st.mtimeMs, size: st.size}
+      }
+    }
+  }
+}
+
+/**
+ * Writes `bytes` to `target` so that `target` is either absent or complete: temp file,
+ * optional fsync, rename. A full disk surfaces as DISK_FULL with the temp file removed.
+ */
+export async function writeFileAtomic(tmpDir: string, target: string, bytes: Uint8Array, durable: boolean): Promise<void> {
+  const tmp = path.join(tmpDir, `${path.basename(target).slice(0, 16)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`)
+  let handle: fs.FileHandle | undefined
+  try {
+    handle = await fs.open(tmp, 'wx')
+    await handle.writeFile(bytes)
+    if (durable) await handle.datasync()
+    await handle.close()
+    handle = undefined
+    await fs.rename(tmp, target)
+  } catch (error) {
+    await handle?.close().catch(() => {})
+    await fs.rm(tmp, {force: true}).catch(() => {})
+    const code = (error as NodeJS.ErrnoException).code
+    if (code === 'ENOSPC' || code === 'EDQUOT') {
+      throw new TilesyncError('DISK_FULL', `no space left on the disk while writing ${path.basename(target)}`, {
+        hint: 'free some disk space and run the command again; nothing was changed',
+        cause: error,
+      })
+    }
+    throw error
+  }
+}

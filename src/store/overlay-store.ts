@@ -1,0 +1,33 @@
+import {hashBytes} from '../core/hash.js'
+import type {ObjectReader, ObjectStore, ObjectWriter} from './object-store.js'
+
+/**
+ * Keeps new objects in memory and reads through to a base store. `status` and `diff`
+ * build a snapshot of the working database this way without writing anything to disk.
+ */
+export class OverlayStore implements ObjectStore {
+  private readonly added = new Map<string, Buffer>()
+
+  constructor(private readonly base: ObjectReader) {}
+
+  async has(id: string): Promise<boolean> {
+    return this.added.has(id) || this.base.has(id)
+  }
+
+  async get(id: string): Promise<Buffer> {
+    return this.added.get(id) ?? this.base.get(id)
+  }
+
+  async put(bytes: Buffer, id?: string): Promise<string> {
+    const objectId = id ?? hashBytes(bytes)
+    this.added.set(objectId, bytes)
+    return objectId
+  }
+}
+
+/** Computes ids without keeping bytes: for blobs during a read-only scan. */
+export const hashOnlyWriter: ObjectWriter = {
+  async put(bytes: Buffer, id?: string): Promise<string> {
+    return id ?? hashBytes(bytes)
+  },
+}
