@@ -1,0 +1,50 @@
+import {Args, Flags} from '@oclif/core'
+
+import {TilesyncCommand} from '../src/cli/base-command.js'
+import {short} from '../src/cli/format.js'
+import {switchBranch} from '../src/ops/branches.js'
+import {checkout, type CheckoutResult, parseTile} from '../src/ops/checkout.js'
+import {parseBBox} from '../src/ops/diff.js'
+
+export default class Checkout extends TilesyncCommand {
+  static override summary = 'Make the database equal to a revision (rollback), or restore some tiles of it.'
+  static override description = `Writes only the rows that differ, in one SQLite transaction: all or nothing.
+Refuses when the database has uncommitted changes unless --force; with --force those changes are
+first saved as a commit on refs/saved (see \`tilesync reflog saved\`), so they can be got back.
+With --tile or --bbox only those tiles are restored and HEAD does not move.`
+
+  static override examples = [
+    '<%= config.bin %> checkout HEAD~1',
+    '<%= config.bin %> checkout main',
+    '<%= config.bin %> checkout v1 --tile 12,-3 --tile 12,-4',
+    '<%= config.bin %> checkout HEAD --bbox 0,0,15,15 --force',
+    '<%= config.bin %> checkout -b experiment',
+  ]
+
+  static override args = {revision: Args.string({description: 'revision to check out (default HEAD with -b)'})}
+  static override flags = {
+    force: Flags.boolean({char: 'f', description: 'overwrite uncommitted changes (they are saved first)'}),
+    tile: Flags.string({description: 'restore only tile X,Y (repeatable)', multiple: true}),
+    bbox: Flags.string({description: 'restore only tiles inside x0,y0,x1,y1'}),
+    branch: Flags.string({char: 'b', description: 'create a branch at the revision and switch to it'}),
+  }
+
+  async run(): Promise<CheckoutResult> {
+    const {args, flags} = await this.parse(Checkout)
+    const ws = await this.workspace()
+    let result: CheckoutResult
+    if (flags.branch) {
+      result = await switchBranch(ws, flags.branch, {create: true, from: args.revision, force: flags.force})
+    } else {
+      if (!args.revision) this.error('give a revision to check out (e.g. HEAD~1, main, a commit id)', {exit: 2})
+      result = await checkout(ws, {
+        revision: args.revision, force: flags.force,
+        tiles: flags.tile?.map(parseTile), bbox: flags.bbox ? parseBBox(flags.bbox) : undefined,
+      })
+    }
+    if (result.savedAs) this.say(`Saved your uncommitted changes as ${short(result.savedAs)}: get them back with \`tilesync checkout ${short(result.savedAs)}\`.`)
+    if (result.partial) this.say(`Restored ${result.tilesChanged} tile(s) from ${short(result.target)}; HEAD unchanged (see \`tilesync status\`).`)
+    else this.say(`${result.detached ? 'HEAD is now detached at' : 'Switched to'} ${flags.branch ?? args.revision} (${short(result.target)}): ${result.rowsWritten} rows written, ${result.rowsDeleted} deleted.`)
+    return result
+  }
+}

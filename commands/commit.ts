@@ -1,0 +1,33 @@
+import {Flags} from '@oclif/core'
+
+import {TilesyncCommand} from '../src/cli/base-command.js'
+import {formatBytes, short} from '../src/cli/format.js'
+import {commit, type CommitResult} from '../src/ops/commit.js'
+import {parseAuthor} from '../src/util/author.js'
+
+export default class Commit extends TilesyncCommand {
+  static override summary = 'Snapshot the database as a new commit.'
+  static override description = 'Records every table of the database. Nothing is committed when nothing changed. The author defaults to TILESYNC_AUTHOR_NAME/EMAIL, GIT_AUTHOR_NAME/EMAIL or git config.'
+  static override examples = [
+    '<%= config.bin %> commit -m "night run: 40 new tiles"',
+    '<%= config.bin %> commit -m "fix seams" --author "Ada <ada@example.com>"',
+  ]
+
+  static override flags = {
+    message: Flags.string({char: 'm', required: true, description: 'commit message'}),
+    author: Flags.string({description: 'author as "Name <email>"'}),
+  }
+
+  async run(): Promise<CommitResult> {
+    const {flags} = await this.parse(Commit)
+    const result = await commit(await this.workspace(), {message: flags.message, author: flags.author ? parseAuthor(flags.author) : undefined})
+    if (!result.committed) {
+      this.say(`Nothing to commit: the database matches ${short(result.id)}.`)
+      return result
+    }
+    const s = result.summary
+    this.say(`[${result.branch ?? 'detached'} ${short(result.id)}] ${result.message.split('\n')[0]}`)
+    this.say(` ${s.tilesAdded} tiles added, ${s.tilesModified} modified, ${s.tilesDeleted} deleted; ${s.rowsChanged} rows changed (${formatBytes(result.bytesRead)} read)`)
+    return result
+  }
+}

@@ -1,0 +1,36 @@
+import {Args, Flags} from '@oclif/core'
+
+import {TilesyncCommand} from '../src/cli/base-command.js'
+import {formatChangeSet, short} from '../src/cli/format.js'
+import {diff, type DiffResult, parseBBox} from '../src/ops/diff.js'
+
+export default class Diff extends TilesyncCommand {
+  static override summary = 'Show changed tiles: database vs HEAD, database vs REV, or REV vs REV2.'
+  static override description = 'Per tile: which layers changed with old/new object ids and sizes, and which other columns changed. Other tables are listed by row key.'
+  static override examples = [
+    '<%= config.bin %> diff',
+    '<%= config.bin %> diff HEAD~1',
+    '<%= config.bin %> diff HEAD~3 HEAD --stat',
+    '<%= config.bin %> diff main feature --bbox -10,-10,10,10 --json',
+  ]
+
+  static override args = {
+    rev: Args.string({description: 'compare the database (or REV2) against this revision'}),
+    rev2: Args.string({description: 'second revision'}),
+  }
+
+  static override flags = {
+    stat: Flags.boolean({description: 'counts only'}),
+    bbox: Flags.string({description: 'only tiles inside x0,y0,x1,y1 (inclusive)'}),
+  }
+
+  async run(): Promise<DiffResult> {
+    const {args, flags} = await this.parse(Diff)
+    const result = await diff(await this.workspace(), {from: args.rev, to: args.rev2, bbox: flags.bbox ? parseBBox(flags.bbox) : undefined})
+    this.say(`diff ${short(result.from)} -> ${result.to === 'working' ? 'database' : short(result.to)}`)
+    const lines = formatChangeSet(result.changes, {stat: flags.stat})
+    if (lines.length === 0) this.say('No changes.')
+    for (const line of lines) this.say(line)
+    return result
+  }
+}

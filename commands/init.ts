@@ -1,0 +1,43 @@
+import {Flags} from '@oclif/core'
+
+import {TilesyncCommand} from '../src/cli/base-command.js'
+import {initRepository, type InitResult} from '../src/ops/init.js'
+
+const list = (v?: string): string[] | undefined => v?.split(',').map((s) => s.trim()).filter(Boolean)
+
+export default class Init extends TilesyncCommand {
+  static override summary = 'Start versioning a tile database: creates .tilesync/ in the current directory.'
+  static override description = `Detects the tile table (default "quadrants"), its key columns (the primary key), its image
+columns (BLOB columns) and every other table, and records them in .tilesync/config.json.
+Nothing is written to the database. Later commands find .tilesync/ from any subdirectory.`
+
+  static override examples = [
+    '<%= config.bin %> init',
+    '<%= config.bin %> init --generations-dir v02',
+    '<%= config.bin %> init --db tiles.db --table tiles --key x,y --images render,generation',
+  ]
+
+  static override flags = {
+    db: Flags.string({description: 'database path (default generations/v01/quadrants.db)'}),
+    'generations-dir': Flags.string({description: 'shorthand for --db generations/NAME/quadrants.db'}),
+    table: Flags.string({description: 'tile table name (default: quadrants, or the only table with BLOB columns)'}),
+    key: Flags.string({description: 'comma-separated key columns of the tile table (default: its primary key)'}),
+    images: Flags.string({description: 'comma-separated image (layer) columns (default: its BLOB columns)'}),
+    xy: Flags.string({description: 'the x,y coordinate columns when the key is not x,y'}),
+  }
+
+  async run(): Promise<InitResult> {
+    const {flags} = await this.parse(Init)
+    const xy = list(flags.xy)
+    const result = await initRepository({
+      db: flags.db, generationsDir: flags['generations-dir'], table: flags.table,
+      key: list(flags.key), images: list(flags.images), xy: xy ? [xy[0], xy[1]] : undefined,
+    })
+    this.say(`Initialised tilesync in ${result.root}/.tilesync`)
+    this.say(`  database:  ${result.database}`)
+    this.say(`  tiles:     table ${result.tileTable}, key ${result.keyColumns.join(', ')}, layers ${result.imageColumns.join(', ') || '(none)'}`)
+    this.say(`  versioned: ${result.tables.join(', ')}`)
+    this.say('Next: tilesync commit -m "first snapshot"')
+    return result
+  }
+}

@@ -1,0 +1,19 @@
+import {TilesyncCommand} from '../src/cli/base-command.js'
+import {formatChangeSet, short} from '../src/cli/format.js'
+import {status, type StatusResult} from '../src/ops/status.js'
+
+export default class Status extends TilesyncCommand {
+  static override summary = 'Show what differs between the database and HEAD, per tile and layer.'
+  static override examples = ['<%= config.bin %> status', '<%= config.bin %> status --json']
+
+  async run(): Promise<StatusResult> {
+    await this.parse(Status)
+    const result = await status(await this.workspace())
+    this.say(result.branch ? `On branch ${result.branch} (${short(result.head)})` : `HEAD detached at ${short(result.head)}`)
+    if (result.merging) this.say('A merge is in progress: see `tilesync merge --help`.')
+    if (!result.head) this.say('No commits yet.')
+    if (result.clean) this.say('Nothing to commit: the database matches HEAD.')
+    else for (const line of formatChangeSet(result.changes, {limit: 200})) this.say(line)
+    return result
+  }
+}

@@ -1,0 +1,43 @@
+import {Command} from '@oclif/core'
+
+import {isTilesyncError} from '../core/errors.js'
+import {Workspace} from '../ops/workspace.js'
+
+/**
+ * Base for every command: commands parse flags, call the library and return data. oclif
+ * prints that data as JSON under --json; otherwise the command prints its human summary.
+ * Every TilesyncError becomes one line ("Error: problem (what to do)") and exit code 1,
+ * or under --json an error object with a stable `code`.
+ */
+export abstract class TilesyncCommand extends Command {
+  static override enableJsonFlag = true
+
+  protected workspace(): Promise<Workspace> {
+    return Workspace.open(process.cwd())
+  }
+
+  /** Prints human output only when --json is off. */
+  protected say(text = ''): void {
+    if (!this.jsonEnabled()) this.log(text)
+  }
+
+  protected override async catch(err: Error & {exitCode?: number}): Promise<unknown> {
+    if (isTilesyncError(err)) {
+      const payload = {code: err.code, message: err.message, hint: err.hint, ...(err.data ? {data: err.data} : {})}
+      process.exitCode = 1
+      if (this.jsonEnabled()) {
+        this.logJson({status: 'error', error: payload})
+        return
+      }
+      // Expected failures are one line on stderr, no stack trace, no wrapping.
+      process.stderr.write(`tilesync: ${err.oneLine}\n`)
+      return
+    }
+    return super.catch(err)
+  }
+
+  protected override toErrorJson(err: unknown): unknown {
+    const e = err as {code?: string; message?: string}
+    return {status: 'error', error: {code: e.code ?? 'ERROR', message: e.message ?? String(err)}}
+  }
+}

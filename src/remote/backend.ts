@@ -1,0 +1,58 @@
+/**
+ * Storage behind a remote: a flat namespace of keys holding bytes, as restic's backends
+ * are. The repository layer above decides what keys mean (objects, refs); backends never
+ * build paths themselves. Every backend passes the shared conformance suite in
+ * test/support/backend-conformance.ts.
+ */
+export interface Versioned {
+  bytes: Buffer
+  /** Opaque version tag used for compare-and-swap (an S3 ETag, a content hash on disk). */
+  etag: string
+}
+
+export interface ListedKey {
+  key: string
+  size: number
+  lastModified: number
+}
+
+export interface Backend {
+  /** Where it points, for messages. Never contains credentials. */
+  readonly location: string
+
+  /** The bytes at `key`, or null when absent. Callers verify content; backends just move bytes. */
+  get(key: string): Promise<Buffer | null>
+
+  /** Like get, with a version tag for a later `putIfMatch`. */
+  getVersioned(key: string): Promise<Versioned | null>
+
+  /** Stores bytes at `key`, replacing what was there. Whole or not at all. */
+  put(key: string, bytes: Buffer): Promise<void>
+
+  /**
+   * Compare-and-swap: writes only if the key still has version `expected` (null: only if
+   * the key does not exist). Returns false, writing nothing, when someone else got there first.
+   */
+  putIfMatch(key: string, bytes: Buffer, expected: string | null): Promise<boolean>
+
+  /** Keys under `prefix`, in any order. */
+  list(prefix: string): AsyncIterable<ListedKey>
+
+  delete(key: string): Promise<void>
+
+  /**
+   * Optional: copy `key` from `source` without the bytes passing through this machine
+   * (S3 CopyObject). Returns false when the two backends cannot do that.
+   */
+  copyFrom?(source: Backend, key: string): Promise<boolean>
+
+  close?(): Promise<void>
+}
+
+/** A failure worth retrying (timeouts, resets, 5xx, 429); `retryAfterMs` honours the server's Retry-After. */
+export class TransientError extends Error {
+  constructor(message: string, readonly retryAfterMs?: number, options?: {cause?: unknown}) {
+    super(message, options)
+    this.name = 'TransientError'
+  }
+}

@@ -1,0 +1,127 @@
+import {createHash, randomBytes} from 'node:crypto'
+import * as fs from 'node:fs/promises'
+import * as path from 'node:path'
+
+import {TilesyncError} from '../core/errors.js'
+import type {Backend, ListedKey, Versioned} from './backend.js'
+
+/**
+ * A remote that is a plain directory: a local folder, a shared drive, a NAS mount. Writes
+ * go through a temp file and a rename so readers never see half an object; compare-and-swap
+ * takes an exclusive lock file next to the key.
+ */
+export class DirectoryBackend implements Backend {
+  constructor(readonly root: string) {}
+
+  get location(): string {
+    return this.root
+  }
+
+  private file(key: string): string {
+    if (key.split('/').some((p) => p === '..' || p === '') || path.isAbsolute(key)) {
+      throw new TilesyncError('HOSTILE_PATH', `refusing remote key "${key}"`, {hint: 'the remote holds an unsafe name; check it with `tilesync fsck --remote`'})
+    }
+    return path.join(this.root, ...key.split('/'))
+  }
+
+  async get(key: string): Promise<Buffer | null> {
+    try {
+      return await fs.readFile(this.file(key))
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null
+      throw error
+    }
+  }
+
+  async getVersioned(key: string): Promise<Versioned | null> {
+    const bytes = await this.get(key)
+    return bytes === null ? null : {bytes, etag: etagOf(bytes)}
+  }
+
+  async put(key: string, bytes: Buffer): Promise<void> {
+    const target = this.file(key)
+    await fs.mkdir(path.dirname(target), {recursive: true})
+    const tmpDir = path.join(this.root, 'tmp')
+    await fs.mkdir(tmpDir, {recursive: true})
+    const tmp = path.join(tmpDir, `${randomBytes(8).toString('hex')}.tmp`)
+    try {
+      await fs.writeFile(tmp, bytes)
+      const h = await fs.open(tmp, 'r+')
+      await h.datasync()
+      await h.close()
+      await fs.rename(tmp, target)
+    } catch (error) {
+      await fs.rm(tmp, {force: true})
+      throw error
+    }
+  }
+
+  async putIfMatch(key: string, bytes: Buffer, expected: string | null): Promise<boolean> {
+    const target = this.file(key)
+    await fs.mkdir(path.dirname(target), {recursive: true})
+    const lock = `${target}.lock`
+    const release = await acquire(lock)
+    try {
+      const current = await this.getVersioned(key)
+      if ((current?.etag ?? null) !== expected) return false
+      await this.put(key, bytes)
+      return true
+    } finally {
+      await release()
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<ListedKey> {
+    const start = prefix.replace(/\/$/, '')
+    const walk = async function* (dir: string, rel: string): AsyncGenerator<ListedKey> {
+      let entries
+      try {
+        entries = await fs.readdir(dir, {withFileTypes: true})
+      } catch {
+        return
+      }
+      for (const e of entries) {
+        const childRel = rel ? `${rel}/${e.name}` : e.name
+        if (e.isDirectory()) yield* walk(path.join(dir, e.name), childRel)
+        else if (e.isFile() && !e.name.endsWith('.lock')) {
+          const st = await fs.stat(path.join(dir, e.name))
+          yield {key: childRel, size: st.size, lastModified: st.mtimeMs}
+        }
+      }
+    }
+    yield* walk(start ? this.file(start) : this.root, start)
+  }
+
+  async delete(key: string): Promise<void> {
+    await fs.rm(this.file(key), {force: true})
+  }
+}
+
+function etagOf(bytes: Buffer): string {
+  return createHash('sha256').update(bytes).digest('hex')
+}
+
+/** Lock files older than this are from a crashed writer (a CAS holds one for milliseconds). */
+const STALE_LOCK_MS = 30_000
+
+async function acquire(lock: string): Promise<() => Promise<void>> {
+  const deadline = Date.now() + 15_000
+  for (;;) {
+    try {
+      const h = await fs.open(lock, 'wx')
+      await h.close()
+      return () => fs.rm(lock, {force: true})
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+      const st = await fs.stat(lock).catch(() => null)
+      if (st && Date.now() - st.mtimeMs > STALE_LOCK_MS) {
+        await fs.rm(lock, {force: true})
+        continue
+      }
+      if (Date.now() > deadline) {
+        throw new TilesyncError('REPO_LOCKED', `the remote ref ${path.basename(lock, '.lock')} is locked by another push`, {hint: `try again; if no push is running, delete ${lock}`})
+      }
+      await new Promise((r) => setTimeout(r, 20 + Math.random() * 30))
+    }
+  }
+}

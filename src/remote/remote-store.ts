@@ -1,0 +1,87 @@
+import {TilesyncError} from '../core/errors.js'
+import {hashBytes, isObjectId} from '../core/hash.js'
+import type {Backend} from './backend.js'
+
+/** Key layout on every object-store remote (directory, S3, R2). */
+export const remoteKeys = {
+  object: (id: string): string => `objects/${id.slice(0, 2)}/${id.slice(2)}`,
+  branch: (name: string): string => `refs/heads/${name}`,
+  branchesPrefix: 'refs/heads/',
+  objectsPrefix: 'objects/',
+  meta: 'tilesync.json',
+}
+
+export interface RemoteBranch {
+  id: string
+  etag: string
+}
+
+/**
+ * Objects and refs on a remote, over any Backend. Every object read is re-hashed here, so a
+ * tampered or truncated download is refused before anything local is written.
+ */
+export class RemoteStore {
+  constructor(readonly backend: Backend, readonly name: string) {}
+
+  async getObject(id: string): Promise<Buffer> {
+    const bytes = await this.backend.get(remoteKeys.object(id))
+    if (bytes === null) {
+      throw new TilesyncError('OBJECT_MISSING', `object ${id} is missing on remote "${this.name}"`, {
+        hint: 'the remote is incomplete; push again from a clone that has it, or run `tilesync fsck --remote`',
+        data: {id},
+      })
+    }
+    const actual = hashBytes(bytes)
+    if (actual !== id) {
+      throw new TilesyncError('OBJECT_CORRUPT', `object ${id} from remote "${this.name}" is corrupt (got ${bytes.length} bytes hashing to ${actual.slice(0, 12)}…)`, {
+        hint: 'nothing was written; try again, and if it persists repair the remote with `tilesync push --force` from a good clone',
+        data: {id, actual},
+      })
+    }
+    return bytes
+  }
+
+  putObject(id: string, bytes: Buffer): Promise<void> {
+    return this.backend.put(remoteKeys.object(id), bytes)
+  }
+
+  async readBranch(branch: string): Promise<RemoteBranch | null> {
+    const v = await this.backend.getVersioned(remoteKeys.branch(branch))
+    if (!v) return null
+    const id = v.bytes.toString('utf8').trim()
+    if (!isObjectId(id)) {
+      throw new TilesyncError('REMOTE_PROTOCOL', `remote "${this.name}" has a damaged ref ${branch}`, {hint: 'repair it with `tilesync push --force` from a good clone'})
+    }
+    return {id, etag: v.etag}
+  }
+
+  /** Moves a branch only if it is still where we saw it (null: only if it does not exist yet). */
+  casBranch(branch: string, expectedEtag: string | null, id: string): Promise<boolean> {
+    return this.backend.putIfMatch(remoteKeys.branch(branch), Buffer.from(`${id}\n`), expectedEtag)
+  }
+
+  async listBranches(): Promise<Array<{name: string; id: string}>> {
+    const out: Array<{name: string; id: string}> = []
+    for await (const k of this.backend.list(remoteKeys.branchesPrefix)) {
+      const name = k.key.slice(remoteKeys.branchesPrefix.length)
+      if (!name || name.endsWith('.lock')) continue
+      const b = await this.readBranch(name)
+      if (b) out.push({name, id: b.id})
+    }
+    return out.sort((a, b) => a.name.localeCompare(b.name))
+  }
+
+  async readMeta(): Promise<Record<string, unknown> | null> {
+    const bytes = await this.backend.get(remoteKeys.meta)
+    if (!bytes) return null
+    try {
+      return JSON.parse(bytes.toString('utf8')) as Record<string, unknown>
+    } catch {
+      return null
+    }
+  }
+
+  writeMeta(meta: Record<string, unknown>): Promise<void> {
+    return this.backend.put(remoteKeys.meta, Buffer.from(JSON.stringify(meta, null, 2) + '\n'))
+  }
+}
