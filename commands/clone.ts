@@ -1,0 +1,37 @@
+import {Args, Flags} from '@oclif/core'
+
+import {TilesyncCommand} from '../src/cli/base-command.js'
+import {formatBytes, short} from '../src/cli/format.js'
+import {clone, type CloneResult} from '../src/ops/clone.js'
+
+export default class Clone extends TilesyncCommand {
+  static override summary = 'Copy a remote into a new directory and rebuild the database from it.'
+  static override examples = [
+    '<%= config.bin %> clone /mnt/nas/tiles my-tiles',
+    '<%= config.bin %> clone r2://my-bucket/city-tiles --db generations/v01/quadrants.db',
+    '<%= config.bin %> clone s3://tiles/prod --endpoint http://127.0.0.1:9000',
+  ]
+
+  static override args = {
+    url: Args.string({required: true, description: 'remote URL or directory'}),
+    dir: Args.string({description: 'directory to create (default from the URL)'}),
+  }
+
+  static override flags = {
+    db: Flags.string({description: 'where to write the database, inside DIR (default: as pushed)'}),
+    branch: Flags.string({char: 'b', description: 'branch to check out (default main)'}),
+    endpoint: Flags.string({description: 'S3-compatible endpoint URL'}),
+    region: Flags.string({description: 'S3 region'}),
+    host: Flags.string({description: 'oxen server host'}),
+    'dry-run': Flags.boolean({description: 'show what would be downloaded'}),
+  }
+
+  async run(): Promise<CloneResult> {
+    const {args, flags} = await this.parse(Clone)
+    const extra = Object.fromEntries(Object.entries({endpoint: flags.endpoint, region: flags.region, host: flags.host}).filter(([, v]) => v))
+    const r = await clone({url: args.url, dir: args.dir, db: flags.db, branch: flags.branch, dryRun: flags['dry-run'], remote: extra})
+    if (r.dryRun) this.say(`Would download ${r.commits} commit(s), ${r.objects} objects, about ${formatBytes(r.bytes)} into ${r.root}.`)
+    else this.say(`Cloned into ${r.root}: ${r.commits} commit(s), ${r.objects} objects (${formatBytes(r.bytes)}), ${r.rows} rows written to ${r.database}; on ${r.branch} at ${short(r.head)}.`)
+    return r
+  }
+}

@@ -1,0 +1,42 @@
+import {Args, Flags} from '@oclif/core'
+
+import {TilesyncCommand} from '../src/cli/base-command.js'
+import {formatBytes, short} from '../src/cli/format.js'
+import {pull, type PullResult} from '../src/ops/pull.js'
+
+export default class Pull extends TilesyncCommand {
+  static override summary = 'Fetch a remote branch and merge it into the current branch (per tile and layer).'
+  static override description = `Fast-forwards when possible. When both sides changed, changes to different tiles (or
+different columns of one tile) combine into a merge commit; the same cell changed differently on
+both sides is a conflict: the database is left untouched and \`tilesync merge --ours|--theirs\`
+(optionally --tile X,Y) or \`tilesync merge --abort\` decides.`
+
+  static override examples = ['<%= config.bin %> pull', '<%= config.bin %> pull origin main', '<%= config.bin %> pull --dry-run']
+  static override args = {
+    remote: Args.string({description: 'remote name (default origin)'}),
+    branch: Args.string({description: 'branch (default the current one)'}),
+  }
+
+  static override flags = {'dry-run': Flags.boolean({description: 'show what would be downloaded and changed'})}
+
+  async run(): Promise<PullResult> {
+    const {args, flags} = await this.parse(Pull)
+    const r = await pull(await this.workspace(), {remote: args.remote, branch: args.branch, dryRun: flags['dry-run']})
+    this.say(`Fetched ${r.objects} objects (${formatBytes(r.bytes)}) from ${r.remote}/${r.branch}.`)
+    if (r.dryRun) {
+      if (r.wouldChange) this.say(`Would change ${r.wouldChange.tilesAdded} added, ${r.wouldChange.tilesModified} modified, ${r.wouldChange.tilesDeleted} deleted tiles (${r.wouldChange.rowsChanged} rows).`)
+      return r
+    }
+    const m = r.merge!
+    if (m.outcome === 'up-to-date') this.say('Already up to date.')
+    else if (m.outcome === 'fast-forward') this.say(`Fast-forward to ${short(m.head)}: ${m.rowsWritten} rows written.`)
+    else if (m.outcome === 'merged') this.say(`Merged ${r.remote}/${r.branch} as ${short(m.head)}: ${m.rowsWritten} rows written.`)
+    else {
+      this.say(`Conflicts in ${m.conflicts.length} place(s); the database was not changed:`)
+      for (const c of m.conflicts) this.say(`  ${c.table} ${c.key}${c.columns.length ? `: ${c.columns.join(', ')}` : ''} (${c.kind})`)
+      this.say('Resolve with `tilesync merge --theirs` / `--ours` (optionally --tile X,Y), or `tilesync merge --abort`.')
+      process.exitCode = 1
+    }
+    return r
+  }
+}

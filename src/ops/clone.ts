@@ -1,0 +1,122 @@
+import {existsSync} from 'node:fs'
+import * as fs from 'node:fs/promises'
+import * as path from 'node:path'
+
+import {TilesyncError} from '../core/errors.js'
+import {applyToDatabase} from '../db/apply-snapshot.js'
+import {createDatabase} from '../db/open-database.js'
+import type {RemoteConfig} from '../repo/config.js'
+import {Repository} from '../repo/repository.js'
+import {openBackend} from '../remote/open-backend.js'
+import {RemoteStore} from '../remote/remote-store.js'
+import {parseRemoteUrl} from '../remote/remote-url.js'
+import {downloadHistory, transferConcurrency} from '../remote/transfer.js'
+import {createProgress} from '../util/progress.js'
+import {rawChanges} from './change-set.js'
+import {DEFAULT_DB} from './init.js'
+import {appendSyncLog} from './sync-log.js'
+import {EMPTY_STATE, Workspace} from './workspace.js'
+
+export interface CloneOptions {
+  url: string
+  dir?: string
+  db?: string
+  branch?: string
+  dryRun?: boolean
+  remote?: Omit<RemoteConfig, 'url'>
+}
+
+export interface CloneResult {
+  root: string
+  database: string
+  branch: string
+  head: string
+  commits: number
+  objects: number
+  bytes: number
+  rows: number
+  dryRun: boolean
+}
+
+export function defaultCloneDir(url: string): string {
+  const loc = parseRemoteUrl(url)
+  const base = loc.kind === 'directory' ? path.basename(loc.path) : loc.kind === 's3' ? (loc.prefix.split('/').pop() || loc.bucket) : loc.repo
+  return base.replace(/\.tilesync$/, '') || 'tiles'
+}
+
+/**
+ * A fresh machine gets the history and the database back: the objects are fetched and
+ * verified, then the database is built in a temp file and renamed into place, so an
+ * interrupted clone never leaves a half-written database behind.
+ */
+export async function clone(options: CloneOptions): Promise<CloneResult> {
+  const root = path.resolve(options.dir ?? defaultCloneDir(options.url))
+  if (existsSync(path.join(root, '.tilesync'))) {
+    throw new TilesyncError('DESTINATION_EXISTS', `${root} already holds a tilesync repository`, {hint: 'clone into a new directory'})
+  }
+  const loc = parseRemoteUrl(options.url)
+  const remoteConfig: RemoteConfig = {url: loc.kind === 'directory' ? loc.path : options.url, ...options.remote}
+  const backend = await openBackend(remoteConfig)
+  const remote = new RemoteStore(backend, 'origin')
+  const branches = await remote.listBranches()
+  if (branches.length === 0) throw new TilesyncError('REMOTE_EMPTY', `${options.url} has no branches to clone`, {hint: 'push to it first'})
+  const meta = (await remote.readMeta()) ?? {}
+  const wanted = options.branch ?? (typeof meta.defaultBranch === 'string' ? meta.defaultBranch : undefined)
+  const branch = branches.find((b) => b.name === wanted) ?? branches.find((b) => b.name === 'main') ?? branches[0]
+  if (options.branch && branch.name !== options.branch) {
+    throw new TilesyncError('REF_MISSING', `${options.url} has no branch "${options.branch}"`, {hint: `branches: ${branches.map((b) => b.name).join(', ')}`})
+  }
+  const database = options.db ?? (typeof meta.database === 'string' && !path.isAbsolute(meta.database) && !meta.database.includes('..') ? meta.database : DEFAULT_DB)
+  const dbPath = path.resolve(root, database)
+  if (existsSync(dbPath)) {
+    throw new TilesyncError('DESTINATION_EXISTS', `${dbPath} already exists`, {hint: 'clone into an empty directory or pass --db with a new path'})
+  }
+  if (options.dryRun) {
+    const tmp = await fs.mkdtemp(path.join((await import('node:os')).tmpdir(), 'tilesync-dry-'))
+    try {
+      const probe = await Repository.create(tmp, {version: 1, database: 'x.db', tileTable: 'quadrants', remotes: {}})
+      const {stats, commits} = await downloadHistory(probe.store, remote, branch.id, {concurrency: transferConcurrency(), dryRun: true})
+      return {root, database, branch: branch.name, head: branch.id, commits: commits.length, objects: stats.objects, bytes: stats.bytes, rows: 0, dryRun: true}
+    } finally {
+      await fs.rm(tmp, {recursive: true, force: true})
+    }
+  }
+  await fs.mkdir(root, {recursive: true})
+  const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined)
+  const arr = (v: unknown): string[] | undefined => (Array.isArray(v) && v.every((x) => typeof x === 'string') ? v : undefined)
+  const repo = await Repository.create(root, {
+    version: 1, database: database.split(path.sep).join('/'), tileTable: str(meta.tileTable) ?? 'quadrants',
+    ...(arr(meta.keyColumns) ? {keyColumns: arr(meta.keyColumns)} : {}),
+    ...(arr(meta.imageColumns) ? {imageColumns: arr(meta.imageColumns)} : {}),
+    ...(arr(meta.xyColumns)?.length === 2 ? {xyColumns: arr(meta.xyColumns) as [string, string]} : {}),
+    remotes: {origin: remoteConfig},
+  })
+  const start = Date.now()
+  const ws = new Workspace(repo)
+  const {stats, commits} = await downloadHistory(repo.store, remote, branch.id, {concurrency: transferConcurrency(), progress: await createProgress('objects')})
+  const target = await ws.stateOf(branch.id)
+  await fs.mkdir(path.dirname(dbPath), {recursive: true})
+  const tmpDb = `${dbPath}.tilesync-clone.tmp`
+  await fs.rm(tmpDb, {force: true})
+  const db = createDatabase(tmpDb)
+  let rows = 0
+  try {
+    const progress = await createProgress('rows')
+    progress.start([...target.tables.values()].reduce((s, t) => s + t.rowCount, 0), 'checkout')
+    const changes = await rawChanges(EMPTY_STATE, target, ws.reader)
+    const applied = await applyToDatabase(db, {changes, targetSchema: target.snapshot.schema, targetTables: target.tables}, ws.reader, () => progress.increment())
+    progress.stop()
+    rows = applied.rowsWritten
+    db.close()
+    await fs.rename(tmpDb, dbPath)
+  } catch (error) {
+    if (db.open) db.close()
+    await fs.rm(tmpDb, {force: true})
+    throw error
+  }
+  await repo.refs.update(`refs/heads/${branch.name}`, branch.id, `clone: from ${options.url}`, null)
+  await repo.refs.update(`refs/remotes/origin/${branch.name}`, branch.id, `clone: from ${options.url}`)
+  await repo.refs.setHead({kind: 'branch', ref: `refs/heads/${branch.name}`, branch: branch.name}, `clone: from ${options.url}`)
+  await appendSyncLog(repo, {time: new Date(start).toISOString(), op: 'clone', remote: 'origin', branch: branch.name, from: null, to: branch.id, objects: stats.objects, bytes: stats.bytes, durationMs: Date.now() - start, result: 'ok'})
+  return {root, database: repo.config.database, branch: branch.name, head: branch.id, commits: commits.length, objects: stats.objects, bytes: stats.bytes, rows, dryRun: false}
+}

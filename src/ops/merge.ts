@@ -1,0 +1,149 @@
+import {existsSync} from 'node:fs'
+import * as fs from 'node:fs/promises'
+
+import {TilesyncError} from '../core/errors.js'
+import {applyToDatabase} from '../db/apply-snapshot.js'
+import type {Db} from '../db/open-database.js'
+import {isAncestor, mergeBase} from '../history/graph.js'
+import {writeCommit} from '../history/write-commit.js'
+import {writeFileAtomic} from '../store/local-object-store.js'
+import {defaultAuthor} from '../util/author.js'
+import {createProgress} from '../util/progress.js'
+import {computeChangeSet, rawChanges} from './change-set.js'
+import {type Conflict, type Side, threeWayMerge} from './three-way-merge.js'
+import {sameTables, type TreeState, type Workspace} from './workspace.js'
+
+export interface MergeResult {
+  outcome: 'up-to-date' | 'fast-forward' | 'merged' | 'conflicts' | 'aborted'
+  head: string | null
+  theirs: string
+  conflicts: Conflict[]
+  rowsWritten: number
+}
+
+interface MergeState {
+  ours: string
+  theirs: string
+  base: string | null
+  label: string
+  resolutions: Record<string, Side>
+}
+
+/** Fails unless the database equals HEAD: merges never mix with uncommitted work. */
+async function assertClean(ws: Workspace, db: Db, head: TreeState): Promise<void> {
+  const working = await ws.scan(db, {store: false})
+  if (!sameTables(head, working.state)) {
+    throw new TilesyncError('DIRTY', 'the database has uncommitted changes', {hint: 'commit them first (`tilesync commit -m ...`); a merge only writes a clean database'})
+  }
+}
+
+/** Writes the difference between two states into the database (one transaction). */
+export async function writeState(ws: Workspace, db: Db, from: TreeState, to: TreeState): Promise<number> {
+  const changes = await rawChanges(from, to, ws.reader)
+  const progress = await createProgress('rows')
+  progress.start([...changes.values()].reduce((s, c) => s + c.changes.length, 0), 'write')
+  try {
+    const r = await applyToDatabase(db, {changes, targetSchema: to.snapshot.schema, targetTables: to.tables}, ws.reader, () => progress.increment())
+    return r.rowsWritten + r.rowsDeleted
+  } finally {
+    progress.stop()
+  }
+}
+
+/**
+ * Merges `theirs` into HEAD: nothing to do, a fast-forward, a merge commit when the changes
+ * combine, or a recorded merge state listing the conflicts with the database untouched.
+ */
+export async function mergeCommit(ws: Workspace, theirs: string, label: string, options: {lockHeld?: boolean} = {}): Promise<MergeResult> {
+  const run = async (): Promise<MergeResult> => {
+    if (existsSync(ws.repo.layout.mergeState)) {
+      throw new TilesyncError('MERGE_IN_PROGRESS', 'a merge is already in progress', {hint: 'resolve it with `tilesync merge --ours|--theirs` or run `tilesync merge --abort`'})
+    }
+    const {id: ours, state: oursState} = await ws.headState()
+    if (ours && await isAncestor(ws.reader, theirs, ours)) return {outcome: 'up-to-date', head: ours, theirs, conflicts: [], rowsWritten: 0}
+    const db = ws.openDb(false)
+    try {
+      await assertClean(ws, db, oursState)
+      const theirsState = await ws.stateOf(theirs)
+      if (!ours || await isAncestor(ws.reader, ours, theirs)) {
+        const rows = await writeState(ws, db, oursState, theirsState)
+        await ws.repo.refs.updateHead(theirs, `merge ${label}: fast-forward`, ours)
+        return {outcome: 'fast-forward', head: theirs, theirs, conflicts: [], rowsWritten: rows}
+      }
+      const base = await mergeBase(ws.reader, ours, theirs)
+      const state: MergeState = {ours, theirs, base, label, resolutions: {}}
+      return await finishOrRecord(ws, db, state, oursState)
+    } finally {
+      db.close()
+    }
+  }
+  return options.lockHeld ? run() : ws.repo.withLock('merge', run)
+}
+
+async function finishOrRecord(ws: Workspace, db: Db, state: MergeState, oursState: TreeState, fallback?: Side): Promise<MergeResult> {
+  const outcome = await threeWayMerge(ws.reader, ws.repo.store, await ws.stateOf(state.base), oursState, await ws.stateOf(state.theirs),
+    (c) => state.resolutions[c.id] ?? fallback)
+  if (outcome.conflicts.length > 0) {
+    await writeFileAtomic(ws.repo.layout.tmp, ws.repo.layout.mergeState, Buffer.from(JSON.stringify(state, null, 2)), true)
+    return {outcome: 'conflicts', head: state.ours, theirs: state.theirs, conflicts: outcome.conflicts, rowsWritten: 0}
+  }
+  const changes = await computeChangeSet(oursState, outcome.state, ws.reader)
+  const id = await writeCommit(ws.repo, {
+    tree: outcome.state.snapshotId, parents: [state.ours, state.theirs], author: defaultAuthor(),
+    message: `Merge ${state.label}`, stats: changes.summary,
+  })
+  const rows = await writeState(ws, db, oursState, outcome.state)
+  await ws.repo.refs.updateHead(id, `merge ${state.label}`, state.ours)
+  await fs.rm(ws.repo.layout.mergeState, {force: true})
+  return {outcome: 'merged', head: id, theirs: state.theirs, conflicts: [], rowsWritten: rows}
+}
+
+async function readState(ws: Workspace): Promise<MergeState> {
+  try {
+    return JSON.parse(await fs.readFile(ws.repo.layout.mergeState, 'utf8')) as MergeState
+  } catch {
+    throw new TilesyncError('NO_MERGE', 'no merge is in progress', {hint: 'start one with `tilesync pull` or `tilesync merge REV`'})
+  }
+}
+
+/** The conflicts of the merge in progress. */
+export async function mergeStatus(ws: Workspace): Promise<MergeResult> {
+  const state = await readState(ws)
+  const outcome = await threeWayMerge(ws.reader, ws.repo.store, await ws.stateOf(state.base), await ws.stateOf(state.ours), await ws.stateOf(state.theirs), (c) => state.resolutions[c.id])
+  return {outcome: 'conflicts', head: state.ours, theirs: state.theirs, conflicts: outcome.conflicts, rowsWritten: 0}
+}
+
+/**
+ * Resolves conflicts of the merge in progress: all of them, or those of the given tiles,
+ * taking our or their side. When none remain, the merge commit is made and written.
+ */
+export async function resolveMerge(ws: Workspace, side: Side, tiles?: Array<[number, number]>): Promise<MergeResult> {
+  return ws.repo.withLock('merge', async () => {
+    const state = await readState(ws)
+    const {id: head, state: oursState} = await ws.headState()
+    if (head !== state.ours) {
+      throw new TilesyncError('MERGE_IN_PROGRESS', 'HEAD moved since the merge started', {hint: 'run `tilesync merge --abort` and merge again'})
+    }
+    const current = await mergeStatus(ws)
+    const wanted = tiles ? new Set(tiles.map(([x, y]) => `${x},${y}`)) : null
+    const picked = current.conflicts.filter((c) => !wanted || (c.x !== undefined && wanted.has(`${c.x},${c.y}`)))
+    if (wanted && picked.length === 0) {
+      throw new TilesyncError('BAD_ARGUMENT', `no conflict at ${[...wanted].join(' ')}`, {hint: '`tilesync merge --status` lists the conflicting tiles'})
+    }
+    for (const c of picked) state.resolutions[c.id] = side
+    const db = ws.openDb(false)
+    try {
+      await assertClean(ws, db, oursState)
+      const result = await finishOrRecord(ws, db, state, oursState)
+      return result
+    } finally {
+      db.close()
+    }
+  })
+}
+
+export async function abortMerge(ws: Workspace): Promise<MergeResult> {
+  const state = await readState(ws)
+  await fs.rm(ws.repo.layout.mergeState, {force: true})
+  return {outcome: 'aborted', head: state.ours, theirs: state.theirs, conflicts: [], rowsWritten: 0}
+}

@@ -1,0 +1,160 @@
+import pLimit from 'p-limit'
+
+import {TilesyncError} from '../core/errors.js'
+import {decodeCommit} from '../snapshot/model.js'
+import {TreeReader} from '../snapshot/tree-reader.js'
+import type {LocalObjectStore} from '../store/local-object-store.js'
+import type {ObjectReader} from '../store/object-store.js'
+import type {Progress} from '../util/progress.js'
+import {emptyPlan, type ObjectPlan, planCount, planGroups} from './object-plan.js'
+import type {PushJournal} from './push-journal.js'
+import type {RemoteStore} from './remote-store.js'
+
+export interface TransferStats {
+  objects: number
+  bytes: number
+  skipped: number
+}
+
+export function transferConcurrency(fallback = 16): number {
+  const v = Number(process.env.TILESYNC_JOBS)
+  return Number.isInteger(v) && v > 0 ? v : fallback
+}
+
+function failed(what: string, done: TransferStats, total: number, error: unknown): TilesyncError {
+  const reason = (error as {oneLine?: string; message?: string}).oneLine ?? (error as Error).message ?? String(error)
+  return new TilesyncError('TRANSFER_FAILED', `${what} stopped after ${done.objects} of ${total} objects (${done.bytes} bytes): ${reason}`, {
+    hint: 'nothing was published; run the same command again to send only what is still missing',
+    cause: error,
+  })
+}
+
+/**
+ * Uploads a plan group by group (blobs first, commits last) through a bounded pool.
+ * Objects recorded in the journal are skipped; each upload is recorded as it completes.
+ */
+export async function uploadPlan(local: ObjectReader, remote: RemoteStore, plan: ObjectPlan, journal: PushJournal, options: {concurrency: number; progress?: Progress}): Promise<TransferStats> {
+  const stats: TransferStats = {objects: 0, bytes: 0, skipped: 0}
+  const total = planCount(plan)
+  const limit = pLimit(options.concurrency)
+  options.progress?.start(total, 'push')
+  try {
+    for (const group of planGroups(plan)) {
+      const todo = group.filter((id) => {
+        if (!journal.has(id)) return true
+        stats.skipped++
+        options.progress?.increment()
+        return false
+      })
+      await Promise.all(todo.map((id) => limit(async () => {
+        const bytes = await local.get(id)
+        await remote.putObject(id, bytes)
+        journal.record(id)
+        stats.objects++
+        stats.bytes += bytes.length
+        options.progress?.increment()
+      }))).catch(async (error) => {
+        await journal.flush()
+        throw failed('push', stats, total, error)
+      })
+      await journal.flush()
+    }
+  } finally {
+    options.progress?.stop()
+  }
+  return stats
+}
+
+/**
+ * Brings the history of `tip` from a remote into the local store. Only objects missing
+ * locally are fetched (a present node implies its whole subtree is present, because
+ * everything is stored children first); each is verified by hash before it is kept, and
+ * structured objects are written bottom-up after their blobs.
+ */
+export async function downloadHistory(local: LocalObjectStore, remote: RemoteStore, tip: string, options: {concurrency: number; progress?: Progress; dryRun?: boolean}): Promise<{stats: TransferStats; commits: string[]; plan: ObjectPlan}> {
+  const stats: TransferStats = {objects: 0, bytes: 0, skipped: 0}
+  const fetched = new Map<string, Buffer>()
+  const plan = emptyPlan()
+  const limit = pLimit(options.concurrency)
+  const get = async (id: string): Promise<Buffer> => {
+    const bytes = await remote.getObject(id)
+    fetched.set(id, bytes)
+    stats.objects++
+    stats.bytes += bytes.length
+    return bytes
+  }
+  const reader = new TreeReader({
+    get: async (id) => fetched.get(id) ?? local.get(id),
+    has: async (id) => fetched.has(id) || local.has(id),
+  })
+  try {
+    // 1. New commits, newest first.
+    const newCommits: string[] = []
+    const queue = [tip]
+    const seen = new Set<string>()
+    while (queue.length > 0) {
+      const id = queue.shift()!
+      if (seen.has(id) || (await local.has(id))) continue
+      seen.add(id)
+      newCommits.push(id)
+      queue.push(...decodeCommit(await get(id)).parents)
+    }
+    plan.commits = [...newCommits].reverse()
+    // 2. Their trees, level by level, fetching only what is missing locally.
+    let frontier: Array<{id: string; kind: 'snapshot' | 'table' | 'node'}> = []
+    for (const c of newCommits) frontier.push({id: (await reader.commit(c)).tree, kind: 'snapshot'})
+    const visited = new Set<string>()
+    while (frontier.length > 0) {
+      const todo = frontier.filter((f) => !visited.has(f.id) && (visited.add(f.id), true))
+      const missing = (await Promise.all(todo.map(async (f) => ((await local.has(f.id)) ? null : f)))).filter((f) => f !== null)
+      await Promise.all(missing.map((f) => limit(() => get(f.id))))
+      options.progress?.increment(missing.length)
+      const next: typeof frontier = []
+      for (const f of missing) {
+        if (f.kind === 'snapshot') {
+          plan.snapshots.add(f.id)
+          for (const t of (await reader.snapshot(f.id)).tables) next.push({id: t.id, kind: 'table'})
+        } else if (f.kind === 'table') {
+          plan.tables.add(f.id)
+          const root = (await reader.table(f.id)).root
+          if (root) next.push({id: root, kind: 'node'})
+        } else {
+          const node = await reader.node(f.id)
+          if (node.level === 0) {
+            plan.leaves.add(f.id)
+            for (const r of node.rows) for (let i = 0; i < r.types.length; i++) {
+              if (r.types[i] === 'b') {
+                const b = r.values[i] as {id: string; size: number}
+                if (!plan.blobs.has(b.id) && !(await local.has(b.id))) plan.blobs.set(b.id, b.size)
+              }
+            }
+          } else {
+            ;(node.level === 2 ? plan.roots : plan.mids).add(f.id)
+            for (const e of node.entries) next.push({id: e.id, kind: 'node'})
+          }
+        }
+      }
+      frontier = next
+    }
+    if (options.dryRun) return {stats: {...stats, bytes: stats.bytes + [...plan.blobs.values()].reduce((s, n) => s + n, 0)}, commits: newCommits, plan}
+    // 3. Blobs, written as they arrive (a blob refers to nothing, so order does not matter).
+    options.progress?.start(plan.blobs.size, 'fetch')
+    await Promise.all([...plan.blobs.keys()].map((id) => limit(async () => {
+      const bytes = await remote.getObject(id)
+      await local.put(bytes, id)
+      stats.objects++
+      stats.bytes += bytes.length
+      options.progress?.increment()
+    })))
+    // 4. Structured objects bottom-up, commits oldest first.
+    for (const group of planGroups(plan).slice(1)) {
+      for (const id of group) await local.put(fetched.get(id)!, id)
+    }
+    return {stats, commits: newCommits, plan}
+  } catch (error) {
+    if ((error as {code?: string}).code === 'OBJECT_CORRUPT' || (error as {code?: string}).code === 'OBJECT_MISSING') throw error
+    throw failed('fetch', stats, stats.objects, error)
+  } finally {
+    options.progress?.stop()
+  }
+}
