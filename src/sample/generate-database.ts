@@ -89,5 +89,13 @@ export function generateDatabase(file: string, options: GenerateOptions): {quadr
 }
 
 export function hashSeed(seed: number, x: number, y: number, layer: number): number {
-  return (Math.imul(seed, 2654435761) ^ Math.imul(x, 73856093) ^ Math.imul(y, 19349663) ^ Math.imul(layer, 83492791)) >>> 0
+  // Sequential mixing (murmur3's finaliser) so that no two (x, y, layer) share a seed.
+  let h = seed >>> 0
+  for (const v of [x, y, layer]) {
+    h = Math.imul(h ^ (v | 0), 0xcc9e2d51)
+    h ^= h >>> 15
+    h = Math.imul(h, 0x1b873593)
+    h ^= h >>> 13
+  }
+  return h >>> 0
 }
