@@ -1,9 +1,29 @@
-import {TilesyncError} from '../../core/errors.js'
 import type {RemoteConfig} from '../../repo/config.js'
 import type {Backend} from '../backend.js'
 import type {RemoteLocation} from '../remote-url.js'
+import {remoteRetries, RetryingBackend} from '../retrying-backend.js'
+import {remoteTimeoutMs, S3Backend} from './s3-backend.js'
+import {type CredentialSources, resolveS3Settings} from './s3-credentials.js'
 
-// Replaced by the S3 backend (issue 3); until then an s3:// or r2:// remote is refused clearly.
-export async function openS3Backend(loc: Extract<RemoteLocation, {kind: 's3'}>, _remote: RemoteConfig): Promise<Backend> {
-  throw new TilesyncError('REMOTE_UNSUPPORTED', `S3/R2 remotes are not available in this build (${loc.bucket})`, {hint: 'use a directory remote'})
+/** Transfers run this many requests at once unless TILESYNC_JOBS says otherwise. */
+const DEFAULT_JOBS = 16
+
+/**
+ * Opens an r2:// or s3:// remote: credentials from the environment (or ./.env), one S3
+ * client sized for the transfer concurrency, wrapped in retries.
+ */
+export async function openS3Backend(loc: Extract<RemoteLocation, {kind: 's3'}>, remote: RemoteConfig, sources: CredentialSources = {}): Promise<Backend> {
+  const env = sources.env ?? process.env
+  const settings = resolveS3Settings(loc, remote, sources)
+  const jobs = Number(env.TILESYNC_JOBS)
+  const concurrency = Number.isInteger(jobs) && jobs > 0 ? jobs : DEFAULT_JOBS
+  const s3 = new S3Backend({
+    flavour: loc.flavour,
+    bucket: loc.bucket,
+    prefix: loc.prefix,
+    settings,
+    maxSockets: Math.max(50, concurrency + 8),
+    timeoutMs: remoteTimeoutMs(env),
+  })
+  return new RetryingBackend(s3, {attempts: remoteRetries(env)})
 }
