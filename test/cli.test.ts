@@ -4,7 +4,7 @@ import * as path from 'node:path'
 
 import {makeProject, dumpDatabase, tmpDir, DB_REL} from './support/fixtures.js'
 import {setGeneration} from './support/edit.js'
-import {cli, cliJson, REPO_ROOT} from './support/cli.js'
+import {BIN, cli, cliJson, REPO_ROOT} from './support/cli.js'
 
 describe('the CLI as a subprocess (README quick start)', function () {
   this.timeout(180_000)
@@ -77,5 +77,18 @@ describe('the CLI as a subprocess (README quick start)', function () {
     expect(files).to.include('dist/commands/commit.js')
     expect(files).to.include('dist/src/ops/commit.js')
     expect(files.some((f) => f.startsWith('dist/test/'))).to.equal(false)
+  })
+
+  it('shows a progress bar on stderr only when stderr is a terminal', () => {
+    const {dir} = makeProject({width: 20, height: 20})
+    cli(dir, ['init'])
+    const env: NodeJS.ProcessEnv = {...process.env, TILESYNC_NO_PROGRESS: '', TILESYNC_AUTHOR_NAME: 'P', TILESYNC_AUTHOR_EMAIL: 'p@x'}
+    delete env.CI
+    // `script` gives the command a real pseudo-terminal.
+    const tty = execFileSync('script', ['-qec', `${process.execPath} ${BIN} commit -m tty`, '/dev/null'], {cwd: dir, encoding: 'utf8', env})
+    expect(tty).to.match(/commit \[[\u2588\u2591 ]*\]/)
+    cli(dir, ['checkout', 'HEAD', '--force'])
+    const piped = cli(dir, ['commit', '-m', 'piped'], {CI: ''})
+    expect(piped.stderr).to.not.contain('[')
   })
 })

@@ -28,10 +28,16 @@ describe('commit, edit, checkout round trip', () => {
       d.prepare(`INSERT INTO quadrants (quadrant_x, quadrant_y, lat, lng, tile_row, tile_col, quadrant_index, render) VALUES (50, -50, 1.5, 2, 3, 4, 0, ?)`).run(png(5))
       d.prepare(`UPDATE metadata SET value = '4' WHERE key = 'schema_version'`).run()
     })
+    const nullTile = withDb(db, (d) => d.prepare('SELECT quadrant_x AS x, quadrant_y AS y FROM quadrants WHERE generation IS NULL LIMIT 1').get() as {x: number; y: number})
+    withDb(db, (d) => d.prepare('UPDATE quadrants SET generation = ? WHERE quadrant_x = ? AND quadrant_y = ?').run(png(4444), nullTile.x, nullTile.y))
     const st = await status(ws)
     expect(st.clean).to.equal(false)
     const byKey = Object.fromEntries(st.changes.tiles.map((t) => [t.key, t]))
-    expect(Object.keys(byKey).sort()).to.deep.equal(['-3,-2', '0,0', '1,1', '50,-50'])
+    const nullKey = `${nullTile.x},${nullTile.y}`
+    expect(Object.keys(byKey).sort()).to.deep.equal(['-3,-2', '0,0', '1,1', '50,-50', nullKey].sort())
+    expect(byKey[nullKey].layers).to.have.length(1)
+    expect(byKey[nullKey].layers[0].old).to.equal(null)
+    expect(byKey[nullKey].layers[0].new?.size).to.equal(png(4444).length)
     expect(byKey['0,0'].status).to.equal('modified')
     expect(byKey['0,0'].layers.map((l) => l.layer)).to.deep.equal(['generation'])
     expect(byKey['1,1'].layers[0].new).to.equal(null)
@@ -41,7 +47,7 @@ describe('commit, edit, checkout round trip', () => {
     expect(st.changes.tables.find((t) => t.table === 'metadata')?.modified).to.equal(1)
 
     const second = await commit(ws, {message: 'second'})
-    expect(second.summary).to.include({tilesAdded: 1, tilesModified: 2, tilesDeleted: 1, rowsChanged: 5})
+    expect(second.summary).to.include({tilesAdded: 1, tilesModified: 3, tilesDeleted: 1, rowsChanged: 6})
     const after = dumpDatabase(db)
     expect((await status(ws)).clean).to.equal(true)
 
@@ -57,6 +63,6 @@ describe('commit, edit, checkout round trip', () => {
     expect(dumpDatabase(db)).to.deep.equal(after)
 
     const d = await diff(ws, {from: 'HEAD~1', to: 'HEAD'})
-    expect(d.changes.summary.rowsChanged).to.equal(5)
+    expect(d.changes.summary.rowsChanged).to.equal(6)
   })
 })

@@ -5,7 +5,8 @@ import * as path from 'node:path'
 import {clone} from '../src/ops/clone.js'
 import {commit} from '../src/ops/commit.js'
 import {initRepository} from '../src/ops/init.js'
-import {abortMerge, resolveMerge} from '../src/ops/merge.js'
+import {switchBranch} from '../src/ops/branches.js'
+import {abortMerge, mergeCommit, resolveMerge} from '../src/ops/merge.js'
 import {pull} from '../src/ops/pull.js'
 import {push} from '../src/ops/push.js'
 import {addRemote} from '../src/ops/remotes.js'
@@ -157,3 +158,45 @@ async function hashOf(bytes: Buffer): Promise<string> {
   const {hashBytes} = await import('../src/core/hash.js')
   return hashBytes(bytes)
 }
+
+describe('directory remote: more', () => {
+  it('push --force overwrites a diverged remote branch; file:// URLs work', async () => {
+    const {dir, db} = makeProject()
+    await initRepository({dir})
+    const a = await Workspace.open(dir)
+    await commit(a, {message: 'first', author})
+    const remoteDir = path.join(tmpDir('remote'), 'tiles')
+    await addRemote(a.repo, 'origin', `file://${remoteDir}`)
+    await push(a, {})
+    const b = await cloneOf(`file://${remoteDir}`)
+    setGeneration(b.db, 3, 3, 701)
+    await commit(b.ws, {message: 'b', author})
+    await push(b.ws, {})
+    setGeneration(db, 2, 2, 702)
+    const mine = await commit(a, {message: 'a', author})
+    await expectCode(push(a, {}), 'REMOTE_MOVED')
+    const forced = await push(a, {force: true})
+    expect(forced.to).to.equal(mine.id)
+    const c = await cloneOf(remoteDir)
+    expect(dumpDatabase(c.db)).to.deep.equal(dumpDatabase(db))
+  })
+
+  it('merge REV combines two local branches per tile', async () => {
+    const {dir, db} = makeProject()
+    await initRepository({dir})
+    const ws = await Workspace.open(dir)
+    await commit(ws, {message: 'first', author})
+    await switchBranch(ws, 'left', {create: true})
+    setGeneration(db, 0, 1, 801)
+    await commit(ws, {message: 'left', author})
+    await switchBranch(ws, 'main')
+    setGeneration(db, 1, 0, 802)
+    await commit(ws, {message: 'main', author})
+    const r = await mergeCommit(ws, await ws.resolve('left'), 'left')
+    expect(r.outcome).to.equal('merged')
+    expect(generationOf(db, 0, 1)).to.deep.equal(png(801))
+    expect(generationOf(db, 1, 0)).to.deep.equal(png(802))
+    expect((await ws.reader.commit(r.head!)).parents).to.have.length(2)
+    expect((await status(ws)).clean).to.equal(true)
+  })
+})
