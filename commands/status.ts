@@ -1,14 +1,18 @@
+import {Flags} from '@oclif/core'
+
 import {TilesyncCommand} from '../src/cli/base-command.js'
 import {formatChangeSet, short} from '../src/cli/format.js'
 import {status, type StatusResult} from '../src/ops/status.js'
 
 export default class Status extends TilesyncCommand {
   static override summary = 'Show what differs between the database and HEAD, per tile and layer.'
-  static override examples = ['<%= config.bin %> status', '<%= config.bin %> status --json']
+  static override description = 'Normally reads only the rows the database recorded as changed (see `tilesync tracking`); --rescan reads every row.'
+  static override examples = ['<%= config.bin %> status', '<%= config.bin %> status --json', '<%= config.bin %> status --rescan']
+  static override flags = {rescan: Flags.boolean({description: 'read every row instead of the change record'})}
 
   async run(): Promise<StatusResult> {
-    await this.parse(Status)
-    const result = await status(await this.workspace())
+    const {flags} = await this.parse(Status)
+    const result = await status(await this.workspace(), {rescan: flags.rescan})
     this.say(result.branch ? `On branch ${result.branch} (${short(result.head)})` : `HEAD detached at ${short(result.head)}`)
     if (result.merging) this.say('A merge is in progress: see `tilesync merge --help`.')
     if (!result.head) this.say('No commits yet.')

@@ -5,7 +5,8 @@ import {cellsEqual} from '../snapshot/rows.js'
 import type {TreeReader} from '../snapshot/tree-reader.js'
 import type {ObjectReader} from '../store/object-store.js'
 import {quoteIdent, readSchema} from './introspect.js'
-import {type Db, translateSqliteError} from './open-database.js'
+import type {Db} from './open-database.js'
+import {inTransaction} from './transactions.js'
 
 export interface ApplyPlan {
   /** Row changes per table, from the database's current state to the target. */
@@ -42,13 +43,9 @@ async function bindValue(type: string, value: Cell, blobs: ObjectReader): Promis
  * the transaction and leaves the database exactly as it was.
  */
 export async function applyToDatabase(db: Db, plan: ApplyPlan, reader: TreeReader, onRow?: () => void): Promise<ApplyResult> {
+  // Joins the caller's transaction when there is one (checkout scans and writes in one).
   const result: ApplyResult = {rowsWritten: 0, rowsDeleted: 0, tablesRecreated: []}
-  try {
-    db.exec('BEGIN IMMEDIATE')
-  } catch (error) {
-    throw translateSqliteError(error, db.name)
-  }
-  try {
+  await inTransaction(db, 'write', async () => {
     const current = readSchema(db)
     const recreate = new Set<string>()
     const deferred: SchemaEntry[] = []
@@ -129,11 +126,7 @@ export async function applyToDatabase(db: Db, plan: ApplyPlan, reader: TreeReade
     }
     const present = new Set((db.prepare(`SELECT type || ' ' || name AS k FROM sqlite_master`).all() as Array<{k: string}>).map((r) => r.k))
     for (const e of deferred) if (!present.has(`${e.type} ${e.name}`)) db.exec(e.sql)
-    db.exec('COMMIT')
-  } catch (error) {
-    if (db.inTransaction) db.exec('ROLLBACK')
-    throw translateSqliteError(error, db.name)
-  }
+  })
   return result
 }
 

@@ -3,7 +3,8 @@ import {type BlobRef, type Cell, encodeSnapshot, type Row, type SchemaEntry, typ
 import {TableTreeEditor} from '../snapshot/tree-editor.js'
 import type {TreeReader} from '../snapshot/tree-reader.js'
 import {readSchema, quoteIdent} from './introspect.js'
-import {type Db, translateSqliteError} from './open-database.js'
+import type {Db} from './open-database.js'
+import {inTransaction} from './transactions.js'
 import type {TableSpec} from './table-spec.js'
 
 export interface SnapshotResult {
@@ -57,38 +58,78 @@ export async function toRow(raw: unknown[], blobs: ObjectWriter): Promise<{row: 
   return {row: {types, values}, bytes}
 }
 
+export interface IncrementalBase {
+  /** Tables of the baseline snapshot the change record is relative to. */
+  tables: Map<string, TableTree>
+  /** Changed keys per table (raw SQLite values, key columns in order, padded with NULLs). */
+  changed: Map<string, unknown[][]>
+  /** Tables whose record is complete; every other table is read in full. */
+  tracked: Set<string>
+}
+
+function sameLayout(spec: TableSpec, table: TableTree): boolean {
+  return JSON.stringify([spec.columns, spec.key, spec.keyKind, spec.partition, spec.layers]) ===
+    JSON.stringify([table.columns, table.key, table.keyKind, table.partition, table.layers])
+}
+
+/** A row holding only key cells: enough to find the leaf a deleted key lived in. */
+function keyOnlyRow(spec: TableSpec, key: unknown[]): Row {
+  const types = Array.from({length: spec.columns.length}, () => 'n')
+  const values: Cell[] = Array.from({length: spec.columns.length}, () => null)
+  spec.key.forEach((col, i) => {
+    const v = key[i]
+    if (typeof v === 'bigint') {
+      types[col] = 'i'
+      values[col] = v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v
+    } else if (typeof v === 'number') {
+      types[col] = 'r'
+      values[col] = v
+    } else if (typeof v === 'string') {
+      types[col] = 't'
+      values[col] = v
+    }
+  })
+  return {types: types.join(''), values}
+}
+
 /**
- * Reads the whole database into a snapshot inside one read transaction, so the snapshot
- * is one consistent moment even while the pipeline keeps writing.
+ * Reads the database into a snapshot inside one read transaction (or the caller's), so the
+ * snapshot is one consistent moment even while the pipeline keeps writing. With `incremental`,
+ * tracked tables start from the baseline tree and only their changed keys are read again.
  */
-export async function snapshotDatabase(db: Db, specs: TableSpec[], tileTable: string | null, sinks: SnapshotSinks): Promise<SnapshotResult> {
+export async function snapshotDatabase(db: Db, specs: TableSpec[], tileTable: string | null, sinks: SnapshotSinks, incremental?: IncrementalBase): Promise<SnapshotResult> {
   const tables = new Map<string, TableTree>()
   const tableIds = new Map<string, string>()
-  let schema: SchemaEntry[]
-  try {
-    db.exec('BEGIN')
-  } catch (error) {
-    throw translateSqliteError(error, db.name)
-  }
-  try {
-    schema = readSchema(db)
+  const schema = await inTransaction(db, 'read', async () => {
     for (const spec of specs) {
-      const editor = new TableTreeEditor(spec, null, sinks.reader, sinks.trees)
-      const stmt = db.prepare(`SELECT ${selectColumnsSql(spec)} FROM ${quoteIdent(spec.name)}`).raw(true).safeIntegers(true)
-      for (const raw of stmt.iterate() as Iterable<unknown[]>) {
-        const {row, bytes} = await toRow(raw, sinks.blobs)
-        await editor.put(row)
-        sinks.onRow?.(bytes)
+      const base = incremental?.tables.get(spec.name)
+      const useRecord = incremental !== undefined && incremental.tracked.has(spec.name) && base !== undefined && sameLayout(spec, base)
+      const editor = new TableTreeEditor(spec, useRecord ? base : null, sinks.reader, sinks.trees)
+      if (useRecord) {
+        const where = spec.key.map((i) => `${quoteIdent(spec.columns[i].name)} IS ?`).join(' AND ')
+        const stmt = db.prepare(`SELECT ${selectColumnsSql(spec)} FROM ${quoteIdent(spec.name)} WHERE ${where}`).raw(true).safeIntegers(true)
+        for (const key of incremental.changed.get(spec.name) ?? []) {
+          const raw = stmt.get(...key.slice(0, spec.key.length)) as unknown[] | undefined
+          if (raw) {
+            const {row, bytes} = await toRow(raw, sinks.blobs)
+            await editor.put(row)
+            sinks.onRow?.(bytes)
+          } else await editor.delete(keyOnlyRow(spec, key))
+        }
+      } else {
+        const stmt = db.prepare(`SELECT ${selectColumnsSql(spec)} FROM ${quoteIdent(spec.name)}`).raw(true).safeIntegers(true)
+        for (const raw of stmt.iterate() as Iterable<unknown[]>) {
+          const {row, bytes} = await toRow(raw, sinks.blobs)
+          await editor.put(row)
+          sinks.onRow?.(bytes)
+        }
       }
       const {id, table} = await editor.finish()
       tables.set(spec.name, table)
       tableIds.set(spec.name, id)
     }
-  } catch (error) {
-    throw translateSqliteError(error, db.name)
-  } finally {
-    if (db.inTransaction) db.exec('COMMIT')
-  }
+    return readSchema(db)
+  })
   const snapshot: Snapshot = {
     schema,
     tables: [...tableIds].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([name, id]) => ({name, id})),

@@ -9,7 +9,10 @@ import type {BBox} from '../snapshot/tree-reader.js'
 import {defaultAuthor} from '../util/author.js'
 import {createProgress} from '../util/progress.js'
 import {computeChangeSet, rawChanges, type RawChanges} from './change-set.js'
-import {sameTables, type TreeState, Workspace} from './workspace.js'
+import {maxSeq, readTrackingState} from '../db/change-tracking.js'
+import type {Db} from '../db/open-database.js'
+import {inTransaction} from '../db/transactions.js'
+import {markBaseline, sameTables, type TreeState, Workspace} from './workspace.js'
 
 export interface CheckoutOptions {
   revision: string
@@ -75,56 +78,66 @@ export async function checkout(ws: Workspace, options: CheckoutOptions): Promise
     const bbox = options.tiles?.length ? boxOf(options.tiles) : options.bbox
     const db = ws.openDb(false)
     try {
-      const working = await ws.scan(db, {store: true})
-      let pending = await rawChanges(headState, working.state, ws.reader, {bbox})
-      if (options.tiles?.length) pending = onlyTiles(pending, options.tiles)
-      const dirty = headId !== null && (partial ? count(pending) > 0 : !sameTables(headState, working.state))
-      let savedAs: string | null = null
-      if (dirty) {
-        if (!options.force) {
-          const set = await computeChangeSet(headState, working.state, ws.reader, {bbox})
-          throw new TilesyncError('DIRTY', `the database has uncommitted changes (${set.summary.rowsChanged} row${set.summary.rowsChanged === 1 ? '' : 's'}, ${set.tiles.length} tile${set.tiles.length === 1 ? '' : 's'})`, {
-            hint: 'commit them first (`tilesync commit -m ...`), or pass --force to overwrite them (they are saved first)',
-          })
-        }
-        savedAs = await saveWorking(ws, working.state, headId)
-      }
-      let changes = await rawChanges(working.state, target, ws.reader, {bbox})
-      if (options.tiles?.length) changes = onlyTiles(changes, options.tiles)
-      const progress = await createProgress('rows')
-      let applied: ApplyResult
-      try {
-        progress.start(count(changes), 'checkout')
-        applied = await applyToDatabase(db, {
-          changes,
-          targetSchema: partial ? undefined : target.snapshot.schema,
-          targetTables: target.tables,
-        }, ws.reader, () => progress.increment())
-      } finally {
-        progress.stop()
-      }
-      let detached = false
-      if (!partial) {
-        const branch = await ws.repo.refs.read(`refs/heads/${options.revision}`).catch(() => null)
-        const head: Head = branch === targetId ? {kind: 'branch', ref: `refs/heads/${options.revision}`, branch: options.revision} : {kind: 'detached', id: targetId}
-        detached = head.kind === 'detached'
-        await ws.repo.refs.setHead(head, `checkout: moving to ${options.revision}`)
-      }
-      const tileTable = target.snapshot.tileTable ?? ''
-      return {
-        target: targetId,
-        head: partial ? headId ?? targetId : targetId,
-        detached,
-        partial,
-        rowsWritten: applied.rowsWritten,
-        rowsDeleted: applied.rowsDeleted,
-        tilesChanged: changes.get(tileTable)?.changes.length ?? 0,
-        savedAs,
-      }
+      await ws.ensureTracking(db)
+      // Scan, check and write in ONE write transaction: no other writer can slip in between.
+      return await inTransaction(db, 'write', () => checkoutLocked(ws, db, options, {targetId, target, headId, headState, bbox, partial}))
     } finally {
       db.close()
     }
   })
+}
+
+async function checkoutLocked(ws: Workspace, db: Db, options: CheckoutOptions, ctx: {targetId: string; target: TreeState; headId: string | null; headState: TreeState; bbox?: BBox; partial: boolean}): Promise<CheckoutResult> {
+  const {targetId, target, headId, headState, bbox, partial} = ctx
+  const working = await ws.scan(db, {store: true})
+  if (working.tracking.installed && !working.tracking.used) markBaseline(db, working.state.snapshotId, working.tracking.upTo)
+  let pending = await rawChanges(headState, working.state, ws.reader, {bbox})
+  if (options.tiles?.length) pending = onlyTiles(pending, options.tiles)
+  const dirty = headId !== null && (partial ? count(pending) > 0 : !sameTables(headState, working.state))
+  let savedAs: string | null = null
+  if (dirty) {
+    if (!options.force) {
+      const set = await computeChangeSet(headState, working.state, ws.reader, {bbox})
+      throw new TilesyncError('DIRTY', `the database has uncommitted changes (${set.summary.rowsChanged} row${set.summary.rowsChanged === 1 ? '' : 's'}, ${set.tiles.length} tile${set.tiles.length === 1 ? '' : 's'})`, {
+        hint: 'commit them first (`tilesync commit -m ...`), or pass --force to overwrite them (they are saved first)',
+      })
+    }
+    savedAs = await saveWorking(ws, working.state, headId)
+  }
+  let changes = await rawChanges(working.state, target, ws.reader, {bbox})
+  if (options.tiles?.length) changes = onlyTiles(changes, options.tiles)
+  const progress = await createProgress('rows')
+  let applied: ApplyResult
+  try {
+    progress.start(count(changes), 'checkout')
+    applied = await applyToDatabase(db, {
+      changes,
+      targetSchema: partial ? undefined : target.snapshot.schema,
+      targetTables: target.tables,
+    }, ws.reader, () => progress.increment())
+  } finally {
+    progress.stop()
+  }
+  // After a full checkout the database equals the target: the change record restarts there.
+  if (!partial) markBaseline(db, target.snapshotId, readTrackingState(db).installed ? maxSeq(db) : 0)
+  let detached = false
+  if (!partial) {
+    const branch = await ws.repo.refs.read(`refs/heads/${options.revision}`).catch(() => null)
+    const head: Head = branch === targetId ? {kind: 'branch', ref: `refs/heads/${options.revision}`, branch: options.revision} : {kind: 'detached', id: targetId}
+    detached = head.kind === 'detached'
+    await ws.repo.refs.setHead(head, `checkout: moving to ${options.revision}`)
+  }
+  const tileTable = target.snapshot.tileTable ?? ''
+  return {
+    target: targetId,
+    head: partial ? headId ?? targetId : targetId,
+    detached,
+    partial,
+    rowsWritten: applied.rowsWritten,
+    rowsDeleted: applied.rowsDeleted,
+    tilesChanged: changes.get(tileTable)?.changes.length ?? 0,
+    savedAs,
+  }
 }
 
 /** Records the working database as a commit (not on any branch) before it is overwritten. */

@@ -15,7 +15,7 @@ import {createProgress} from '../util/progress.js'
 import {rawChanges} from './change-set.js'
 import {DEFAULT_DB} from './init.js'
 import {appendSyncLog} from './sync-log.js'
-import {EMPTY_STATE, Workspace} from './workspace.js'
+import {EMPTY_STATE, markBaseline, Workspace} from './workspace.js'
 
 export interface CloneOptions {
   url: string
@@ -107,6 +107,7 @@ export async function clone(options: CloneOptions): Promise<CloneResult> {
     const applied = await applyToDatabase(db, {changes, targetSchema: target.snapshot.schema, targetTables: target.tables}, ws.reader, () => progress.increment())
     progress.stop()
     rows = applied.rowsWritten
+    if (await ws.ensureTracking(db)) markBaseline(db, target.snapshotId, 0)
     db.close()
     await fs.rename(tmpDb, dbPath)
   } catch (error) {

@@ -6,7 +6,8 @@ import type {Author} from '../snapshot/model.js'
 import {defaultAuthor} from '../util/author.js'
 import {createProgress} from '../util/progress.js'
 import {computeChangeSet} from './change-set.js'
-import {rowCountOf, sameTables, Workspace} from './workspace.js'
+import type {Db} from '../db/open-database.js'
+import {markBaseline, rowCountOf, sameTables, type TreeState, Workspace} from './workspace.js'
 
 export interface CommitResult {
   committed: boolean
@@ -31,29 +32,39 @@ export async function commit(ws: Workspace, options: {message: string; author?: 
     }
     const head = await ws.repo.refs.readHead()
     const {id: parent, state: parentState} = await ws.headState()
-    const db = ws.openDb(true)
-    const progress = await createProgress('rows')
-    let scanned
+    const db = ws.openDb(false)
     try {
-      progress.start(rowCountOf(db, ws.specs(db)), 'commit')
-      scanned = await ws.scan(db, {store: true, progress})
+      return await commitScanned(ws, db, options, head.kind === 'branch' ? head.branch : null, parent, parentState)
     } finally {
-      progress.stop()
       db.close()
     }
-    const branch = head.kind === 'branch' ? head.branch : null
-    if (parent && sameTables(parentState, scanned.state)) {
-      return {committed: false, id: parent, parent, branch, message: options.message, summary: {tilesAdded: 0, tilesModified: 0, tilesDeleted: 0, rowsChanged: 0}, bytesRead: scanned.bytes}
-    }
-    const changes = await computeChangeSet(parentState, scanned.state, ws.reader)
-    const id = await writeCommit(ws.repo, {
-      tree: scanned.state.snapshotId,
-      parents: parent ? [parent] : [],
-      author: options.author ?? defaultAuthor(),
-      message: options.message,
-      stats: changes.summary,
-    })
-    await ws.repo.refs.updateHead(id, `commit: ${options.message.split('\n')[0]}`, parent)
-    return {committed: true, id, parent, branch, message: options.message, summary: changes.summary, bytesRead: scanned.bytes}
   })
+}
+
+async function commitScanned(ws: Workspace, db: Db, options: {message: string; author?: Author}, branch: string | null, parent: string | null, parentState: TreeState): Promise<CommitResult> {
+  await ws.ensureTracking(db)
+  const progress = await createProgress('rows')
+  let scanned
+  try {
+    if (progress.enabled) progress.start(rowCountOf(db, ws.specs(db)), 'commit')
+    scanned = await ws.scan(db, {store: true, progress})
+  } finally {
+    progress.stop()
+  }
+  if (parent && sameTables(parentState, scanned.state)) {
+    markBaseline(db, scanned.state.snapshotId, scanned.tracking.upTo)
+    return {committed: false, id: parent, parent, branch, message: options.message, summary: {tilesAdded: 0, tilesModified: 0, tilesDeleted: 0, rowsChanged: 0}, bytesRead: scanned.bytes}
+  }
+  const changes = await computeChangeSet(parentState, scanned.state, ws.reader)
+  const id = await writeCommit(ws.repo, {
+    tree: scanned.state.snapshotId,
+    parents: parent ? [parent] : [],
+    author: options.author ?? defaultAuthor(),
+    message: options.message,
+    stats: changes.summary,
+  })
+  await ws.repo.refs.updateHead(id, `commit: ${options.message.split('\n')[0]}`, parent)
+  // The record of changed rows starts again from this snapshot.
+  markBaseline(db, scanned.state.snapshotId, scanned.tracking.upTo)
+  return {committed: true, id, parent, branch, message: options.message, summary: changes.summary, bytesRead: scanned.bytes}
 }

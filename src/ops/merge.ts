@@ -11,7 +11,9 @@ import {defaultAuthor} from '../util/author.js'
 import {createProgress} from '../util/progress.js'
 import {computeChangeSet, rawChanges} from './change-set.js'
 import {type Conflict, type Side, threeWayMerge} from './three-way-merge.js'
-import {sameTables, type TreeState, type Workspace} from './workspace.js'
+import {maxSeq, readTrackingState} from '../db/change-tracking.js'
+import {inTransaction} from '../db/transactions.js'
+import {markBaseline, sameTables, type TreeState, type Workspace} from './workspace.js'
 
 export interface MergeResult {
   outcome: 'up-to-date' | 'fast-forward' | 'merged' | 'conflicts' | 'aborted'
@@ -43,8 +45,11 @@ export async function writeState(ws: Workspace, db: Db, from: TreeState, to: Tre
   const progress = await createProgress('rows')
   progress.start([...changes.values()].reduce((s, c) => s + c.changes.length, 0), 'write')
   try {
-    const r = await applyToDatabase(db, {changes, targetSchema: to.snapshot.schema, targetTables: to.tables}, ws.reader, () => progress.increment())
-    return r.rowsWritten + r.rowsDeleted
+    return await inTransaction(db, 'write', async () => {
+      const r = await applyToDatabase(db, {changes, targetSchema: to.snapshot.schema, targetTables: to.tables}, ws.reader, () => progress.increment())
+      markBaseline(db, to.snapshotId, readTrackingState(db).installed ? maxSeq(db) : 0)
+      return r.rowsWritten + r.rowsDeleted
+    })
   } finally {
     progress.stop()
   }

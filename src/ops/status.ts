@@ -10,15 +10,17 @@ export interface StatusResult {
   clean: boolean
   changes: ChangeSet
   merging: boolean
+  /** How the working database was read: from the change record, or in full (and why). */
+  scan: {incremental: boolean; reason: string}
 }
 
 /** What differs between the working database and HEAD. */
-export async function status(ws: Workspace): Promise<StatusResult> {
+export async function status(ws: Workspace, options: {rescan?: boolean} = {}): Promise<StatusResult> {
   const head = await ws.repo.refs.readHead()
   const {id, state} = await ws.headState()
   const db = ws.openDb(true)
   try {
-    const working = await ws.scan(db, {store: false})
+    const working = await ws.scan(db, {store: false, rescan: options.rescan})
     const changes = await computeChangeSet(state, working.state, working.reader)
     return {
       branch: head.kind === 'branch' ? head.branch : null,
@@ -27,6 +29,7 @@ export async function status(ws: Workspace): Promise<StatusResult> {
       clean: changes.summary.rowsChanged === 0 && !changes.schemaChanged,
       changes,
       merging: fs.existsSync(ws.repo.layout.mergeState),
+      scan: {incremental: working.tracking.used, reason: working.tracking.reason},
     }
   } finally {
     db.close()

@@ -1,5 +1,10 @@
 import {type Db, openDatabase} from '../db/open-database.js'
-import {snapshotDatabase, type SnapshotResult} from '../db/snapshot-database.js'
+import {randomBytes} from 'node:crypto'
+
+import {changedKeys, installTracking, isTrackable, maxSeq, readTrackingState, resetBaseline, triggersIntact} from '../db/change-tracking.js'
+import {readSchema} from '../db/introspect.js'
+import {type IncrementalBase, snapshotDatabase, type SnapshotResult} from '../db/snapshot-database.js'
+import {inTransaction} from '../db/transactions.js'
 import {resolveTableSpecs, type TableSpec} from '../db/table-spec.js'
 import {resolveRevision} from '../history/revisions.js'
 import {Repository} from '../repo/repository.js'
@@ -59,24 +64,79 @@ export class Workspace {
   /**
    * Reads the working database as a tree state. With `store: true` the blobs and nodes are
    * written to the object store (commit, checkout's safety copy); otherwise they are only
-   * hashed and kept in memory (status, diff).
+   * hashed and kept in memory (status, diff). When change tracking can be trusted, only the
+   * rows changed since its baseline are read; otherwise (or with `rescan`) every row is.
    */
-  async scan(db: Db, options: {store: boolean; progress?: Progress}): Promise<{state: TreeState; reader: TreeReader; bytes: number}> {
+  async scan(db: Db, options: {store: boolean; progress?: Progress; rescan?: boolean}): Promise<ScanResult> {
     const specs = this.specs(db)
     const overlay = options.store ? undefined : new OverlayStore(this.repo.store)
     const reader = overlay ? new TreeReader(overlay) : this.reader
     let bytes = 0
-    const result: SnapshotResult = await snapshotDatabase(db, specs, this.repo.config.tileTable, {
-      trees: overlay ?? this.repo.store,
-      blobs: options.store ? this.repo.store : hashOnlyWriter,
-      reader,
-      onRow: (b) => {
-        bytes += b
-        options.progress?.increment(1)
-      },
+    return inTransaction(db, 'read', async () => {
+      const tracking = await this.trackingBase(db, specs, options.rescan ?? false)
+      const result: SnapshotResult = await snapshotDatabase(db, specs, this.repo.config.tileTable, {
+        trees: overlay ?? this.repo.store,
+        blobs: options.store ? this.repo.store : hashOnlyWriter,
+        reader,
+        onRow: (b) => {
+          bytes += b
+          options.progress?.increment(1)
+        },
+      }, tracking.base)
+      return {
+        state: {snapshotId: result.id, snapshot: result.snapshot, tables: result.tables, tableIds: result.tableIds},
+        reader, bytes,
+        tracking: {installed: tracking.installed, used: tracking.base !== undefined, upTo: tracking.upTo, reason: tracking.reason},
+      }
     })
-    return {state: {snapshotId: result.id, snapshot: result.snapshot, tables: result.tables, tableIds: result.tableIds}, reader, bytes}
   }
+
+  /** Decides whether the change record can stand in for a full read, and why not if it cannot. */
+  private async trackingBase(db: Db, specs: TableSpec[], rescan: boolean): Promise<{installed: boolean; upTo: number; base?: IncrementalBase; reason: string}> {
+    const state = readTrackingState(db)
+    if (!state.installed) return {installed: false, upTo: 0, reason: 'change tracking is not installed'}
+    const upTo = maxSeq(db)
+    const expectedId = this.repo.config.tracking?.id
+    const no = (reason: string): {installed: boolean; upTo: number; reason: string} => ({installed: true, upTo, reason})
+    if (rescan) return no('full rescan requested')
+    if (!expectedId || state.trackingId !== expectedId) return no('the database was tracked by another repository')
+    if (!state.baseline || !(await this.repo.store.has(state.baseline))) return no('no baseline snapshot yet')
+    if (!triggersIntact(db, specs)) return no('tracking triggers are missing or were changed')
+    const baseline = await this.reader.snapshot(state.baseline)
+    if (JSON.stringify(baseline.schema) !== JSON.stringify(readSchema(db))) return no('the schema changed since the baseline')
+    const tables = new Map<string, TableTree>()
+    for (const t of baseline.tables) tables.set(t.name, await this.reader.table(t.id))
+    const tracked = new Set(specs.filter((s) => isTrackable(db, s)).map((s) => s.name))
+    return {installed: true, upTo, base: {tables, changed: changedKeys(db, upTo), tracked}, reason: 'using the change record'}
+  }
+
+  /** Installs or repairs tracking when it is enabled and not intact. Returns whether it is in place. */
+  async ensureTracking(db: Db): Promise<boolean> {
+    if (this.repo.config.tracking?.enabled === false || db.readonly) return false
+    const specs = this.specs(db)
+    const state = readTrackingState(db)
+    let id = this.repo.config.tracking?.id
+    if (state.installed && id && state.trackingId === id && triggersIntact(db, specs)) return true
+    if (!id) {
+      id = randomBytes(8).toString('hex')
+      this.repo.config.tracking = {enabled: true, id}
+      await this.repo.writeConfig()
+    }
+    installTracking(db, specs, id)
+    return true
+  }
+}
+
+export interface ScanResult {
+  state: TreeState
+  reader: TreeReader
+  bytes: number
+  tracking: {installed: boolean; used: boolean; upTo: number; reason: string}
+}
+
+/** Records that the database now equals `snapshotId` apart from changes after `upTo`. */
+export function markBaseline(db: Db, snapshotId: string, upTo: number): void {
+  if (readTrackingState(db).installed && !db.readonly) resetBaseline(db, snapshotId, upTo)
 }
 
 export function sameTables(a: TreeState, b: TreeState): boolean {

@@ -24,6 +24,8 @@ export interface RepoConfig {
   imageColumns?: string[]
   xyColumns?: [string, string]
   remotes: Record<string, RemoteConfig>
+  /** Change tracking in the database (see src/db/change-tracking.ts); on unless turned off. */
+  tracking?: {enabled: boolean; id?: string}
 }
 
 export async function loadConfig(file: string): Promise<{data: RepoConfig; save: () => Promise<void>}> {

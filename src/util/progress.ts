@@ -1,12 +1,14 @@
 import type {SingleBar} from 'cli-progress'
 
 export interface Progress {
+  /** False when nothing is shown: callers skip work done only to size the bar. */
+  readonly enabled: boolean
   start(total: number, label: string): void
   increment(n?: number): void
   stop(): void
 }
 
-const silent: Progress = {start() {}, increment() {}, stop() {}}
+const silent: Progress = {enabled: false, start() {}, increment() {}, stop() {}}
 
 /**
  * A progress bar on stderr when stderr is a terminal, nothing otherwise, so pipes, CI logs
@@ -17,6 +19,7 @@ export async function createProgress(unit = 'items'): Promise<Progress> {
   const {default: cliProgress} = await import('cli-progress')
   let bar: SingleBar | undefined
   return {
+    enabled: true,
     start(total, label) {
       bar = new cliProgress.SingleBar({
         stream: process.stderr,
