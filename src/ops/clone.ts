@@ -81,43 +81,59 @@ export async function clone(options: CloneOptions): Promise<CloneResult> {
       await fs.rm(tmp, {recursive: true, force: true})
     }
   }
+  // A failed clone removes what it created, so that it can simply be run again.
+  const createdRoot = !existsSync(root)
+  const createdDbDir = topmostMissing(root, path.dirname(dbPath))
   await fs.mkdir(root, {recursive: true})
-  const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined)
-  const arr = (v: unknown): string[] | undefined => (Array.isArray(v) && v.every((x) => typeof x === 'string') ? v : undefined)
-  const repo = await Repository.create(root, {
-    version: 1, database: database.split(path.sep).join('/'), tileTable: str(meta.tileTable) ?? 'quadrants',
-    ...(arr(meta.keyColumns) ? {keyColumns: arr(meta.keyColumns)} : {}),
-    ...(arr(meta.imageColumns) ? {imageColumns: arr(meta.imageColumns)} : {}),
-    ...(arr(meta.xyColumns)?.length === 2 ? {xyColumns: arr(meta.xyColumns) as [string, string]} : {}),
-    remotes: {origin: remoteConfig},
-  })
-  const start = Date.now()
-  const ws = new Workspace(repo)
-  const {stats, commits} = await downloadHistory(repo.store, remote, branch.id, {concurrency: transferConcurrency(), progress: await createProgress('objects')})
-  const target = await ws.stateOf(branch.id)
-  await fs.mkdir(path.dirname(dbPath), {recursive: true})
-  const tmpDb = `${dbPath}.tilesync-clone.tmp`
-  await fs.rm(tmpDb, {force: true})
-  const db = createDatabase(tmpDb)
-  let rows = 0
   try {
-    const progress = await createProgress('rows')
-    progress.start([...target.tables.values()].reduce((s, t) => s + t.rowCount, 0), 'checkout')
-    const changes = await rawChanges(EMPTY_STATE, target, ws.reader)
-    const applied = await applyToDatabase(db, {changes, targetSchema: target.snapshot.schema, targetTables: target.tables}, ws.reader, () => progress.increment())
-    progress.stop()
-    rows = applied.rowsWritten
-    if (await ws.ensureTracking(db)) markBaseline(db, target.snapshotId, 0)
-    db.close()
-    await fs.rename(tmpDb, dbPath)
-  } catch (error) {
-    if (db.open) db.close()
+    const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined)
+    const arr = (v: unknown): string[] | undefined => (Array.isArray(v) && v.every((x) => typeof x === 'string') ? v : undefined)
+    const repo = await Repository.create(root, {
+      version: 1, database: database.split(path.sep).join('/'), tileTable: str(meta.tileTable) ?? 'quadrants',
+      ...(arr(meta.keyColumns) ? {keyColumns: arr(meta.keyColumns)} : {}),
+      ...(arr(meta.imageColumns) ? {imageColumns: arr(meta.imageColumns)} : {}),
+      ...(arr(meta.xyColumns)?.length === 2 ? {xyColumns: arr(meta.xyColumns) as [string, string]} : {}),
+      remotes: {origin: remoteConfig},
+    })
+    const start = Date.now()
+    const ws = new Workspace(repo)
+    const {stats, commits} = await downloadHistory(repo.store, remote, branch.id, {concurrency: transferConcurrency(), progress: await createProgress('objects')})
+    const target = await ws.stateOf(branch.id)
+    await fs.mkdir(path.dirname(dbPath), {recursive: true})
+    const tmpDb = `${dbPath}.tilesync-clone.tmp`
     await fs.rm(tmpDb, {force: true})
+    const db = createDatabase(tmpDb)
+    let rows = 0
+    try {
+      const progress = await createProgress('rows')
+      progress.start([...target.tables.values()].reduce((s, t) => s + t.rowCount, 0), 'checkout')
+      const changes = await rawChanges(EMPTY_STATE, target, ws.reader)
+      const applied = await applyToDatabase(db, {changes, targetSchema: target.snapshot.schema, targetTables: target.tables}, ws.reader, () => progress.increment())
+      progress.stop()
+      rows = applied.rowsWritten
+      if (await ws.ensureTracking(db)) markBaseline(db, target.snapshotId, 0)
+      db.close()
+      await fs.rename(tmpDb, dbPath)
+    } catch (error) {
+      if (db.open) db.close()
+      await fs.rm(tmpDb, {force: true})
+      throw error
+    }
+    await repo.refs.update(`refs/heads/${branch.name}`, branch.id, `clone: from ${options.url}`, null)
+    await repo.refs.update(`refs/remotes/origin/${branch.name}`, branch.id, `clone: from ${options.url}`)
+    await repo.refs.setHead({kind: 'branch', ref: `refs/heads/${branch.name}`, branch: branch.name}, `clone: from ${options.url}`)
+    await appendSyncLog(repo, {time: new Date(start).toISOString(), op: 'clone', remote: 'origin', branch: branch.name, from: null, to: branch.id, objects: stats.objects, bytes: stats.bytes, durationMs: Date.now() - start, result: 'ok'})
+    return {root, database: repo.config.database, branch: branch.name, head: branch.id, commits: commits.length, objects: stats.objects, bytes: stats.bytes, rows, dryRun: false}
+  } catch (error) {
+    await fs.rm(createdRoot ? root : path.join(root, '.tilesync'), {recursive: true, force: true}).catch(() => undefined)
+    if (!createdRoot && createdDbDir) await fs.rm(createdDbDir, {recursive: true, force: true}).catch(() => undefined)
     throw error
   }
-  await repo.refs.update(`refs/heads/${branch.name}`, branch.id, `clone: from ${options.url}`, null)
-  await repo.refs.update(`refs/remotes/origin/${branch.name}`, branch.id, `clone: from ${options.url}`)
-  await repo.refs.setHead({kind: 'branch', ref: `refs/heads/${branch.name}`, branch: branch.name}, `clone: from ${options.url}`)
-  await appendSyncLog(repo, {time: new Date(start).toISOString(), op: 'clone', remote: 'origin', branch: branch.name, from: null, to: branch.id, objects: stats.objects, bytes: stats.bytes, durationMs: Date.now() - start, result: 'ok'})
-  return {root, database: repo.config.database, branch: branch.name, head: branch.id, commits: commits.length, objects: stats.objects, bytes: stats.bytes, rows, dryRun: false}
+}
+
+/** The outermost directory of `dir` below `root` that does not exist yet (null: all exist). */
+function topmostMissing(root: string, dir: string): string | null {
+  let missing: string | null = null
+  for (let d = dir; d.startsWith(root + path.sep); d = path.dirname(d)) if (!existsSync(d)) missing = d
+  return missing
 }

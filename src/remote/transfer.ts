@@ -139,13 +139,24 @@ export async function downloadHistory(local: LocalObjectStore, remote: RemoteSto
     if (options.dryRun) return {stats: {...stats, bytes: stats.bytes + [...plan.blobs.values()].reduce((s, n) => s + n, 0)}, commits: newCommits, plan}
     // 3. Blobs, written as they arrive (a blob refers to nothing, so order does not matter).
     options.progress?.start(plan.blobs.size, 'fetch')
-    await Promise.all([...plan.blobs.keys()].map((id) => limit(async () => {
-      const bytes = await remote.getObject(id)
-      await local.put(bytes, id)
-      stats.objects++
-      stats.bytes += bytes.length
-      options.progress?.increment()
+    // After a failure no new download starts, and the error is reported only once those in
+    // flight have finished: nothing is written behind the caller's back after it returns.
+    let stopped = false
+    const outcomes = await Promise.allSettled([...plan.blobs.keys()].map((id) => limit(async () => {
+      if (stopped) return
+      try {
+        const bytes = await remote.getObject(id)
+        await local.put(bytes, id)
+        stats.objects++
+        stats.bytes += bytes.length
+        options.progress?.increment()
+      } catch (error) {
+        stopped = true
+        throw error
+      }
     })))
+    const failure = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected')
+    if (failure) throw failure.reason
     // 4. Structured objects bottom-up, commits oldest first.
     for (const group of planGroups(plan).slice(1)) {
       for (const id of group) await local.put(fetched.get(id)!, id)
