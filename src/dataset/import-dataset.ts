@@ -1,0 +1,104 @@
+import {existsSync} from 'node:fs'
+
+import {TilesyncError} from '../core/errors.js'
+import {applyToDatabase} from '../db/apply-snapshot.js'
+import {maxSeq, readTrackingState} from '../db/change-tracking.js'
+import {inTransaction} from '../db/transactions.js'
+import {rawChanges} from '../ops/change-set.js'
+import {saveWorking} from '../ops/checkout.js'
+import {markBaseline, sameTables, type TreeState, type Workspace} from '../ops/workspace.js'
+import {layerFolders, LIMITS, MANIFEST_PATH} from './layout.js'
+import {parseManifest} from './manifest.js'
+import {Md5Cache} from './md5-cache.js'
+import {restoreDataset} from './restore.js'
+import {DirectorySource} from './source.js'
+
+export interface ImportOptions {
+  dir: string
+  /** Overwrite uncommitted changes (they are saved first as a commit on refs/saved). */
+  force?: boolean
+}
+
+export interface ImportResult {
+  dir: string
+  /** exact: rebuilt from tilesync/ and verified; edited: generations.csv was changed with other tools. */
+  mode: 'exact' | 'edited'
+  snapshot: string
+  /** The commit the dataset was exported from (exact mode). */
+  commit: string | null
+  tiles: number
+  rowsWritten: number
+  rowsDeleted: number
+  /** True when the database already equalled the dataset. */
+  unchanged: boolean
+  /** Commit holding the uncommitted changes that --force overwrote, if any. */
+  savedAs: string | null
+}
+
+/**
+ * Makes the working database equal to a dataset folder (the offline twin of `pull` from an
+ * oxen remote). The folder is checked completely before the database is opened for writing:
+ * no symbolic links, no unknown files, no path leaving the folder, every hash right, sizes
+ * sane. Then the differences are written in one transaction, refusing over uncommitted
+ * changes unless forced, as checkout does. HEAD does not move: the user commits the result.
+ */
+export async function importDataset(ws: Workspace, options: ImportOptions): Promise<ImportResult> {
+  const src = await DirectorySource.open(options.dir)
+  const {state: headState} = await ws.headState()
+  let layerColumns: string[]
+  if (src.files.has(MANIFEST_PATH)) {
+    layerColumns = parseManifest(await src.read(MANIFEST_PATH, LIMITS.manifestBytes)).tileTable.layers.map((l) => l.column)
+  } else {
+    const tile = headState.tables.get(headState.snapshot.tileTable ?? '')
+    layerColumns = tile ? tile.layers.map((i) => tile.columns[i].name) : ['render', 'generation']
+  }
+  src.checkKnownFiles(new Set(layerFolders(layerColumns).map((l) => l.folder)))
+
+  const md5 = await Md5Cache.open(ws.repo)
+  const restored = await restoreDataset(src, {
+    reader: ws.reader, store: ws.repo.store, md5, base: headState.snapshotId ? headState : null, baseXY: ws.repo.config.xyColumns,
+  })
+  if (!restored) throw new TilesyncError('BAD_DATASET', `${options.dir} holds no generations.csv and no ${MANIFEST_PATH}`, {hint: 'give a folder `tilesync export` wrote'})
+  const target = restored.state
+  if (target.snapshot.tileTable !== ws.repo.config.tileTable) {
+    throw new TilesyncError('BAD_DATASET', `the dataset's tile table is "${target.snapshot.tileTable}", this repository versions "${ws.repo.config.tileTable}"`, {
+      hint: 'import into a repository of the same database, or clone it afresh',
+    })
+  }
+  const result = await writeTarget(ws, target, options.force ?? false)
+  return {dir: src.root, mode: restored.mode, snapshot: target.snapshotId, commit: restored.commit?.id ?? null, tiles: restored.tiles, ...result}
+}
+
+async function writeTarget(ws: Workspace, target: TreeState, force: boolean): Promise<Pick<ImportResult, 'rowsWritten' | 'rowsDeleted' | 'unchanged' | 'savedAs'>> {
+  return ws.repo.withLock('import', async () => {
+    if (existsSync(ws.repo.layout.mergeState)) {
+      throw new TilesyncError('MERGE_IN_PROGRESS', 'a merge is in progress', {hint: 'finish it with `tilesync merge --ours|--theirs` or run `tilesync merge --abort`'})
+    }
+    const {id: headId, state: headState} = await ws.headState()
+    const db = ws.openDb(false)
+    try {
+      await ws.ensureTracking(db)
+      // Scan, check and write in ONE write transaction, as checkout does.
+      return await inTransaction(db, 'write', async () => {
+        const working = await ws.scan(db, {store: true})
+        if (working.tracking.installed && !working.tracking.used) markBaseline(db, working.state.snapshotId, working.tracking.upTo)
+        let savedAs: string | null = null
+        if (headId !== null && !sameTables(headState, working.state)) {
+          if (!force) {
+            throw new TilesyncError('DIRTY', 'the database has uncommitted changes', {
+              hint: 'commit them first (`tilesync commit -m ...`), or pass --force to overwrite them (they are saved first)',
+            })
+          }
+          savedAs = await saveWorking(ws, working.state, headId)
+        }
+        const changes = await rawChanges(working.state, target, ws.reader)
+        const unchanged = sameTables(working.state, target)
+        const applied = await applyToDatabase(db, {changes, targetSchema: target.snapshot.schema, targetTables: target.tables}, ws.reader)
+        markBaseline(db, target.snapshotId, readTrackingState(db).installed ? maxSeq(db) : 0)
+        return {rowsWritten: applied.rowsWritten, rowsDeleted: applied.rowsDeleted, unchanged, savedAs}
+      })
+    } finally {
+      db.close()
+    }
+  })
+}
