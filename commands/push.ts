@@ -2,6 +2,8 @@ import {Args, Flags} from '@oclif/core'
 
 import {TilesyncCommand} from '../src/cli/base-command.js'
 import {formatBytes, short} from '../src/cli/format.js'
+import {TilesyncError} from '../src/core/errors.js'
+import {promote, type PromoteResult} from '../src/ops/promote.js'
 import {push, type PushResult} from '../src/ops/push.js'
 
 export default class Push extends TilesyncCommand {
@@ -9,12 +11,19 @@ export default class Push extends TilesyncCommand {
   static override description = `Objects are uploaded first (tiles, then trees, then commits) and the branch on the remote
 is moved only after all of them are stored, with compare-and-swap: if someone else pushed in the
 meantime the push is refused ("remote moved: pull first") unless --force. An interrupted push
-leaves the remote branch where it was; run it again to send only what is still missing.`
+leaves the remote branch where it was; run it again to send only what is still missing.
+
+With --from, promotes between two remotes instead (staging -> production): the commit at the
+other remote's BRANCH (or --commit) is copied with the objects REMOTE lacks, server-side when both
+are buckets of the same S3/R2 account, then REMOTE's branch moves with compare-and-swap. It is
+refused if REMOTE's branch is not an ancestor of that commit; running it again copies nothing.`
 
   static override examples = [
     '<%= config.bin %> push',
     '<%= config.bin %> push origin main',
     '<%= config.bin %> push origin --dry-run',
+    '<%= config.bin %> push production --from staging main',
+    '<%= config.bin %> push production --from staging --commit 3f2a9c01d4 --dry-run',
   ]
 
   static override args = {
@@ -25,10 +34,21 @@ leaves the remote branch where it was; run it again to send only what is still m
   static override flags = {
     force: Flags.boolean({char: 'f', description: 'move the remote branch even if it is not an ancestor'}),
     'dry-run': Flags.boolean({description: 'show what would be sent without sending'}),
+    from: Flags.string({description: 'promote from this remote to REMOTE (e.g. staging) instead of pushing local commits', exclusive: ['force']}),
+    commit: Flags.string({description: 'with --from: promote this commit instead of the tip of the branch', dependsOn: ['from']}),
   }
 
-  async run(): Promise<PushResult> {
+  async run(): Promise<PushResult | PromoteResult> {
     const {args, flags} = await this.parse(Push)
+    if (flags.from) {
+      if (!args.remote) throw new TilesyncError('BAD_ARGUMENT', 'say which remote to promote to', {hint: 'e.g. `tilesync push production --from staging`'})
+      const p = await promote(await this.workspace(), {from: flags.from, to: args.remote, branch: args.branch, commit: flags.commit, dryRun: flags['dry-run']})
+      const where = `${p.to}/${p.branch}`
+      if (p.upToDate) this.say(`Everything up to date (${where} at ${short(p.commit)}); 0 objects copied.`)
+      else if (p.dryRun) this.say(`Would promote ${short(p.commit)} from ${p.from} to ${where}: ${p.commits} commit(s), ${p.objects} objects, ${formatBytes(p.bytes)} (${short(p.previous)} -> ${short(p.commit)}).`)
+      else this.say(`Promoted ${short(p.commit)} from ${p.from} to ${where}: ${p.commits} commit(s), ${p.objects} objects, ${formatBytes(p.bytes)}${p.copiedServerSide ? ' copied server-side' : ''}${p.skipped ? ` (${p.skipped} already copied earlier)` : ''} (${short(p.previous)} -> ${short(p.commit)}).`)
+      return p
+    }
     const r = await push(await this.workspace(), {remote: args.remote, branch: args.branch, force: flags.force, dryRun: flags['dry-run']})
     if (r.upToDate) this.say(`Everything up to date (${r.remote}/${r.branch} at ${short(r.to)}); 0 objects sent.`)
     else if (r.dryRun) this.say(`Would push ${r.commits} commit(s) to ${r.remote}/${r.branch}: up to ${r.objects} objects, ${formatBytes(r.bytes)} of tiles (${short(r.from)} -> ${short(r.to)}).`)
