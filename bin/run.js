@@ -1,5 +1,14 @@
 #!/usr/bin/env node
-// Entry point: hand the arguments to oclif, which loads only the command being run.
-import {execute} from '@oclif/core'
+// Entry point. `--version` is answered here, before oclif and any command module load,
+// because it is the one thing scripts call in a loop; everything else goes to oclif, which
+// (with oclif.manifest.json) imports only the command being run.
+import {readFileSync} from 'node:fs'
 
-await execute({dir: import.meta.url})
+const args = process.argv.slice(2)
+if (args.length === 1 && (args[0] === '--version' || args[0] === '-v' || args[0] === 'version')) {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'))
+  process.stdout.write(`${pkg.name}/${pkg.version} ${process.platform}-${process.arch} node-${process.version}\n`)
+} else {
+  const {execute} = await import('@oclif/core')
+  await execute({dir: import.meta.url})
+}

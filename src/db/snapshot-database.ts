@@ -27,11 +27,12 @@ export function selectColumnsSql(spec: TableSpec): string {
   return spec.columns.map((c, i) => (spec.keyKind === 'rowid' && i === 0 ? 'rowid' : quoteIdent(c.name))).join(', ')
 }
 
-/** Turns SQLite values into a Row, storing each BLOB as an object. */
+/** Turns SQLite values into a Row, storing each BLOB as an object (blob puts run concurrently). */
 export async function toRow(raw: unknown[], blobs: ObjectWriter): Promise<{row: Row; bytes: number}> {
   let types = ''
   let bytes = 0
   const values: Cell[] = Array.from({length: raw.length})
+  const puts: Array<Promise<void>> = []
   for (let i = 0; i < raw.length; i++) {
     const v = raw[i]
     if (v === null || v === undefined) {
@@ -48,15 +49,25 @@ export async function toRow(raw: unknown[], blobs: ObjectWriter): Promise<{row: 
       values[i] = v
     } else if (Buffer.isBuffer(v)) {
       types += 'b'
-      const ref: BlobRef = {id: await blobs.put(v), size: v.length}
-      values[i] = ref
-      bytes += v.length
+      // Size first: the bytes may be handed to a worker and detached.
+      const size = v.length
+      bytes += size
+      puts.push(blobs.put(v).then((id) => {
+        values[i] = {id, size} satisfies BlobRef
+      }))
     } else {
       throw new TypeError(`unexpected SQLite value of type ${typeof v}`)
     }
   }
+  if (puts.length) await Promise.all(puts)
   return {row: {types, values}, bytes}
 }
+
+/** How much blob data may be in flight (read but not yet hashed) during a full scan. */
+const WINDOW_BYTES = 24 * 1024 * 1024
+const WINDOW_ROWS = 256
+
+const blobBytesOf = (raw: unknown[]): number => raw.reduce<number>((s, v) => s + (Buffer.isBuffer(v) ? v.length : 0), 0)
 
 export interface IncrementalBase {
   /** Tables of the baseline snapshot the change record is relative to. */
@@ -117,11 +128,33 @@ export async function snapshotDatabase(db: Db, specs: TableSpec[], tileTable: st
           } else await editor.delete(keyOnlyRow(spec, key))
         }
       } else {
+        // Reading, hashing and writing overlap: rows are read ahead while earlier blobs are
+        // still being hashed, within a bounded window so memory stays flat.
         const stmt = db.prepare(`SELECT ${selectColumnsSql(spec)} FROM ${quoteIdent(spec.name)}`).raw(true).safeIntegers(true)
-        for (const raw of stmt.iterate() as Iterable<unknown[]>) {
-          const {row, bytes} = await toRow(raw, sinks.blobs)
-          await editor.put(row)
-          sinks.onRow?.(bytes)
+        const window: Array<{done: Promise<{row: Row; bytes: number}>; bytes: number}> = []
+        let windowBytes = 0
+        const drainUntil = async (maxBytes: number, maxRows: number): Promise<void> => {
+          while (window.length > 0 && (windowBytes > maxBytes || window.length > maxRows)) {
+            const next = window.shift()!
+            windowBytes -= next.bytes
+            const {row, bytes} = await next.done
+            await editor.put(row)
+            sinks.onRow?.(bytes)
+          }
+        }
+        try {
+          for (const raw of stmt.iterate() as Iterable<unknown[]>) {
+            const bytes = blobBytesOf(raw)
+            const done = toRow(raw, sinks.blobs)
+            done.catch(() => {})
+            window.push({done, bytes})
+            windowBytes += bytes
+            await drainUntil(WINDOW_BYTES, WINDOW_ROWS)
+          }
+          await drainUntil(-1, 0)
+        } finally {
+          // On failure, let every started write settle before the caller cleans up.
+          await Promise.allSettled(window.map((w) => w.done))
         }
       }
       const {id, table} = await editor.finish()

@@ -10,6 +10,7 @@ import {resolveRevision} from '../history/revisions.js'
 import {Repository} from '../repo/repository.js'
 import type {Snapshot, TableTree} from '../snapshot/model.js'
 import {TreeReader} from '../snapshot/tree-reader.js'
+import {HashingPool} from '../store/hashing-pool.js'
 import {hashOnlyWriter, OverlayStore} from '../store/overlay-store.js'
 import type {Progress} from '../util/progress.js'
 
@@ -74,15 +75,22 @@ export class Workspace {
     let bytes = 0
     return inTransaction(db, 'read', async () => {
       const tracking = await this.trackingBase(db, specs, options.rescan ?? false)
-      const result: SnapshotResult = await snapshotDatabase(db, specs, this.repo.config.tileTable, {
-        trees: overlay ?? this.repo.store,
-        blobs: options.store ? this.repo.store : hashOnlyWriter,
-        reader,
-        onRow: (b) => {
-          bytes += b
-          options.progress?.increment(1)
-        },
-      }, tracking.base)
+      // A full read hashes on every core; a few changed rows are cheaper inline.
+      const pool = tracking.base ? undefined : new HashingPool(this.repo.store, options.store ? 'store' : 'hash')
+      let result: SnapshotResult
+      try {
+        result = await snapshotDatabase(db, specs, this.repo.config.tileTable, {
+          trees: overlay ?? this.repo.store,
+          blobs: pool ?? (options.store ? this.repo.store : hashOnlyWriter),
+          reader,
+          onRow: (b) => {
+            bytes += b
+            options.progress?.increment(1)
+          },
+        }, tracking.base)
+      } finally {
+        await pool?.close()
+      }
       return {
         state: {snapshotId: result.id, snapshot: result.snapshot, tables: result.tables, tableIds: result.tableIds},
         reader, bytes,

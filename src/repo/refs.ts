@@ -32,7 +32,8 @@ export function assertValidRefName(name: string, what = 'name'): void {
  * appended to the ref's reflog so any earlier state can be found again.
  */
 export class Refs {
-  constructor(private readonly layout: RepoLayout) {}
+  /** `beforeUpdate` runs before any ref moves: the object store's durability barrier. */
+  constructor(private readonly layout: RepoLayout, private readonly beforeUpdate: () => Promise<void> = async () => {}) {}
 
   async read(name: string): Promise<string | null> {
     let text: string
@@ -68,6 +69,7 @@ export class Refs {
 
   async setHead(head: Head, message: string): Promise<void> {
     const old = await this.headCommit().catch(() => null)
+    await this.beforeUpdate()
     const text = head.kind === 'branch' ? `ref: ${head.ref}\n` : `${head.id}\n`
     await writeFileAtomic(this.layout.tmp, this.layout.head, Buffer.from(text), true)
     const now = head.kind === 'branch' ? await this.read(head.ref) : head.id
@@ -81,6 +83,7 @@ export class Refs {
   async update(name: string, id: string | null, message: string, expected?: string | null): Promise<void> {
     const file = this.layout.ref(name)
     await fs.mkdir(path.dirname(file), {recursive: true})
+    await this.beforeUpdate()
     const release = await this.lockRef(file)
     try {
       const current = await this.read(name)

@@ -22,7 +22,7 @@ export class Repository {
     private readonly saveConfig: () => Promise<void>,
   ) {
     this.store = new LocalObjectStore(layout.objects, layout.tmp, {durable: process.env.TILESYNC_FSYNC !== '0'})
-    this.refs = new Refs(layout)
+    this.refs = new Refs(layout, () => this.store.flush())
   }
 
   get root(): string { return this.layout.root }

@@ -27,18 +27,19 @@ export function makeTilePng(size: number, seed: number, noise = 0.15): Buffer {
     const h = Math.floor(size * (0.1 + rand() * 0.3))
     blocks.push([Math.floor(rand() * (size - w)), Math.floor(rand() * (size - h)), w, h, [rand() * 255, rand() * 255, rand() * 255]])
   }
-  const grain = prng(seed ^ 0x9e3779b9)
-  for (let y = 0; y < size; y++) {
-    for (let x = 0; x < size; x++) {
-      let c = base
-      for (const [bx, by, bw, bh, bc] of blocks) if (x >= bx && x < bx + bw && y >= by && y < by + bh) c = bc
-      const i = (y * size + x) << 2
-      const g = grain() < noise ? (grain() - 0.5) * 80 : 0
-      png.data[i] = Math.max(0, Math.min(255, c[0] + g))
-      png.data[i + 1] = Math.max(0, Math.min(255, c[1] + g))
-      png.data[i + 2] = Math.max(0, Math.min(255, c[2] + g))
-      png.data[i + 3] = 255
-    }
+  // Paint ground then blocks rectangle by rectangle (later blocks on top), then the grain.
+  const px = new Float32Array(size * size * 3)
+  for (let i = 0; i < size * size; i++) px.set(base, i * 3)
+  for (const [bx, by, bw, bh, bc] of blocks) {
+    for (let y = by; y < by + bh; y++) for (let x = bx; x < bx + bw; x++) px.set(bc, (y * size + x) * 3)
   }
-  return PNG.sync.write(png, {colorType: 2})
+  const grain = prng(seed ^ 0x9e3779b9)
+  for (let i = 0, o = 0; i < size * size; i++, o += 4) {
+    const g = grain() < noise ? (grain() - 0.5) * 80 : 0
+    png.data[o] = Math.max(0, Math.min(255, px[i * 3] + g))
+    png.data[o + 1] = Math.max(0, Math.min(255, px[i * 3 + 1] + g))
+    png.data[o + 2] = Math.max(0, Math.min(255, px[i * 3 + 2] + g))
+    png.data[o + 3] = 255
+  }
+  return PNG.sync.write(png, {colorType: 2, deflateLevel: 6})
 }

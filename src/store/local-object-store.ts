@@ -5,23 +5,37 @@ import * as path from 'node:path'
 
 import {TilesyncError} from '../core/errors.js'
 import {hashBytes, isObjectId} from '../core/hash.js'
+import {DurabilityBarrier} from './durability.js'
 import type {ObjectStore} from './object-store.js'
 
 /**
  * Objects as files under `objects/ab/cdef…` (git's fan-out keeps directories small).
  *
- * Crash safety comes from write order: bytes go to a temp file in `tmp/`, are flushed,
- * then renamed into place. A reader therefore sees a whole object or none, and since an
+ * Crash safety comes from write order: bytes go to a temp file in `tmp/`, then are renamed
+ * into place, and the durability barrier runs before any ref points at them. A reader therefore sees a whole object or none, and since an
  * object's name is its hash, a stale temp file can never be mistaken for an object.
  */
 export class LocalObjectStore implements ObjectStore {
   private readonly knownDirs = new Set<string>()
+  readonly barrier: DurabilityBarrier
 
   constructor(
     readonly objectsDir: string,
-    private readonly tmpDir: string,
-    private readonly options: {durable?: boolean} = {},
-  ) {}
+    readonly tmpDir: string,
+    options: {durable?: boolean} = {},
+  ) {
+    this.barrier = new DurabilityBarrier(objectsDir, options.durable ?? true)
+  }
+
+  /** Makes every object written so far durable; called before a ref may point at them. */
+  flush(): Promise<void> {
+    return this.barrier.flush()
+  }
+
+  /** Records an object written by someone else on this store's behalf (the hashing workers). */
+  noteWritten(id: string): void {
+    this.barrier.written(this.pathOf(id))
+  }
 
   pathOf(id: string): string {
     return path.join(this.objectsDir, id.slice(0, 2), id.slice(2))
@@ -68,7 +82,8 @@ export class LocalObjectStore implements ObjectStore {
       await fs.mkdir(dir, {recursive: true})
       this.knownDirs.add(dir)
     }
-    await writeFileAtomic(this.tmpDir, target, bytes, this.options.durable ?? true)
+    await writeFileAtomic(this.tmpDir, target, bytes, false)
+    this.barrier.written(target)
     return objectId
   }
 

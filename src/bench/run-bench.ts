@@ -1,0 +1,247 @@
+/**
+ * `npm run bench [-- --quadrants N --size PX --runs R --only a,b]`: builds the benchmark
+ * database with the project's own generator, runs each operation several times as a user
+ * would (a fresh process each time), and prints medians and peak memory. Where restic, git,
+ * b3sum and rclone are installed, runs them on the same tiles in the same run and prints the
+ * ratios. Results go to bench-output/results.{json,md}.
+ */
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import {fileURLToPath} from 'node:url'
+
+import Database from 'better-sqlite3'
+
+import {makeTilePng} from '../sample/tile-png.js'
+import {ensureBenchDb} from './generate-bench-db.js'
+import {has, measure, median, run, type Sample} from './measure.js'
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
+const BIN = path.join(repoRoot, 'bin', 'run.js')
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`)
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback
+}
+
+const quadrants = Number(arg('quadrants', '2000'))
+const imageSize = Number(arg('size', '512'))
+const runs = Number(arg('runs', '5'))
+const only = arg('only', '').split(',').filter(Boolean)
+const out = path.resolve(arg('out', path.join(repoRoot, 'bench-output')))
+const cache = path.resolve(arg('cache', path.join(out, 'cache')))
+const work = path.join(out, 'work')
+const env = {TILESYNC_AUTHOR_NAME: 'Bench', TILESYNC_AUTHOR_EMAIL: 'bench@example.com', RESTIC_PASSWORD: 'bench', GIT_AUTHOR_NAME: 'Bench', GIT_AUTHOR_EMAIL: 'b@x', GIT_COMMITTER_NAME: 'Bench', GIT_COMMITTER_EMAIL: 'b@x'}
+
+interface Row {
+  case: string
+  tool: string
+  runs: number
+  medianSeconds: number
+  maxRssMb: number | null
+  target?: string
+  note?: string
+}
+
+const rows: Row[] = []
+const wanted = (c: string): boolean => only.length === 0 || only.includes(c)
+
+function record(kase: string, tool: string, samples: Sample[], extra: Partial<Row> = {}): Row {
+  const row: Row = {
+    case: kase, tool, runs: samples.length,
+    medianSeconds: median(samples.map((s) => s.seconds)),
+    maxRssMb: samples.some((s) => s.maxRssMb !== null) ? Math.max(...samples.map((s) => s.maxRssMb ?? 0)) : null,
+    ...extra,
+  }
+  rows.push(row)
+  console.log(`${kase.padEnd(34)} ${tool.padEnd(22)} median ${row.medianSeconds.toFixed(3)} s${row.maxRssMb ? `, peak ${row.maxRssMb.toFixed(0)} MB` : ''} (${samples.length} runs)`)
+  return row
+}
+
+const tilesync = (cwd: string, ...args: string[]): Sample => measure(process.execPath, [BIN, ...args], {cwd, env})
+const fresh = (dir: string): string => {
+  fs.rmSync(dir, {recursive: true, force: true})
+  fs.mkdirSync(dir, {recursive: true})
+  return dir
+}
+
+/** Writes every image of the database as files, the form restic, git and b3sum are given. */
+function exportTiles(dbFile: string, dir: string): void {
+  fresh(dir)
+  const db = new Database(dbFile, {readonly: true})
+  for (const r of db.prepare('SELECT quadrant_x AS x, quadrant_y AS y, render, generation FROM quadrants').iterate() as Iterable<{x: number; y: number; render: Buffer | null; generation: Buffer | null}>) {
+    if (r.render) fs.writeFileSync(path.join(dir, `${r.x}_${r.y}_render.png`), r.render)
+    if (r.generation) fs.writeFileSync(path.join(dir, `${r.x}_${r.y}_generation.png`), r.generation)
+  }
+  db.close()
+}
+
+/** Replaces the generation image of `count` tiles (a different set per `round`), in the database and in the exported files. */
+function changeTiles(dbFile: string, tilesDir: string | null, count: number, round: number): void {
+  const db = new Database(dbFile)
+  const keys = db.prepare('SELECT quadrant_x AS x, quadrant_y AS y FROM quadrants ORDER BY quadrant_y, quadrant_x').all() as Array<{x: number; y: number}>
+  const up = db.prepare('UPDATE quadrants SET generation = ? WHERE quadrant_x = ? AND quadrant_y = ?')
+  db.transaction(() => {
+    for (let i = 0; i < count; i++) {
+      const k = keys[(round * 7919 + i * 97) % keys.length]
+      const png = makeTilePng(imageSize, 1_000_000 + round * 1000 + i, 0.2)
+      up.run(png, k.x, k.y)
+      if (tilesDir) fs.writeFileSync(path.join(tilesDir, `${k.x}_${k.y}_generation.png`), png)
+    }
+  })()
+  db.close()
+}
+
+async function main(): Promise<void> {
+  fs.mkdirSync(out, {recursive: true})
+  console.log(`benchmark: ${quadrants} quadrants, ${imageSize} px images, ${runs} runs per case; work in ${out}`)
+  const bench = await ensureBenchDb(cache, {quadrants, imageSize, noise: 0.2, generationRatio: 0.9, seed: 1})
+  console.log(`database: ${bench.images} images, ${(bench.bytes / 1e9).toFixed(2)} GB${bench.reused ? ' (cached)' : ''}`)
+  const onePercent = Math.max(1, Math.round(quadrants / 100))
+  const firstLabel = `first commit (${(bench.bytes / 1e9).toFixed(2)} GB)`
+  const peers = {restic: has('restic'), git: has('git'), b3sum: has('b3sum'), rclone: has('rclone'), cp: has('cp')}
+  const project = path.join(work, 'project')
+  const dbRel = 'generations/v01/quadrants.db'
+  const dbFile = path.join(project, dbRel)
+  const tiles = path.join(work, 'tiles')
+
+  const resetProject = (): void => {
+    fresh(project)
+    fs.mkdirSync(path.dirname(dbFile), {recursive: true})
+    fs.copyFileSync(bench.file, dbFile)
+    run(process.execPath, [BIN, 'init'], project, env)
+  }
+
+  if (wanted('first-commit')) {
+    const ours: Sample[] = []
+    for (let i = 0; i < runs; i++) {
+      resetProject()
+      run('sync', [], project)
+      ours.push(tilesync(project, 'commit', '-m', 'first'))
+    }
+    const t = record(firstLabel, 'tilesync', ours, {target: '<= 0.5x restic, < 300 MB'})
+    if (peers.restic || peers.git || peers.b3sum) exportTiles(bench.file, tiles)
+    if (peers.restic) {
+      const s: Sample[] = []
+      for (let i = 0; i < runs; i++) {
+        const repo = fresh(path.join(work, 'restic'))
+        run('restic', ['init', '--repo', repo], work, env)
+        run('sync', [], work)
+        s.push(measure('restic', ['backup', '--repo', repo, '--quiet', tiles], {cwd: work, env}))
+      }
+      const r = record(firstLabel, 'restic backup', s)
+      console.log(`  ratio tilesync / restic: ${(t.medianSeconds / r.medianSeconds).toFixed(2)}`)
+    }
+    if (peers.git) {
+      const s: Sample[] = []
+      for (let i = 0; i < Math.min(runs, 3); i++) {
+        fs.rmSync(path.join(tiles, '.git'), {recursive: true, force: true})
+        run('git', ['init', '-q'], tiles)
+        run('sync', [], work)
+        s.push(measure('sh', ['-c', 'git add -A && git commit -qm first'], {cwd: tiles, env}))
+      }
+      const g = record(firstLabel, 'git add + commit', s)
+      console.log(`  ratio tilesync / git: ${(t.medianSeconds / g.medianSeconds).toFixed(2)}`)
+    }
+    if (peers.b3sum) {
+      const s: Sample[] = []
+      for (let i = 0; i < runs; i++) s.push(measure('sh', ['-c', 'b3sum -- *.png > /dev/null'], {cwd: tiles}))
+      const b = record(firstLabel, 'b3sum (hash only)', s)
+      console.log(`  ratio tilesync / b3sum: ${(t.medianSeconds / b.medianSeconds).toFixed(2)}`)
+    }
+  }
+
+  if (wanted('incremental')) {
+    resetProject()
+    run(process.execPath, [BIN, 'commit', '-m', 'first'], project, env)
+    const haveTiles = fs.existsSync(tiles)
+    const commitS: Sample[] = []
+    const statusS: Sample[] = []
+    const checkoutS: Sample[] = []
+    const resticS: Sample[] = []
+    const gitS: Sample[] = []
+    const resticRepo = path.join(work, 'restic')
+    for (let i = 0; i < runs; i++) {
+      changeTiles(dbFile, haveTiles ? tiles : null, onePercent, i + 1)
+      commitS.push(tilesync(project, 'commit', '-m', `round ${i}`))
+      statusS.push(tilesync(project, 'status'))
+      checkoutS.push(tilesync(project, 'checkout', 'HEAD~1'))
+      run(process.execPath, [BIN, 'checkout', 'main'], project, env)
+      if (haveTiles && peers.restic && fs.existsSync(resticRepo)) resticS.push(measure('restic', ['backup', '--repo', resticRepo, '--quiet', tiles], {cwd: work, env}))
+      if (haveTiles && peers.git && fs.existsSync(path.join(tiles, '.git'))) gitS.push(measure('sh', ['-c', `git add -A && git commit -qm r${i}`], {cwd: tiles, env}))
+    }
+    const c = record(`commit after 1% (${onePercent} tiles)`, 'tilesync', commitS, {target: '< 0.5 s'})
+    if (resticS.length) console.log(`  ratio tilesync / restic: ${(c.medianSeconds / record(`commit after 1% (${onePercent} tiles)`, 'restic backup', resticS).medianSeconds).toFixed(2)}`)
+    if (gitS.length) console.log(`  ratio tilesync / git: ${(c.medianSeconds / record(`commit after 1% (${onePercent} tiles)`, 'git add + commit', gitS).medianSeconds).toFixed(2)}`)
+    record('status, nothing changed', 'tilesync', statusS, {target: '< 0.3 s'})
+    record('checkout HEAD~1 after 1%', 'tilesync', checkoutS, {target: '< 0.5 s'})
+  }
+
+  if (wanted('clone')) {
+    if (!fs.existsSync(path.join(project, '.tilesync'))) {
+      resetProject()
+      run(process.execPath, [BIN, 'commit', '-m', 'first'], project, env)
+    }
+    const remote = fresh(path.join(work, 'remote'))
+    fs.rmSync(remote, {recursive: true, force: true})
+    run(process.execPath, [BIN, 'remote', 'add', 'bench', remote], project, env)
+    run(process.execPath, [BIN, 'push', 'bench', 'main'], project, env)
+    run(process.execPath, [BIN, 'remote', 'remove', 'bench'], project, env)
+    const cloneS: Sample[] = []
+    const cpS: Sample[] = []
+    for (let i = 0; i < runs; i++) {
+      const target = path.join(work, 'clone')
+      fs.rmSync(target, {recursive: true, force: true})
+      run('sync', [], work)
+      cloneS.push(tilesync(work, 'clone', remote, target))
+      fs.rmSync(path.join(work, 'cp'), {recursive: true, force: true})
+      run('sync', [], work)
+      cpS.push(measure('cp', ['-r', remote, path.join(work, 'cp')], {cwd: work}))
+    }
+    const c = record('clone from a directory remote', 'tilesync', cloneS, {target: '<= 1.5x cp'})
+    const cp = record('clone from a directory remote', 'cp -r of the remote', cpS)
+    console.log(`  ratio tilesync / cp: ${(c.medianSeconds / cp.medianSeconds).toFixed(2)}`)
+  }
+
+  if (wanted('diff')) {
+    const dir = path.join(cache, 'history-1m')
+    if (!fs.existsSync(path.join(dir, '.tilesync', 'refs', 'heads', 'main'))) {
+      fresh(dir)
+      const db = new Database(path.join(dir, 'tiles.db'))
+      db.pragma('journal_mode = OFF')
+      db.exec('CREATE TABLE quadrants (quadrant_x INTEGER NOT NULL, quadrant_y INTEGER NOT NULL, generation BLOB, notes TEXT, PRIMARY KEY (quadrant_x, quadrant_y))')
+      const ins = db.prepare('INSERT INTO quadrants VALUES (?, ?, NULL, ?)')
+      db.transaction(() => {
+        for (let x = -500; x < 500; x++) for (let y = -500; y < 500; y++) ins.run(x, y, 'seeded')
+      })()
+      db.close()
+      run(process.execPath, [BIN, 'init', '--db', 'tiles.db'], dir, env)
+      console.log('building the 1,000,000-tile history (first commit of 1M rows) ...')
+      const first = tilesync(dir, 'commit', '-m', 'one million tiles')
+      console.log(`  (first commit of 1M small rows took ${first.seconds.toFixed(1)} s)`)
+      const db2 = new Database(path.join(dir, 'tiles.db'))
+      const up = db2.prepare(`UPDATE quadrants SET notes = 'changed' WHERE quadrant_x = ? AND quadrant_y = ?`)
+      db2.transaction(() => {
+        for (let i = 0; i < 100; i++) up.run(((i * 7919) % 1000) - 500, ((i * 104729) % 1000) - 500)
+      })()
+      db2.close()
+      run(process.execPath, [BIN, 'commit', '-m', '100 tiles'], dir, env)
+    }
+    const s: Sample[] = []
+    for (let i = 0; i < runs; i++) s.push(tilesync(dir, 'diff', 'HEAD~1', 'HEAD', '--json'))
+    record('diff of 100 tiles in 1M-tile history', 'tilesync', s, {target: '< 0.5 s'})
+  }
+
+  if (wanted('version')) {
+    const s: Sample[] = []
+    for (let i = 0; i < Math.max(runs, 5); i++) s.push(tilesync(repoRoot, '--version'))
+    record('tilesync --version', 'tilesync', s, {target: '< 0.15 s'})
+  }
+
+  fs.writeFileSync(path.join(out, 'results.json'), JSON.stringify({quadrants, imageSize, runs, images: bench.images, bytes: bench.bytes, rows}, null, 2))
+  const md = ['| case | tool | median (s) | peak MB | target |', '|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.case} | ${r.tool} | ${r.medianSeconds.toFixed(3)} | ${r.maxRssMb?.toFixed(0) ?? ''} | ${r.target ?? ''} |`)].join('\n')
+  fs.writeFileSync(path.join(out, 'results.md'), md + '\n')
+  console.log(`\n${md}\n\nwritten to ${path.join(out, 'results.md')}`)
+}
+
+await main()
