@@ -62,11 +62,17 @@ export async function diffTables(a: TableTree | null, b: TableTree | null, reade
     const ea = new Map<string, NodeEntry>((await reader.innerEntries(ia)).map((e) => [e.label, e]))
     const eb = new Map<string, NodeEntry>((await reader.innerEntries(ib)).map((e) => [e.label, e]))
     const labels = [...new Set([...ea.keys(), ...eb.keys()])].sort()
+    const differing: Array<[string | null, string | null]> = []
     for (const label of labels) {
       const x = ea.get(label)?.id ?? null
       const y = eb.get(label)?.id ?? null
       if (x === y) continue
       if (bbox && !overlapsLabel(label, level, bbox)) continue
+      differing.push([x, y])
+    }
+    // Read every differing child at once (the reads overlap), then compare in order.
+    await Promise.all(differing.flat().filter((id): id is string => id !== null).map((id) => reader.node(id)))
+    for (const [x, y] of differing) {
       if (level === 2) await diffInner(x, y, 1)
       else await diffLeaves(x, y)
     }
