@@ -34,6 +34,7 @@ refused if REMOTE's branch is not an ancestor of that commit; running it again c
   static override flags = {
     force: Flags.boolean({char: 'f', description: 'move the remote branch even if it is not an ancestor'}),
     'dry-run': Flags.boolean({description: 'show what would be sent without sending'}),
+    prune: Flags.boolean({description: 'oxen remotes: remove image files of tiles that no longer exist (default: the dataset only grows)'}),
     from: Flags.string({description: 'promote from this remote to REMOTE (e.g. staging) instead of pushing local commits', exclusive: ['force']}),
     commit: Flags.string({description: 'with --from: promote this commit instead of the tip of the branch', dependsOn: ['from']}),
   }
@@ -49,7 +50,7 @@ refused if REMOTE's branch is not an ancestor of that commit; running it again c
       else this.say(`Promoted ${short(p.commit)} from ${p.from} to ${where}: ${p.commits} commit(s), ${p.objects} objects, ${formatBytes(p.bytes)}${p.copiedServerSide ? ' copied server-side' : ''}${p.skipped ? ` (${p.skipped} already copied earlier)` : ''} (${short(p.previous)} -> ${short(p.commit)}).`)
       return p
     }
-    const r = await push(await this.workspace(), {remote: args.remote, branch: args.branch, force: flags.force, dryRun: flags['dry-run']})
+    const r = await push(await this.workspace(), {remote: args.remote, branch: args.branch, force: flags.force, dryRun: flags['dry-run'], prune: flags.prune})
     if (r.upToDate) this.say(`Everything up to date (${r.remote}/${r.branch} at ${short(r.to)}); 0 objects sent.`)
     else if (r.dryRun) this.say(`Would push ${r.commits} commit(s) to ${r.remote}/${r.branch}: up to ${r.objects} objects, ${formatBytes(r.bytes)} of tiles (${short(r.from)} -> ${short(r.to)}).`)
     else this.say(`Pushed ${r.commits} commit(s) to ${r.remote}/${r.branch}: ${r.objects} objects, ${formatBytes(r.bytes)}${r.skipped ? ` (${r.skipped} already sent earlier)` : ''} (${short(r.from)} -> ${short(r.to)}).`)

@@ -9,6 +9,7 @@ import type {RemoteConfig} from '../repo/config.js'
 import {Repository} from '../repo/repository.js'
 import {openBackend} from '../remote/open-backend.js'
 import {RemoteStore} from '../remote/remote-store.js'
+import {cloneOxen, type OxenTuning} from '../remote/oxen/oxen-sync.js'
 import {parseRemoteUrl} from '../remote/remote-url.js'
 import {downloadHistory, transferConcurrency} from '../remote/transfer.js'
 import {createProgress} from '../util/progress.js'
@@ -24,6 +25,7 @@ export interface CloneOptions {
   branch?: string
   dryRun?: boolean
   remote?: Omit<RemoteConfig, 'url'>
+  oxen?: OxenTuning
 }
 
 export interface CloneResult {
@@ -50,6 +52,7 @@ export function defaultCloneDir(url: string): string {
  * interrupted clone never leaves a half-written database behind.
  */
 export async function clone(options: CloneOptions): Promise<CloneResult> {
+  if (parseRemoteUrl(options.url).kind === 'oxen') return cloneOxen(options)
   const root = path.resolve(options.dir ?? defaultCloneDir(options.url))
   if (existsSync(path.join(root, '.tilesync'))) {
     throw new TilesyncError('DESTINATION_EXISTS', `${root} already holds a tilesync repository`, {hint: 'clone into a new directory'})

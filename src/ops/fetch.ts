@@ -1,4 +1,5 @@
 import {TilesyncError} from '../core/errors.js'
+import {fetchOxen, isOxenRemote, type OxenTuning} from '../remote/oxen/oxen-sync.js'
 import {downloadHistory, transferConcurrency} from '../remote/transfer.js'
 import type {RemoteStore} from '../remote/remote-store.js'
 import {createProgress} from '../util/progress.js'
@@ -24,8 +25,9 @@ export interface FetchResult {
 }
 
 /** Downloads what a remote has that we lack and moves `refs/remotes/NAME/*`. The database is not touched. */
-export async function fetchRemote(ws: Workspace, options: {remote?: string; branch?: string; dryRun?: boolean} = {}): Promise<FetchResult> {
+export async function fetchRemote(ws: Workspace, options: {remote?: string; branch?: string; dryRun?: boolean; oxen?: OxenTuning} = {}): Promise<FetchResult> {
   const name = defaultRemoteName(ws.repo, options.remote)
+  if (isOxenRemote(ws.repo, name)) return fetchOxen(ws, name, options)
   const remote = await openRemoteStore(ws.repo, name)
   return recordSync(ws.repo, {op: 'fetch', remote: name, branch: options.branch}, () => fetchFrom(ws, remote, name, options))
 }

@@ -2,6 +2,7 @@ import {TilesyncError} from '../core/errors.js'
 import {computeChangeSet} from './change-set.js'
 import {fetchFrom, type FetchResult} from './fetch.js'
 import {mergeCommit, type MergeResult} from './merge.js'
+import {isOxenRemote, type OxenTuning, pullOxen} from '../remote/oxen/oxen-sync.js'
 import {defaultRemoteName, openRemoteStore} from './remotes.js'
 import {recordSync} from './sync-log.js'
 import type {Workspace} from './workspace.js'
@@ -21,11 +22,12 @@ export interface PullResult {
 }
 
 /** fetch + merge of the remote branch into the current branch. */
-export async function pull(ws: Workspace, options: {remote?: string; branch?: string; dryRun?: boolean} = {}): Promise<PullResult> {
+export async function pull(ws: Workspace, options: {remote?: string; branch?: string; dryRun?: boolean; oxen?: OxenTuning} = {}): Promise<PullResult> {
   const name = defaultRemoteName(ws.repo, options.remote)
   const head = await ws.repo.refs.readHead()
   const branch = options.branch ?? (head.kind === 'branch' ? head.branch : undefined)
   if (!branch) throw new TilesyncError('BAD_ARGUMENT', 'HEAD is detached: say which branch to pull', {hint: 'e.g. `tilesync pull origin main`'})
+  if (isOxenRemote(ws.repo, name)) return pullOxen(ws, name, branch, options)
   const remote = await openRemoteStore(ws.repo, name)
   return recordSync(ws.repo, {op: 'pull', remote: name, branch}, async () => {
     const before = await ws.repo.refs.headCommit()

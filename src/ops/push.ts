@@ -1,6 +1,7 @@
 import {TilesyncError} from '../core/errors.js'
 import {commitsNotIn, isAncestor} from '../history/graph.js'
 import {planCommits, planCount} from '../remote/object-plan.js'
+import {isOxenRemote, type OxenTuning, pushOxen} from '../remote/oxen/oxen-sync.js'
 import {PushJournal} from '../remote/push-journal.js'
 import type {RemoteStore} from '../remote/remote-store.js'
 import {transferConcurrency, uploadPlan} from '../remote/transfer.js'
@@ -40,9 +41,10 @@ async function currentBranch(ws: Workspace, given?: string): Promise<string> {
  * history, no per-object queries), blobs first, the ref last with compare-and-swap so two
  * people pushing at once cannot overwrite each other.
  */
-export async function push(ws: Workspace, options: {remote?: string; branch?: string; force?: boolean; dryRun?: boolean} = {}): Promise<PushResult> {
+export async function push(ws: Workspace, options: {remote?: string; branch?: string; force?: boolean; dryRun?: boolean; prune?: boolean; oxen?: OxenTuning} = {}): Promise<PushResult> {
   const name = defaultRemoteName(ws.repo, options.remote)
   const branch = await currentBranch(ws, options.branch)
+  if (isOxenRemote(ws.repo, name)) return pushOxen(ws, name, branch, options)
   const remote = await openRemoteStore(ws.repo, name)
   return recordSync(ws.repo, {op: 'push', remote: name, branch}, () => pushTo(ws, remote, name, branch, options))
 }
