@@ -489,8 +489,11 @@ interface PushOne {
 /** One tilesync commit -> one oxen commit through a workspace. Returns the new hub commit id. */
 async function pushOne(ws: Workspace, client: OxenClient, state: OxenSyncState, p: PushOne): Promise<string> {
   const {branch, id, plan, result} = p
-  const workspaceId = `tilesync-${id.slice(0, 24)}-${(p.head ?? 'root').slice(0, 12)}`
   const previous = state.pending[branch]
+  // The same commit onto the same base reuses the workspace an interrupted push left behind.
+  const workspaceId = previous && previous.tilesync === id && previous.base === (p.head ?? '')
+    ? previous.workspace
+    : `tilesync-${id.slice(0, 24)}-${(p.head ?? 'root').slice(0, 12)}`
   if (previous && previous.workspace !== workspaceId) await client.deleteWorkspace(previous.workspace).catch(() => {})
   state.pending[branch] = {workspace: workspaceId, base: p.head ?? '', tilesync: id}
   await saveOxenState(ws.repo, p.name, state)
