@@ -79,11 +79,20 @@ export async function applyToDatabase(db: Db, plan: ApplyPlan, reader: TreeReade
       const table = plan.targetTables?.get(name)
       if (!table) continue
       const insert = insertStatement(db, table)
-      for await (const row of reader.rows(table)) {
-        insert.run(...(await Promise.all(row.values.map((v, i) => bindValue(row.types[i], v, reader.objects)))))
+      // Blobs of the next rows are read while the current one is inserted.
+      const ahead: Array<Promise<unknown[]>> = []
+      const flushOne = async (): Promise<void> => {
+        insert.run(...(await ahead.shift()!))
         result.rowsWritten++
         onRow?.()
       }
+      for await (const row of reader.rows(table)) {
+        const values = Promise.all(row.values.map((v, i) => bindValue(row.types[i], v, reader.objects)))
+        values.catch(() => {})
+        ahead.push(values)
+        if (ahead.length > 8) await flushOne()
+      }
+      while (ahead.length > 0) await flushOne()
       result.tablesRecreated.push(name)
     }
 

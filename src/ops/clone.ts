@@ -17,6 +17,7 @@ import {rawChanges} from './change-set.js'
 import {DEFAULT_DB} from './init.js'
 import {appendSyncLog} from './sync-log.js'
 import {EMPTY_STATE, markBaseline, Workspace} from './workspace.js'
+import type {TreeReader} from '../snapshot/tree-reader.js'
 
 export interface CloneOptions {
   url: string
@@ -100,25 +101,45 @@ export async function clone(options: CloneOptions): Promise<CloneResult> {
     })
     const start = Date.now()
     const ws = new Workspace(repo)
-    const {stats, commits} = await downloadHistory(repo.store, remote, branch.id, {concurrency: transferConcurrency(), progress: await createProgress('objects')})
-    const target = await ws.stateOf(branch.id)
     await fs.mkdir(path.dirname(dbPath), {recursive: true})
     const tmpDb = `${dbPath}.tilesync-clone.tmp`
     await fs.rm(tmpDb, {force: true})
-    const db = createDatabase(tmpDb)
     let rows = 0
+    // The database is written while the blobs are still arriving: downloading, verifying and
+    // inserting overlap. It goes to a temp file, renamed into place only when complete.
+    const buildDatabase = async (reader: TreeReader): Promise<void> => {
+      const {commit, snapshot, tables, tableIds} = await reader.tablesOf(branch.id)
+      const target = {snapshotId: commit.tree, snapshot, tables, tableIds}
+      const db = createDatabase(tmpDb)
+      // A brand-new file renamed into place only when complete needs no journal: a crash
+      // leaves just the temp file, which is removed.
+      db.pragma('journal_mode = OFF')
+      db.pragma('synchronous = OFF')
+      try {
+        const progress = await createProgress('rows')
+        progress.start([...tables.values()].reduce((s, t) => s + t.rowCount, 0), 'checkout')
+        const changes = await rawChanges(EMPTY_STATE, target, reader)
+        const applied = await applyToDatabase(db, {changes, targetSchema: snapshot.schema, targetTables: tables}, reader, () => progress.increment())
+        progress.stop()
+        rows = applied.rowsWritten
+        if (await ws.ensureTracking(db)) markBaseline(db, target.snapshotId, 0)
+        db.pragma('journal_mode = DELETE')
+        db.close()
+        const h = await fs.open(tmpDb, 'r+')
+        await h.datasync()
+        await h.close()
+      } catch (error) {
+        if (db.open) db.close()
+        throw error
+      }
+    }
+    let stats, commits
     try {
-      const progress = await createProgress('rows')
-      progress.start([...target.tables.values()].reduce((s, t) => s + t.rowCount, 0), 'checkout')
-      const changes = await rawChanges(EMPTY_STATE, target, ws.reader)
-      const applied = await applyToDatabase(db, {changes, targetSchema: target.snapshot.schema, targetTables: target.tables}, ws.reader, () => progress.increment())
-      progress.stop()
-      rows = applied.rowsWritten
-      if (await ws.ensureTracking(db)) markBaseline(db, target.snapshotId, 0)
-      db.close()
+      const progress = await createProgress('objects')
+      ;({stats, commits} = await repo.store.withTrustWindow(() =>
+        downloadHistory(repo.store, remote, branch.id, {concurrency: transferConcurrency(), progress, alongside: buildDatabase})))
       await fs.rename(tmpDb, dbPath)
     } catch (error) {
-      if (db.open) db.close()
       await fs.rm(tmpDb, {force: true})
       throw error
     }

@@ -46,6 +46,12 @@ export interface Backend {
    */
   copyFrom?(source: Backend, key: string): Promise<boolean>
 
+  /**
+   * Optional: make every put so far durable. Called once before a branch moves, so backends
+   * that can batch durability (a directory: one syncfs) need not flush each object.
+   */
+  flush?(): Promise<void>
+
   close?(): Promise<void>
 }
 

@@ -3,15 +3,24 @@ import * as fs from 'node:fs/promises'
 import * as path from 'node:path'
 
 import {TilesyncError} from '../core/errors.js'
+import {DurabilityBarrier} from '../store/durability.js'
 import type {Backend, ListedKey, Versioned} from './backend.js'
 
 /**
  * A remote that is a plain directory: a local folder, a shared drive, a NAS mount. Writes
  * go through a temp file and a rename so readers never see half an object; compare-and-swap
- * takes an exclusive lock file next to the key.
+ * takes an exclusive lock file next to the key, and first makes every earlier write durable.
  */
 export class DirectoryBackend implements Backend {
-  constructor(readonly root: string) {}
+  private readonly barrier: DurabilityBarrier
+
+  constructor(readonly root: string) {
+    this.barrier = new DurabilityBarrier(root, process.env.TILESYNC_FSYNC !== '0')
+  }
+
+  flush(): Promise<void> {
+    return this.barrier.flush()
+  }
 
   get location(): string {
     return this.root
@@ -46,10 +55,8 @@ export class DirectoryBackend implements Backend {
     const tmp = path.join(tmpDir, `${randomBytes(8).toString('hex')}.tmp`)
     try {
       await fs.writeFile(tmp, bytes)
-      const h = await fs.open(tmp, 'r+')
-      await h.datasync()
-      await h.close()
       await fs.rename(tmp, target)
+      this.barrier.written(target)
     } catch (error) {
       await fs.rm(tmp, {force: true})
       throw error
@@ -64,7 +71,10 @@ export class DirectoryBackend implements Backend {
     try {
       const current = await this.getVersioned(key)
       if ((current?.etag ?? null) !== expected) return false
+      // Everything pushed before this ref must be on disk before the ref that names it.
+      await this.flush()
       await this.put(key, bytes)
+      await this.flush()
       return true
     } finally {
       await release()

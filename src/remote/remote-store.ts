@@ -41,6 +41,25 @@ export class RemoteStore {
     return bytes
   }
 
+  /** The raw bytes, for callers that verify them elsewhere (on hashing workers); null when absent. */
+  getObjectBytes(id: string): Promise<Buffer | null> {
+    return this.backend.get(remoteKeys.object(id))
+  }
+
+  corrupt(id: string, actual: string, size: number): TilesyncError {
+    return new TilesyncError('OBJECT_CORRUPT', `object ${id} from remote "${this.name}" is corrupt (got ${size} bytes hashing to ${actual.slice(0, 12)}…)`, {
+      hint: 'nothing was written; try again, and if it persists repair the remote with `tilesync push --force` from a good clone',
+      data: {id, actual},
+    })
+  }
+
+  missing(id: string): TilesyncError {
+    return new TilesyncError('OBJECT_MISSING', `object ${id} is missing on remote "${this.name}"`, {
+      hint: 'the remote is incomplete; push again from a clone that has it, or run `tilesync fsck --remote`',
+      data: {id},
+    })
+  }
+
   putObject(id: string, bytes: Buffer): Promise<void> {
     return this.backend.put(remoteKeys.object(id), bytes)
   }

@@ -142,6 +142,10 @@ export class RetryingBackend implements Backend {
     return this.run('copy', key, () => inner.copyFrom!(unwrapBackend(source), key))
   }
 
+  async flush(): Promise<void> {
+    await this.inner.flush?.()
+  }
+
   async close(): Promise<void> {
     await this.inner.close?.()
   }

@@ -3,6 +3,7 @@ import pLimit from 'p-limit'
 import {TilesyncError} from '../core/errors.js'
 import {decodeCommit} from '../snapshot/model.js'
 import {TreeReader} from '../snapshot/tree-reader.js'
+import {HashingPool} from '../store/hashing-pool.js'
 import type {LocalObjectStore} from '../store/local-object-store.js'
 import type {ObjectReader} from '../store/object-store.js'
 import type {Progress} from '../util/progress.js'
@@ -71,7 +72,19 @@ export async function uploadPlan(local: ObjectReader, remote: RemoteStore, plan:
  * everything is stored children first); each is verified by hash before it is kept, and
  * structured objects are written bottom-up after their blobs.
  */
-export async function downloadHistory(local: LocalObjectStore, remote: RemoteStore, tip: string, options: {concurrency: number; progress?: Progress; dryRun?: boolean}): Promise<{stats: TransferStats; commits: string[]; plan: ObjectPlan}> {
+export interface DownloadOptions {
+  concurrency: number
+  progress?: Progress
+  dryRun?: boolean
+  /**
+   * Work to run while blobs are still arriving (clone builds the database this way). Its
+   * reader serves the fetched trees from memory and waits for each blob until it is stored
+   * and verified, so downloading and writing the database overlap.
+   */
+  alongside?: (reader: TreeReader) => Promise<void>
+}
+
+export async function downloadHistory(local: LocalObjectStore, remote: RemoteStore, tip: string, options: DownloadOptions): Promise<{stats: TransferStats; commits: string[]; plan: ObjectPlan}> {
   const stats: TransferStats = {objects: 0, bytes: 0, skipped: 0}
   const fetched = new Map<string, Buffer>()
   const plan = emptyPlan()
@@ -142,19 +155,67 @@ export async function downloadHistory(local: LocalObjectStore, remote: RemoteSto
     // After a failure no new download starts, and the error is reported only once those in
     // flight have finished: nothing is written behind the caller's back after it returns.
     let stopped = false
-    const outcomes = await Promise.allSettled([...plan.blobs.keys()].map((id) => limit(async () => {
-      if (stopped) return
-      try {
+    // Many blobs: verify and store them on every core; a few: inline is cheaper.
+    const pool = plan.blobs.size > 16 ? new HashingPool(local, 'store') : undefined
+    const fetchBlob = async (id: string): Promise<number> => {
+      if (!pool) {
         const bytes = await remote.getObject(id)
         await local.put(bytes, id)
+        return bytes.length
+      }
+      const bytes = await remote.getObjectBytes(id)
+      if (bytes === null) throw remote.missing(id)
+      const size = bytes.length
+      const actual = await pool.putVerified(bytes, id)
+      if (actual !== id) throw remote.corrupt(id, actual, size)
+      return size
+    }
+    const arrived = new Map<string, {promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void}>()
+    for (const id of plan.blobs.keys()) {
+      let resolve!: () => void
+      let reject!: (e: unknown) => void
+      const promise = new Promise<void>((res, rej) => {
+        resolve = res
+        reject = rej
+      })
+      promise.catch(() => {})
+      arrived.set(id, {promise, resolve, reject})
+    }
+    const downloads = Promise.allSettled([...plan.blobs.keys()].map((id) => limit(async () => {
+      if (stopped) return
+      try {
+        const size = await fetchBlob(id)
         stats.objects++
-        stats.bytes += bytes.length
+        stats.bytes += size
         options.progress?.increment()
+        arrived.get(id)!.resolve()
       } catch (error) {
         stopped = true
+        // Nothing more will arrive: release everyone waiting, with the reason.
+        for (const a of arrived.values()) a.reject(error)
         throw error
       }
     })))
+    let alongside: Promise<void> = Promise.resolve()
+    if (options.alongside) {
+      const waitingReader = new TreeReader({
+        get: async (id) => {
+          const f = fetched.get(id)
+          if (f) return f
+          const a = arrived.get(id)
+          if (a) await a.promise
+          return local.get(id)
+        },
+        has: async (id) => fetched.has(id) || arrived.has(id) || local.has(id),
+      })
+      alongside = options.alongside(waitingReader)
+      alongside.catch(() => {
+        stopped = true
+      })
+    }
+    const [outcomes, side] = await Promise.all([downloads, alongside.then(() => null, (e: unknown) => e)])
+    await pool?.close()
+    if (side) throw side
     const failure = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected')
     if (failure) throw failure.reason
     // 4. Structured objects bottom-up, commits oldest first.

@@ -12,11 +12,12 @@ const {objectsDir, tmpDir} = workerData as {objectsDir: string; tmpDir: string}
 const madeDirs = new Set<string>()
 let tmpCounter = 0
 
-parentPort!.on('message', (job: {seq: number; bytes: Uint8Array; store: boolean}) => {
+parentPort!.on('message', (job: {seq: number; bytes: Uint8Array; store: boolean; expect?: string}) => {
   try {
     const id = hashBytes(job.bytes)
     let wrote = false
-    if (job.store) {
+    // A download whose bytes do not match the id it was fetched under is never stored.
+    if (job.store && (job.expect === undefined || job.expect === id)) {
       const dir = path.join(objectsDir, id.slice(0, 2))
       const target = path.join(dir, id.slice(2))
       if (!existsSync(target)) {

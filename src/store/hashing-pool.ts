@@ -52,6 +52,23 @@ export class HashingPool implements ObjectWriter {
     if (id || bytes.length < INLINE_BELOW) {
       return this.mode === 'store' ? this.store.put(bytes, id) : (id ?? hashBytes(bytes))
     }
+    return this.dispatch(bytes)
+  }
+
+  /**
+   * Stores bytes that should hash to `expected` (a download) and returns their actual id;
+   * when the two differ nothing is written and the caller reports the corruption.
+   */
+  async putVerified(bytes: Buffer, expected: string): Promise<string> {
+    if (bytes.length < INLINE_BELOW) {
+      const actual = hashBytes(bytes)
+      if (actual === expected && this.mode === 'store') await this.store.put(bytes, actual)
+      return actual
+    }
+    return this.dispatch(bytes, expected)
+  }
+
+  private dispatch(bytes: Buffer, expect?: string): Promise<string> {
     const seq = this.seq++
     let i = 0
     for (let j = 1; j < this.load.length; j++) if (this.load[j] < this.load[i]) i = j
@@ -60,7 +77,7 @@ export class HashingPool implements ObjectWriter {
     const view = owns ? new Uint8Array(bytes.buffer) : new Uint8Array(bytes)
     return new Promise<string>((resolve, reject) => {
       this.pending.set(seq, {resolve, reject})
-      this.workers[i].postMessage({seq, bytes: view, store: this.mode === 'store'}, [view.buffer as ArrayBuffer])
+      this.workers[i].postMessage({seq, bytes: view, store: this.mode === 'store', expect}, [view.buffer as ArrayBuffer])
     })
   }
 

@@ -17,6 +17,12 @@ import type {ObjectStore} from './object-store.js'
  */
 export class LocalObjectStore implements ObjectStore {
   private readonly knownDirs = new Set<string>()
+  /**
+   * While a trust window is open (clone, between downloading and writing the database), ids
+   * whose file this command just wrote from verified bytes are read back without re-hashing.
+   * Outside it every read re-hashes.
+   */
+  private verified: Set<string> | null = null
   readonly barrier: DurabilityBarrier
 
   constructor(
@@ -35,6 +41,21 @@ export class LocalObjectStore implements ObjectStore {
   /** Records an object written by someone else on this store's behalf (the hashing workers). */
   noteWritten(id: string): void {
     this.barrier.written(this.pathOf(id))
+    this.noteVerified(id)
+  }
+
+  /** Records that `id`'s file was checked against its hash in this process. */
+  noteVerified(id: string): void {
+    if (this.verified && this.verified.size < 1_000_000) this.verified.add(id)
+  }
+
+  async withTrustWindow<T>(fn: () => Promise<T>): Promise<T> {
+    this.verified = new Set()
+    try {
+      return await fn()
+    } finally {
+      this.verified = null
+    }
   }
 
   pathOf(id: string): string {
@@ -63,6 +84,7 @@ export class LocalObjectStore implements ObjectStore {
       }
       throw error
     }
+    if (this.verified?.has(id)) return bytes
     const actual = hashBytes(bytes)
     if (actual !== id) {
       throw new TilesyncError('OBJECT_CORRUPT', `object ${id} is corrupt (its bytes hash to ${actual.slice(0, 12)}…)`, {
@@ -84,6 +106,7 @@ export class LocalObjectStore implements ObjectStore {
     }
     await writeFileAtomic(this.tmpDir, target, bytes, false)
     this.barrier.written(target)
+    if (id === undefined) this.noteVerified(objectId)
     return objectId
   }
 
