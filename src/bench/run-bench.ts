@@ -5,6 +5,7 @@
  * b3sum and rclone are installed, runs them on the same tiles in the same run and prints the
  * ratios. Results go to bench-output/results.{json,md}.
  */
+import {spawn} from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -231,6 +232,8 @@ async function main(): Promise<void> {
     record('diff of 100 tiles in 1M-tile history', 'tilesync', s, {target: '< 0.5 s'})
   }
 
+  if (wanted('s3')) await s3Cases(bench.file, onePercent)
+
   if (wanted('version')) {
     const s: Sample[] = []
     for (let i = 0; i < Math.max(runs, 5); i++) s.push(tilesync(repoRoot, '--version'))
@@ -242,6 +245,69 @@ async function main(): Promise<void> {
     ...rows.map((r) => `| ${r.case} | ${r.tool} | ${r.medianSeconds.toFixed(3)} | ${r.maxRssMb?.toFixed(0) ?? ''} | ${r.target ?? ''} |`)].join('\n')
   fs.writeFileSync(path.join(out, 'results.md'), md + '\n')
   console.log(`\n${md}\n\nwritten to ${path.join(out, 'results.md')}`)
+}
+
+/** Push, incremental push and clone against s3rver on 127.0.0.1, with rclone on the same data. */
+async function s3Cases(benchFile: string, onePercent: number): Promise<void> {
+  const dir = fresh(path.join(work, 's3rver'))
+  const child = spawn(process.execPath, ['--openssl-legacy-provider', path.join(repoRoot, 'dist', 'src', 'bench', 's3-server-process.js'), dir, 'bench'], {stdio: ['ignore', 'pipe', 'inherit']})
+  const endpoint = await new Promise<string>((resolve, reject) => {
+    child.stdout.once('data', (d: Buffer) => resolve(d.toString().trim()))
+    child.once('exit', () => reject(new Error('s3rver exited')))
+  })
+  const s3env = {...env, AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', TILESYNC_JOBS: '16'}
+  const t = (cwd: string, ...args: string[]): Sample => measure(process.execPath, [BIN, ...args], {cwd, env: s3env})
+  const s3Runs = Math.min(runs, 3)
+  const project = path.join(work, 's3-project')
+  const dbFile = path.join(project, 'generations/v01/quadrants.db')
+  const tiles = path.join(work, 's3-tiles')
+  try {
+    fresh(project)
+    fs.mkdirSync(path.dirname(dbFile), {recursive: true})
+    fs.copyFileSync(benchFile, dbFile)
+    run(process.execPath, [BIN, 'init'], project, env)
+    run(process.execPath, [BIN, 'commit', '-m', 'first'], project, env)
+    const first: Sample[] = []
+    const inc: Sample[] = []
+    const clones: Sample[] = []
+    for (let i = 0; i < s3Runs; i++) {
+      run(process.execPath, [BIN, 'remote', 'add', `s3run${i}`, `s3://bench/run-${i}`, '--endpoint', endpoint], project, s3env)
+      first.push(t(project, 'push', `s3run${i}`, 'main'))
+    }
+    for (let i = 0; i < s3Runs; i++) {
+      changeTiles(dbFile, null, onePercent, 100 + i)
+      run(process.execPath, [BIN, 'commit', '-m', `s3 round ${i}`], project, env)
+      inc.push(t(project, 'push', 's3run0', 'main'))
+    }
+    for (let i = 0; i < s3Runs; i++) {
+      const target = path.join(work, 's3-clone')
+      fs.rmSync(target, {recursive: true, force: true})
+      clones.push(t(work, 'clone', 's3://bench/run-0', target, '--endpoint', endpoint))
+    }
+    const f = record(`S3 push, first (${(fs.statSync(benchFile).size / 1e9).toFixed(2)} GB)`, 'tilesync', first)
+    const p = record(`S3 push after 1% (${onePercent} tiles)`, 'tilesync', inc)
+    record('S3 clone', 'tilesync', clones)
+    if (has('rclone')) {
+      exportTiles(benchFile, tiles)
+      const renv = {
+        RCLONE_CONFIG_BS_TYPE: 's3', RCLONE_CONFIG_BS_PROVIDER: 'Other', RCLONE_CONFIG_BS_ENDPOINT: endpoint,
+        RCLONE_CONFIG_BS_ACCESS_KEY_ID: 'S3RVER', RCLONE_CONFIG_BS_SECRET_ACCESS_KEY: 'S3RVER', RCLONE_CONFIG_BS_FORCE_PATH_STYLE: 'true', AWS_CA_BUNDLE: undefined,
+      }
+      const rc: Sample[] = []
+      const rs: Sample[] = []
+      for (let i = 0; i < s3Runs; i++) rc.push(measure('rclone', ['copy', '--transfers', '16', tiles, `bs:bench/rclone-${i}`], {cwd: work, env: renv}))
+      for (let i = 0; i < s3Runs; i++) {
+        changeTiles(dbFile, tiles, onePercent, 200 + i)
+        rs.push(measure('rclone', ['sync', '--checksum', '--transfers', '16', tiles, 'bs:bench/rclone-0'], {cwd: work, env: renv}))
+      }
+      const rcr = record(`S3 push, first (${(fs.statSync(benchFile).size / 1e9).toFixed(2)} GB)`, 'rclone copy', rc)
+      const rsr = record(`S3 push after 1% (${onePercent} tiles)`, 'rclone sync --checksum', rs)
+      console.log(`  ratio first push tilesync / rclone: ${(f.medianSeconds / rcr.medianSeconds).toFixed(2)}`)
+      console.log(`  ratio 1% push tilesync / rclone: ${(p.medianSeconds / rsr.medianSeconds).toFixed(2)}`)
+    }
+  } finally {
+    child.kill()
+  }
 }
 
 await main()
