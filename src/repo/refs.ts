@@ -5,6 +5,7 @@ import {TilesyncError} from '../core/errors.js'
 import {isObjectId} from '../core/hash.js'
 import {writeFileAtomic} from '../store/local-object-store.js'
 import type {RepoLayout} from './layout.js'
+import {acquireLockFile} from './lock-file.js'
 
 export interface ReflogEntry {
   old: string | null
@@ -158,48 +159,13 @@ export class Refs {
     return entries
   }
 
-  private async lockRef(file: string): Promise<() => Promise<void>> {
+  private lockRef(file: string): Promise<() => Promise<void>> {
     const lock = `${file}.lock`
-    const deadline = Date.now() + 10_000
-    for (;;) {
-      try {
-        const h = await fs.open(lock, 'wx')
-        await h.writeFile(String(process.pid))
-        await h.close()
-        return () => fs.rm(lock, {force: true})
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
-        if (await isStaleLock(lock)) {
-          await fs.rm(lock, {force: true})
-          continue
-        }
-        if (Date.now() > deadline) {
-          throw new TilesyncError('REPO_LOCKED', `${path.basename(file)} is being updated by another tilesync process`, {
-            hint: `wait for it to finish; if none is running, delete ${lock}`,
-          })
-        }
-        await new Promise((r) => setTimeout(r, 25))
-      }
-    }
-  }
-}
-
-/** A lock is stale when the process that wrote it no longer exists (same machine). */
-export async function isStaleLock(lock: string): Promise<boolean> {
-  try {
-    const text = await fs.readFile(lock, 'utf8')
-    const pid = Number.parseInt(text, 10)
-    if (!Number.isFinite(pid) || pid <= 0) {
-      const st = await fs.stat(lock)
-      return Date.now() - st.mtimeMs > 5_000
-    }
-    try {
-      process.kill(pid, 0)
-      return false
-    } catch (error) {
-      return (error as NodeJS.ErrnoException).code === 'ESRCH'
-    }
-  } catch {
-    return false
+    return acquireLockFile(lock, {
+      waitMs: 10_000,
+      onTimeout: () => new TilesyncError('REPO_LOCKED', `${path.basename(file)} is being updated by another tilesync process`, {
+        hint: `wait for it to finish; if none is running, delete ${lock}`,
+      }),
+    })
   }
 }
