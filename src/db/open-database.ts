@@ -17,14 +17,32 @@ export function busyTimeoutMs(): number {
  * Opens the user's database after checking it really is SQLite, so a wrong path or a
  * truncated file is refused before anything reads or writes it.
  */
-export function openDatabase(file: string, options: {readonly?: boolean} = {}): Db {
+export function openDatabase(file: string, options: {readonly?: boolean; recovered?: boolean} = {}): Db {
   assertSqliteFile(file)
-  let db: Db
+  let db: Db | undefined
   try {
     db = new Database(file, {readonly: options.readonly ?? false, fileMustExist: true, timeout: busyTimeoutMs()})
     // Touch the schema now so a damaged file fails here, with a clear message.
     db.prepare('SELECT count(*) FROM sqlite_master').get()
   } catch (error) {
+    db?.close()
+    const code = (error as {code?: string}).code
+    if (options.readonly && !options.recovered && (code === 'SQLITE_READONLY_ROLLBACK' || code === 'SQLITE_READONLY_RECOVERY')) {
+      // A writer was killed mid-transaction and left a hot journal. A read-only connection
+      // cannot roll it back; one read-write open does (restoring the last committed state,
+      // as any SQLite writer would), then the read-only open works.
+      try {
+        const rw = new Database(file, {fileMustExist: true, timeout: busyTimeoutMs()})
+        try {
+          rw.prepare('SELECT count(*) FROM sqlite_master').get()
+        } finally {
+          rw.close()
+        }
+      } catch (recoverError) {
+        throw translateSqliteError(recoverError, file)
+      }
+      return openDatabase(file, {readonly: true, recovered: true})
+    }
     throw translateSqliteError(error, file)
   }
   return db

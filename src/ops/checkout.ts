@@ -80,20 +80,30 @@ export async function checkout(ws: Workspace, options: CheckoutOptions): Promise
     try {
       await ws.ensureTracking(db)
       // Scan, check and write in ONE write transaction: no other writer can slip in between.
-      return await inTransaction(db, 'write', () => checkoutLocked(ws, db, options, {targetId, target, headId, headState, bbox, partial}))
+      const {result, head} = await inTransaction(db, 'write', () => checkoutLocked(ws, db, options, {targetId, target, headId, headState, bbox, partial}))
+      // HEAD moves only once the database holds the target. After a crash in between, the
+      // database equals the target and HEAD is behind; the same checkout run again finds
+      // nothing to overwrite and just moves HEAD.
+      if (head) await ws.repo.refs.setHead(head, `checkout: moving to ${options.revision}`)
+      return result
     } finally {
       db.close()
     }
   })
 }
 
-async function checkoutLocked(ws: Workspace, db: Db, options: CheckoutOptions, ctx: {targetId: string; target: TreeState; headId: string | null; headState: TreeState; bbox?: BBox; partial: boolean}): Promise<CheckoutResult> {
+async function checkoutLocked(ws: Workspace, db: Db, options: CheckoutOptions, ctx: {targetId: string; target: TreeState; headId: string | null; headState: TreeState; bbox?: BBox; partial: boolean}): Promise<{result: CheckoutResult; head: Head | null}> {
   const {targetId, target, headId, headState, bbox, partial} = ctx
   const working = await ws.scan(db, {store: true})
   if (working.tracking.installed && !working.tracking.used) markBaseline(db, working.state.snapshotId, working.tracking.upTo)
   let pending = await rawChanges(headState, working.state, ws.reader, {bbox})
   if (options.tiles?.length) pending = onlyTiles(pending, options.tiles)
-  const dirty = headId !== null && (partial ? count(pending) > 0 : !sameTables(headState, working.state))
+  let changes = await rawChanges(working.state, target, ws.reader, {bbox})
+  if (options.tiles?.length) changes = onlyTiles(changes, options.tiles)
+  // Uncommitted changes matter only when the checkout would overwrite them: a database that
+  // already equals the target (e.g. a checkout killed after its write) loses nothing.
+  const alreadyThere = partial ? count(changes) === 0 : sameTables(target, working.state)
+  const dirty = headId !== null && !alreadyThere && (partial ? count(pending) > 0 : !sameTables(headState, working.state))
   let savedAs: string | null = null
   if (dirty) {
     if (!options.force) {
@@ -104,8 +114,6 @@ async function checkoutLocked(ws: Workspace, db: Db, options: CheckoutOptions, c
     }
     savedAs = await saveWorking(ws, working.state, headId)
   }
-  let changes = await rawChanges(working.state, target, ws.reader, {bbox})
-  if (options.tiles?.length) changes = onlyTiles(changes, options.tiles)
   const progress = await createProgress('rows')
   let applied: ApplyResult
   try {
@@ -120,15 +128,14 @@ async function checkoutLocked(ws: Workspace, db: Db, options: CheckoutOptions, c
   }
   // After a full checkout the database equals the target: the change record restarts there.
   if (!partial) markBaseline(db, target.snapshotId, readTrackingState(db).installed ? maxSeq(db) : 0)
-  let detached = false
+  let head: Head | null = null
   if (!partial) {
     const branch = await ws.repo.refs.read(`refs/heads/${options.revision}`).catch(() => null)
-    const head: Head = branch === targetId ? {kind: 'branch', ref: `refs/heads/${options.revision}`, branch: options.revision} : {kind: 'detached', id: targetId}
-    detached = head.kind === 'detached'
-    await ws.repo.refs.setHead(head, `checkout: moving to ${options.revision}`)
+    head = branch === targetId ? {kind: 'branch', ref: `refs/heads/${options.revision}`, branch: options.revision} : {kind: 'detached', id: targetId}
   }
+  const detached = head?.kind === 'detached'
   const tileTable = target.snapshot.tileTable ?? ''
-  return {
+  return {head, result: {
     target: targetId,
     head: partial ? headId ?? targetId : targetId,
     detached,
@@ -137,7 +144,7 @@ async function checkoutLocked(ws: Workspace, db: Db, options: CheckoutOptions, c
     rowsDeleted: applied.rowsDeleted,
     tilesChanged: changes.get(tileTable)?.changes.length ?? 0,
     savedAs,
-  }
+  }}
 }
 
 /** Records the working database as a commit (not on any branch) before it is overwritten. */

@@ -31,12 +31,18 @@ interface MergeState {
   resolutions: Record<string, Side>
 }
 
-/** Fails unless the database equals HEAD: merges never mix with uncommitted work. */
-async function assertClean(ws: Workspace, db: Db, head: TreeState): Promise<void> {
+function dirtyError(): TilesyncError {
+  return new TilesyncError('DIRTY', 'the database has uncommitted changes', {hint: 'commit them first (`tilesync commit -m ...`); a merge only writes a clean database'})
+}
+
+/**
+ * The database's state when it differs from HEAD, or null when it equals HEAD. Merges never
+ * mix with uncommitted work; the one exception is a database that already equals the merge's
+ * result, which is what a merge killed after its database write and before HEAD moved leaves.
+ */
+async function uncommitted(ws: Workspace, db: Db, head: TreeState): Promise<TreeState | null> {
   const working = await ws.scan(db, {store: false})
-  if (!sameTables(head, working.state)) {
-    throw new TilesyncError('DIRTY', 'the database has uncommitted changes', {hint: 'commit them first (`tilesync commit -m ...`); a merge only writes a clean database'})
-  }
+  return sameTables(head, working.state) ? null : working.state
 }
 
 /** Writes the difference between two states into the database (one transaction). */
@@ -68,16 +74,19 @@ export async function mergeCommit(ws: Workspace, theirs: string, label: string, 
     if (ours && await isAncestor(ws.reader, theirs, ours)) return {outcome: 'up-to-date', head: ours, theirs, conflicts: [], rowsWritten: 0}
     const db = ws.openDb(false)
     try {
-      await assertClean(ws, db, oursState)
+      const working = await uncommitted(ws, db, oursState)
       const theirsState = await ws.stateOf(theirs)
       if (!ours || await isAncestor(ws.reader, ours, theirs)) {
-        const rows = await writeState(ws, db, oursState, theirsState)
+        if (working && !sameTables(theirsState, working)) throw dirtyError()
+        // The database is written first and HEAD moves after, so a crash in between leaves
+        // the database at `theirs`: then only HEAD has to move.
+        const rows = working ? 0 : await writeState(ws, db, oursState, theirsState)
         await ws.repo.refs.updateHead(theirs, `merge ${label}: fast-forward`, ours)
         return {outcome: 'fast-forward', head: theirs, theirs, conflicts: [], rowsWritten: rows}
       }
       const base = await mergeBase(ws.reader, ours, theirs)
       const state: MergeState = {ours, theirs, base, label, resolutions: {}}
-      return await finishOrRecord(ws, db, state, oursState)
+      return await finishOrRecord(ws, db, state, oursState, undefined, working)
     } finally {
       db.close()
     }
@@ -85,9 +94,11 @@ export async function mergeCommit(ws: Workspace, theirs: string, label: string, 
   return options.lockHeld ? run() : ws.repo.withLock('merge', run)
 }
 
-async function finishOrRecord(ws: Workspace, db: Db, state: MergeState, oursState: TreeState, fallback?: Side): Promise<MergeResult> {
+/** `working`: the database's state when it differs from ours (then it must equal the result). */
+async function finishOrRecord(ws: Workspace, db: Db, state: MergeState, oursState: TreeState, fallback?: Side, working?: TreeState | null): Promise<MergeResult> {
   const outcome = await threeWayMerge(ws.reader, ws.repo.store, await ws.stateOf(state.base), oursState, await ws.stateOf(state.theirs),
     (c) => state.resolutions[c.id] ?? fallback)
+  if (working && (outcome.conflicts.length > 0 || !sameTables(outcome.state, working))) throw dirtyError()
   if (outcome.conflicts.length > 0) {
     await writeFileAtomic(ws.repo.layout.tmp, ws.repo.layout.mergeState, Buffer.from(JSON.stringify(state, null, 2)), true)
     return {outcome: 'conflicts', head: state.ours, theirs: state.theirs, conflicts: outcome.conflicts, rowsWritten: 0}
@@ -97,7 +108,7 @@ async function finishOrRecord(ws: Workspace, db: Db, state: MergeState, oursStat
     tree: outcome.state.snapshotId, parents: [state.ours, state.theirs], author: defaultAuthor(),
     message: `Merge ${state.label}`, stats: changes.summary,
   })
-  const rows = await writeState(ws, db, oursState, outcome.state)
+  const rows = working ? 0 : await writeState(ws, db, oursState, outcome.state)
   await ws.repo.refs.updateHead(id, `merge ${state.label}`, state.ours)
   await fs.rm(ws.repo.layout.mergeState, {force: true})
   return {outcome: 'merged', head: id, theirs: state.theirs, conflicts: [], rowsWritten: rows}
@@ -138,9 +149,7 @@ export async function resolveMerge(ws: Workspace, side: Side, tiles?: Array<[num
     for (const c of picked) state.resolutions[c.id] = side
     const db = ws.openDb(false)
     try {
-      await assertClean(ws, db, oursState)
-      const result = await finishOrRecord(ws, db, state, oursState)
-      return result
+      return await finishOrRecord(ws, db, state, oursState, undefined, await uncommitted(ws, db, oursState))
     } finally {
       db.close()
     }

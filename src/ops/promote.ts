@@ -6,6 +6,7 @@ import {commitsNotIn, isAncestor} from '../history/graph.js'
 import {type ObjectPlan, planCommits, planCount, planGroups} from '../remote/object-plan.js'
 import {PushJournal} from '../remote/push-journal.js'
 import {type RemoteStore, remoteKeys} from '../remote/remote-store.js'
+import {readRemoteShallow, updateRemoteShallow} from '../remote/shallow-remote.js'
 import {transferConcurrency} from '../remote/transfer.js'
 import {TreeReader} from '../snapshot/tree-reader.js'
 import type {ObjectReader} from '../store/object-store.js'
@@ -139,9 +140,12 @@ async function promoteBetween(ws: Workspace, from: RemoteStore, to: RemoteStore,
 
   // Plan against the source: every commit and tree read here is verified by hash.
   const source = new RemoteObjectReader(from)
-  const reader = new TreeReader(source)
+  // History ends at the shallow roots a prune left on the source; on the target, what lies
+  // below its own shallow roots counts as not there.
+  const fromShallow = await readRemoteShallow(from)
+  const reader = new TreeReader(source, undefined, fromShallow)
   if (target && !(await isAncestor(reader, target.id, commit))) throw promoteRefused(from.name, to.name, branch, target.id, commit)
-  const commits = await commitsNotIn(reader, commit, target ? [target.id] : [])
+  const commits = await commitsNotIn(reader, commit, target ? [target.id] : [], target ? await readRemoteShallow(to) : undefined)
   const plan = await planCommits(reader, commits)
   const journal = await PushJournal.open(ws.repo.layout.remoteState(to.name))
   const todo = planGroups(plan).map((group) => group.filter((id) => !journal.has(id)))
@@ -190,6 +194,8 @@ async function promoteBetween(ws: Workspace, from: RemoteStore, to: RemoteStore,
     const meta = await from.readMeta()
     if (meta) await to.writeMeta({...meta, defaultBranch: branch})
   }
+  const cut = commits.filter((c) => fromShallow.has(c))
+  if (cut.length) await updateRemoteShallow(to, (current) => new Set([...current, ...cut]))
   if (!(await to.casBranch(branch, target?.etag ?? null, commit))) {
     // Someone moved the branch meanwhile; the same promotion finishing first is no conflict.
     const now = await to.readBranch(branch)

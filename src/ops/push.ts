@@ -3,6 +3,7 @@ import {commitsNotIn, isAncestor} from '../history/graph.js'
 import {planCommits, planCount} from '../remote/object-plan.js'
 import {isOxenRemote, type OxenTuning, pushOxen} from '../remote/oxen/oxen-sync.js'
 import {PushJournal} from '../remote/push-journal.js'
+import {readRemoteShallow} from '../remote/shallow-remote.js'
 import type {RemoteStore} from '../remote/remote-store.js'
 import {transferConcurrency, uploadPlan} from '../remote/transfer.js'
 import {createProgress} from '../util/progress.js'
@@ -60,7 +61,8 @@ export async function pushTo(ws: Workspace, remote: RemoteStore, name: string, b
   }
   const known = remoteRef && (await ws.repo.store.has(remoteRef.id))
   if (remoteRef && !options.force && (!known || !(await isAncestor(ws.reader, remoteRef.id, local)))) throw remoteMoved(name, branch)
-  const commits = await commitsNotIn(ws.reader, local, known ? [remoteRef.id] : [])
+  // A pruned remote lacks what lies below its shallow roots: that counts as not there.
+  const commits = await commitsNotIn(ws.reader, local, known ? [remoteRef.id] : [], known ? await readRemoteShallow(remote) : undefined)
   const plan = await planCommits(ws.reader, commits)
   const journal = await PushJournal.open(ws.repo.layout.remoteState(name))
   if (options.dryRun) {

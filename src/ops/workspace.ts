@@ -32,7 +32,7 @@ export class Workspace {
   readonly reader: TreeReader
 
   constructor(readonly repo: Repository) {
-    this.reader = new TreeReader(repo.store)
+    this.reader = new TreeReader(repo.store, undefined, repo.shallow)
   }
 
   static async open(cwd?: string): Promise<Workspace> {

@@ -3,6 +3,7 @@ import pLimit from 'p-limit'
 import {TilesyncError} from '../core/errors.js'
 import {decodeCommit} from '../snapshot/model.js'
 import {TreeReader} from '../snapshot/tree-reader.js'
+import {addShallow, loadShallow, shallowFileOf} from '../repo/shallow.js'
 import {HashingPool} from '../store/hashing-pool.js'
 import type {LocalObjectStore} from '../store/local-object-store.js'
 import type {ObjectReader} from '../store/object-store.js'
@@ -10,6 +11,7 @@ import type {Progress} from '../util/progress.js'
 import {emptyPlan, type ObjectPlan, planCount, planGroups} from './object-plan.js'
 import type {PushJournal} from './push-journal.js'
 import type {RemoteStore} from './remote-store.js'
+import {readRemoteShallow, updateRemoteShallow} from './shallow-remote.js'
 
 export interface TransferStats {
   objects: number
@@ -40,6 +42,10 @@ export async function uploadPlan(local: ObjectReader, remote: RemoteStore, plan:
   const limit = pLimit(options.concurrency)
   options.progress?.start(total, 'push')
   try {
+    // Commits whose history was cut here (a clone of a pruned remote) are shallow roots there too.
+    const objectsDir = (local as {objectsDir?: string}).objectsDir
+    const cut = objectsDir ? plan.commits.filter((c) => loadShallow(shallowFileOf(objectsDir)).has(c)) : []
+    if (cut.length) await updateRemoteShallow(remote, (current) => new Set([...current, ...cut]))
     for (const group of planGroups(plan)) {
       const todo = group.filter((id) => {
         if (!journal.has(id)) return true
@@ -101,16 +107,31 @@ export async function downloadHistory(local: LocalObjectStore, remote: RemoteSto
     has: async (id) => fetched.has(id) || local.has(id),
   })
   try {
-    // 1. New commits, newest first.
+    // 1. New commits, newest first. Below a shallow root of the remote (a prune cut its
+    // history) a parent the remote no longer has ends the walk; it becomes a local shallow root.
     const newCommits: string[] = []
     const queue = [tip]
     const seen = new Set<string>()
+    const remoteShallow = await readRemoteShallow(remote)
+    const cut: string[] = []
     while (queue.length > 0) {
       const id = queue.shift()!
       if (seen.has(id) || (await local.has(id))) continue
       seen.add(id)
       newCommits.push(id)
-      queue.push(...decodeCommit(await get(id)).parents)
+      for (const parent of decodeCommit(fetched.get(id) ?? await get(id)).parents) {
+        if (remoteShallow.has(id) && !seen.has(parent) && !(await local.has(parent))) {
+          const there = await get(parent).then(() => true, (error: unknown) => {
+            if ((error as {code?: string}).code === 'OBJECT_MISSING') return false
+            throw error
+          })
+          if (!there) {
+            cut.push(id)
+            continue
+          }
+        }
+        queue.push(parent)
+      }
     }
     plan.commits = [...newCommits].reverse()
     // 2. Their trees, level by level, fetching only what is missing locally.
@@ -218,7 +239,8 @@ export async function downloadHistory(local: LocalObjectStore, remote: RemoteSto
     if (side) throw side
     const failure = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected')
     if (failure) throw failure.reason
-    // 4. Structured objects bottom-up, commits oldest first.
+    // 4. Structured objects bottom-up, commits oldest first (shallow roots recorded before them).
+    if (cut.length) await addShallow(shallowFileOf(local.objectsDir), cut)
     for (const group of planGroups(plan).slice(1)) {
       for (const id of group) await local.put(fetched.get(id)!, id)
     }

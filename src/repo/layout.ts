@@ -15,6 +15,7 @@ export class RepoLayout {
   get logs(): string { return path.join(this.dir, 'logs') }
   get mergeState(): string { return path.join(this.dir, 'MERGE_STATE.json') }
   get syncLog(): string { return path.join(this.dir, 'sync-log.jsonl') }
+  get shallow(): string { return path.join(this.dir, 'shallow') }
 
   ref(name: string): string { return path.join(this.dir, ...name.split('/')) }
   reflog(name: string): string { return path.join(this.logs, ...name.split('/')) }

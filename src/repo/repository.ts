@@ -8,6 +8,7 @@ import {loadConfig, type RepoConfig, writeNewConfig} from './config.js'
 import {RepoLayout, STORE_DIR_NAME} from './layout.js'
 import {Refs} from './refs.js'
 import {acquireRepoLock} from './repo-lock.js'
+import {loadShallow} from './shallow.js'
 
 export const DEFAULT_BRANCH = 'main'
 
@@ -26,6 +27,11 @@ export class Repository {
   }
 
   get root(): string { return this.layout.root }
+
+  /** Commits whose parents were cut off by a prune of the remote they came from. */
+  get shallow(): Set<string> {
+    return loadShallow(this.layout.shallow)
+  }
 
   /** Absolute path of the versioned database. */
   get databasePath(): string {

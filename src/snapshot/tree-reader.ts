@@ -15,9 +15,20 @@ export function boxesOverlap(a: BBox, b: BBox): boolean {
 export class TreeReader {
   private readonly cache = new Map<string, unknown>()
 
-  constructor(readonly objects: ObjectReader, private readonly cacheLimit = 4096) {}
+  /**
+   * `shallow`: commits whose history was cut by a prune (see repo/shallow.ts). Their parents
+   * that are not in the store are left out, so every history walk ends there gracefully.
+   */
+  constructor(readonly objects: ObjectReader, private readonly cacheLimit = 4096, private readonly shallow?: ReadonlySet<string>) {}
 
-  commit(id: string): Promise<Commit> { return this.cached(id, decodeCommit) }
+  async commit(id: string): Promise<Commit> {
+    const commit = await this.cached(id, decodeCommit)
+    if (!this.shallow?.has(id) || commit.parents.length === 0) return commit
+    const present: string[] = []
+    for (const p of commit.parents) if (await this.objects.has(p)) present.push(p)
+    return present.length === commit.parents.length ? commit : {...commit, parents: present}
+  }
+
   snapshot(id: string): Promise<Snapshot> { return this.cached(id, decodeSnapshot) }
   table(id: string): Promise<TableTree> { return this.cached(id, decodeTable) }
   node(id: string): Promise<TreeNode> { return this.cached(id, decodeNode) }

@@ -3,6 +3,7 @@ import * as path from 'node:path'
 import {parentPort, workerData} from 'node:worker_threads'
 
 import {hashBytes} from '../core/hash.js'
+import {chargeDiskWrite} from './fault.js'
 
 /**
  * Hashes blobs (and, when asked, stores them as objects) on another core. Synchronous file
@@ -27,6 +28,7 @@ parentPort!.on('message', (job: {seq: number; bytes: Uint8Array; store: boolean;
         }
         const tmp = path.join(tmpDir, `${id.slice(0, 16)}.${process.pid}.w${tmpCounter++}.tmp`)
         try {
+          chargeDiskWrite(job.bytes.length)
           writeFileSync(tmp, job.bytes, {flag: 'wx'})
           renameSync(tmp, target)
         } catch (error) {

@@ -6,6 +6,7 @@ import * as path from 'node:path'
 import {TilesyncError} from '../core/errors.js'
 import {hashBytes, isObjectId} from '../core/hash.js'
 import {DurabilityBarrier} from './durability.js'
+import {chargeDiskWrite} from './fault.js'
 import type {ObjectStore} from './object-store.js'
 
 /**
@@ -145,6 +146,7 @@ export async function writeFileAtomic(tmpDir: string, target: string, bytes: Uin
   let handle: fs.FileHandle | undefined
   try {
     handle = await fs.open(tmp, 'wx')
+    chargeDiskWrite(bytes.length)
     await handle.writeFile(bytes)
     if (durable) await handle.datasync()
     await handle.close()
