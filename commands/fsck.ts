@@ -54,8 +54,10 @@ configured remotes, on a remote (with --remote) from the local store.`
     }
     const broken = result.recoverable.filter((r) => !r.complete)
     if (broken.length) this.say(`${broken.length} commit(s) named only by reflogs are incomplete (nothing on a branch depends on them).`)
-    if (result.unreferenced.objects) {
+    if (result.unreferenced.objects && result.ok) {
       this.say(`${result.unreferenced.objects} object(s) (${formatBytes(result.unreferenced.bytes)}) are not used by anything: ${result.where === 'local' ? '`tilesync gc`' : `\`tilesync prune ${result.where}\``} removes them.`)
+    } else if (result.unreferenced.objects) {
+      this.say(`${result.unreferenced.objects} object(s) (${formatBytes(result.unreferenced.bytes)}) were not reached, some perhaps only because of the damage above.`)
     }
     if (result.ok) this.say('No problems found.')
     else {

@@ -247,8 +247,10 @@ async function repairLocal(repo: Repository, result: FsckResult): Promise<number
       const problem = result.problems.find((p) => p.id === id)!
       if (problem.kind === 'corrupt' || problem.kind === 'malformed') {
         await repo.store.delete(id)
-        repaired++
-        if (problem.unreferenced) continue
+        if (problem.unreferenced) {
+          repaired++
+          continue
+        }
       }
       for (const remote of remotes) {
         try {

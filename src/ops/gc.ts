@@ -53,14 +53,15 @@ export async function gc(ws: Workspace, options: {dryRun?: boolean; graceMs?: nu
     }
     await marker.history([...roots.refs.map((r) => r.id!), ...roots.merge.map((m) => m.id), ...roots.reflogs.flatMap((l) => [l.entry.old, l.entry.new]).filter((id): id is string => typeof id === 'string' && isObjectId(id))])
     if (roots.baseline) await marker.mark(roots.baseline, 'snapshot', 'the database\'s change-tracking baseline')
-    for (const id of [...roots.remoteState, ...young.keys()]) await marker.markAny(id)
-    // 3. Sweep: old and unmarked only.
+    for (const id of roots.remoteState) await marker.markAny(id)
     const result: GcResult = {dryRun: Boolean(options.dryRun), graceMs, reachable: marker.live.size, removed: {objects: 0, bytes: 0}, young: {objects: 0, bytes: 0}, tmp: {files: 0, bytes: 0}}
     for (const [id, size] of young) {
       if (marker.live.has(id)) continue
       result.young.objects++
       result.young.bytes += size
     }
+    for (const id of young.keys()) await marker.markAny(id)
+    // 3. Sweep: old and unmarked only.
     for (const [id, size] of old) {
       if (marker.live.has(id)) continue
       if (!options.dryRun) {
