@@ -170,7 +170,8 @@ export async function downloadHistory(local: LocalObjectStore, remote: RemoteSto
       }
       frontier = next
     }
-    if (options.dryRun) return {stats: {...stats, bytes: stats.bytes + [...plan.blobs.values()].reduce((s, n) => s + n, 0)}, commits: newCommits, plan}
+    // A dry run reports what the real one would: the commits and trees read so far, plus the blobs to come.
+    if (options.dryRun) return {stats: {...stats, objects: stats.objects + plan.blobs.size, bytes: stats.bytes + [...plan.blobs.values()].reduce((s, n) => s + n, 0)}, commits: newCommits, plan}
     // 3. Blobs, written as they arrive (a blob refers to nothing, so order does not matter).
     options.progress?.start(plan.blobs.size, 'fetch')
     // After a failure no new download starts, and the error is reported only once those in
