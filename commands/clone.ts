@@ -3,6 +3,7 @@ import {Args, Flags} from '@oclif/core'
 import {TilesyncCommand} from '../src/cli/base-command.js'
 import {formatBytes, short} from '../src/cli/format.js'
 import {clone, type CloneResult} from '../src/ops/clone.js'
+import {cloneRelease} from '../src/release/consume.js'
 
 export default class Clone extends TilesyncCommand {
   static override summary = 'Copy a remote into a new directory and rebuild the database from it.'
@@ -10,10 +11,11 @@ export default class Clone extends TilesyncCommand {
     '<%= config.bin %> clone /mnt/nas/tiles my-tiles',
     '<%= config.bin %> clone r2://my-bucket/city-tiles --db generations/v01/quadrants.db',
     '<%= config.bin %> clone s3://tiles/prod --endpoint http://127.0.0.1:9000',
+    '<%= config.bin %> clone --release tilesync.release.json r2://city-tiles/prod ../city',
   ]
 
   static override args = {
-    url: Args.string({required: true, description: 'remote URL or directory'}),
+    url: Args.string({description: 'remote URL or directory (with --release: default the staging location the manifest records)'}),
     dir: Args.string({description: 'directory to create (default from the URL)'}),
   }
 
@@ -24,12 +26,17 @@ export default class Clone extends TilesyncCommand {
     region: Flags.string({description: 'S3 region'}),
     host: Flags.string({description: 'oxen server host'}),
     'dry-run': Flags.boolean({description: 'show what would be downloaded'}),
+    release: Flags.string({description: 'clone exactly the commit a release manifest (tilesync.release.json) pins, checked against it', exclusive: ['branch']}),
   }
 
   async run(): Promise<CloneResult> {
     const {args, flags} = await this.parse(Clone)
     const extra = Object.fromEntries(Object.entries({endpoint: flags.endpoint, region: flags.region, host: flags.host}).filter(([, v]) => v))
-    const r = await clone({url: args.url, dir: args.dir, db: flags.db, branch: flags.branch, dryRun: flags['dry-run'], remote: extra})
+    if (!args.url && !flags.release) this.error('give the URL or directory to clone (or --release MANIFEST)', {exit: 2})
+    const r = flags.release
+      ? await cloneRelease({manifest: flags.release, url: args.url, dir: args.dir, db: flags.db, dryRun: flags['dry-run'], remote: extra})
+      : await clone({url: args.url!, dir: args.dir, db: flags.db, branch: flags.branch, dryRun: flags['dry-run'], remote: extra})
+    if (flags.release) this.say(`Release "${(r as Awaited<ReturnType<typeof cloneRelease>>).release.name}": commit ${short(r.head)} (checked against ${flags.release}).`)
     if (r.dryRun) this.say(`Would download ${r.commits} commit(s), ${r.objects} objects, about ${formatBytes(r.bytes)} into ${r.root}.`)
     else this.say(`Cloned into ${r.root}: ${r.commits} commit(s), ${r.objects} objects (${formatBytes(r.bytes)}), ${r.rows} rows written to ${r.database}; on ${r.branch} at ${short(r.head)}.`)
     return r

@@ -3,6 +3,7 @@ import {Args, Flags} from '@oclif/core'
 import {TilesyncCommand} from '../src/cli/base-command.js'
 import {formatBytes, short} from '../src/cli/format.js'
 import {pull, type PullResult} from '../src/ops/pull.js'
+import {pullRelease} from '../src/release/consume.js'
 
 export default class Pull extends TilesyncCommand {
   static override summary = 'Fetch a remote branch and merge it into the current branch (per tile and layer).'
@@ -11,17 +12,25 @@ different columns of one tile) combine into a merge commit; the same cell change
 both sides is a conflict: the database is left untouched and \`tilesync merge --ours|--theirs\`
 (optionally --tile X,Y) or \`tilesync merge --abort\` decides.`
 
-  static override examples = ['<%= config.bin %> pull', '<%= config.bin %> pull origin main', '<%= config.bin %> pull --dry-run']
+  static override examples = ['<%= config.bin %> pull', '<%= config.bin %> pull origin main', '<%= config.bin %> pull --dry-run', '<%= config.bin %> pull --release', '<%= config.bin %> pull production --release --manifest city/tilesync.release.json']
   static override args = {
     remote: Args.string({description: 'remote name (default origin)'}),
     branch: Args.string({description: 'branch (default the current one)'}),
   }
 
-  static override flags = {'dry-run': Flags.boolean({description: 'show what would be downloaded and changed'})}
+  static override flags = {
+    'dry-run': Flags.boolean({description: 'show what would be downloaded and changed'}),
+    release: Flags.boolean({description: 'move to exactly the commit the release manifest pins (tilesync.release.json at git HEAD), fast-forward only'}),
+    manifest: Flags.string({description: 'with --release: read this manifest file instead', dependsOn: ['release']}),
+  }
 
   async run(): Promise<PullResult> {
     const {args, flags} = await this.parse(Pull)
-    const r = await pull(await this.workspace(), {remote: args.remote, branch: args.branch, dryRun: flags['dry-run']})
+    if (flags.release && args.branch) this.error('--release pulls the branch the manifest names: give no BRANCH', {exit: 2})
+    const r = flags.release
+      ? await pullRelease(await this.workspace(), {remote: args.remote, manifest: flags.manifest, dryRun: flags['dry-run']})
+      : await pull(await this.workspace(), {remote: args.remote, branch: args.branch, dryRun: flags['dry-run']})
+    if (flags.release) this.say(`Release "${(r as Awaited<ReturnType<typeof pullRelease>>).release.name}": commit ${short(r.fetch.branches[0]?.to)}.`)
     this.say(`Fetched ${r.objects} objects (${formatBytes(r.bytes)}) from ${r.remote}/${r.branch}.`)
     if (r.dryRun) {
       if (r.wouldChange) this.say(`Would change ${r.wouldChange.tilesAdded} added, ${r.wouldChange.tilesModified} modified, ${r.wouldChange.tilesDeleted} deleted tiles (${r.wouldChange.rowsChanged} rows).`)

@@ -24,6 +24,11 @@ export interface CloneOptions {
   dir?: string
   db?: string
   branch?: string
+  /**
+   * Check out exactly this commit (a release) instead of the branch tip: its history is
+   * downloaded and verified, and the local branch (`branch`, default the remote's) starts there.
+   */
+  commit?: string
   dryRun?: boolean
   remote?: Omit<RemoteConfig, 'url'>
   oxen?: OxenTuning
@@ -53,7 +58,10 @@ export function defaultCloneDir(url: string): string {
  * interrupted clone never leaves a half-written database behind.
  */
 export async function clone(options: CloneOptions): Promise<CloneResult> {
-  if (parseRemoteUrl(options.url).kind === 'oxen') return cloneOxen(options)
+  if (parseRemoteUrl(options.url).kind === 'oxen') {
+    if (options.commit) throw new TilesyncError('REMOTE_UNSUPPORTED', 'cloning a pinned commit (a release) is not supported from oxen remotes', {hint: 'clone the release from the bucket or directory it was published to'})
+    return cloneOxen(options)
+  }
   const root = path.resolve(options.dir ?? defaultCloneDir(options.url))
   if (existsSync(path.join(root, '.tilesync'))) {
     throw new TilesyncError('DESTINATION_EXISTS', `${root} already holds a tilesync repository`, {hint: 'clone into a new directory'})
@@ -67,9 +75,11 @@ export async function clone(options: CloneOptions): Promise<CloneResult> {
   const meta = (await remote.readMeta()) ?? {}
   const wanted = options.branch ?? (typeof meta.defaultBranch === 'string' ? meta.defaultBranch : undefined)
   const branch = branches.find((b) => b.name === wanted) ?? branches.find((b) => b.name === 'main') ?? branches[0]
-  if (options.branch && branch.name !== options.branch) {
+  if (options.branch && branch.name !== options.branch && !options.commit) {
     throw new TilesyncError('REF_MISSING', `${options.url} has no branch "${options.branch}"`, {hint: `branches: ${branches.map((b) => b.name).join(', ')}`})
   }
+  const branchName = options.commit ? options.branch ?? branch.name : branch.name
+  const tip = options.commit ?? branch.id
   const database = options.db ?? (typeof meta.database === 'string' && !path.isAbsolute(meta.database) && !meta.database.includes('..') ? meta.database : DEFAULT_DB)
   const dbPath = path.resolve(root, database)
   if (existsSync(dbPath)) {
@@ -79,8 +89,8 @@ export async function clone(options: CloneOptions): Promise<CloneResult> {
     const tmp = await fs.mkdtemp(path.join((await import('node:os')).tmpdir(), 'tilesync-dry-'))
     try {
       const probe = await Repository.create(tmp, {version: 1, database: 'x.db', tileTable: 'quadrants', remotes: {}})
-      const {stats, commits} = await downloadHistory(probe.store, remote, branch.id, {concurrency: transferConcurrency(), dryRun: true})
-      return {root, database, branch: branch.name, head: branch.id, commits: commits.length, objects: stats.objects, bytes: stats.bytes, rows: 0, dryRun: true}
+      const {stats, commits} = await downloadHistory(probe.store, remote, tip, {concurrency: transferConcurrency(), dryRun: true})
+      return {root, database, branch: branchName, head: tip, commits: commits.length, objects: stats.objects, bytes: stats.bytes, rows: 0, dryRun: true}
     } finally {
       await fs.rm(tmp, {recursive: true, force: true})
     }
@@ -108,7 +118,7 @@ export async function clone(options: CloneOptions): Promise<CloneResult> {
     // The database is written while the blobs are still arriving: downloading, verifying and
     // inserting overlap. It goes to a temp file, renamed into place only when complete.
     const buildDatabase = async (reader: TreeReader): Promise<void> => {
-      const {commit, snapshot, tables, tableIds} = await reader.tablesOf(branch.id)
+      const {commit, snapshot, tables, tableIds} = await reader.tablesOf(tip)
       const target = {snapshotId: commit.tree, snapshot, tables, tableIds}
       const db = createDatabase(tmpDb)
       // A brand-new file renamed into place only when complete needs no journal: a crash
@@ -137,17 +147,19 @@ export async function clone(options: CloneOptions): Promise<CloneResult> {
     try {
       const progress = await createProgress('objects')
       ;({stats, commits} = await repo.store.withTrustWindow(() =>
-        downloadHistory(repo.store, remote, branch.id, {concurrency: transferConcurrency(), progress, alongside: buildDatabase})))
+        downloadHistory(repo.store, remote, tip, {concurrency: transferConcurrency(), progress, alongside: buildDatabase})))
       await fs.rename(tmpDb, dbPath)
     } catch (error) {
       await fs.rm(tmpDb, {force: true})
       throw error
     }
-    await repo.refs.update(`refs/heads/${branch.name}`, branch.id, `clone: from ${options.url}`, null)
-    await repo.refs.update(`refs/remotes/origin/${branch.name}`, branch.id, `clone: from ${options.url}`)
-    await repo.refs.setHead({kind: 'branch', ref: `refs/heads/${branch.name}`, branch: branch.name}, `clone: from ${options.url}`)
-    await appendSyncLog(repo, {time: new Date(start).toISOString(), op: 'clone', remote: 'origin', branch: branch.name, from: null, to: branch.id, objects: stats.objects, bytes: stats.bytes, durationMs: Date.now() - start, result: 'ok'})
-    return {root, database: repo.config.database, branch: branch.name, head: branch.id, commits: commits.length, objects: stats.objects, bytes: stats.bytes, rows, dryRun: false}
+    await repo.refs.update(`refs/heads/${branchName}`, tip, `clone: from ${options.url}`, null)
+    // The remote-tracking ref names what the remote's branch holds; of a pinned commit's
+    // clone only when the branch is there (its later history was not downloaded).
+    if (branches.find((b) => b.name === branchName)?.id === tip) await repo.refs.update(`refs/remotes/origin/${branchName}`, tip, `clone: from ${options.url}`)
+    await repo.refs.setHead({kind: 'branch', ref: `refs/heads/${branchName}`, branch: branchName}, `clone: from ${options.url}`)
+    await appendSyncLog(repo, {time: new Date(start).toISOString(), op: 'clone', remote: 'origin', branch: branchName, from: null, to: tip, objects: stats.objects, bytes: stats.bytes, durationMs: Date.now() - start, result: 'ok'})
+    return {root, database: repo.config.database, branch: branchName, head: tip, commits: commits.length, objects: stats.objects, bytes: stats.bytes, rows, dryRun: false}
   } catch (error) {
     await fs.rm(createdRoot ? root : path.join(root, '.tilesync'), {recursive: true, force: true}).catch(() => undefined)
     if (!createdRoot && createdDbDir) await fs.rm(createdDbDir, {recursive: true, force: true}).catch(() => undefined)

@@ -1,4 +1,8 @@
 import {TilesyncError} from '../core/errors.js'
+import {isAncestor} from '../history/graph.js'
+import type {RemoteStore} from '../remote/remote-store.js'
+import {downloadHistory, transferConcurrency} from '../remote/transfer.js'
+import {createProgress} from '../util/progress.js'
 import {computeChangeSet} from './change-set.js'
 import {fetchFrom, type FetchResult} from './fetch.js'
 import {mergeCommit, type MergeResult} from './merge.js'
@@ -22,13 +26,20 @@ export interface PullResult {
 }
 
 /** fetch + merge of the remote branch into the current branch. */
-export async function pull(ws: Workspace, options: {remote?: string; branch?: string; dryRun?: boolean; oxen?: OxenTuning} = {}): Promise<PullResult> {
+export async function pull(ws: Workspace, options: {remote?: string; branch?: string; dryRun?: boolean; oxen?: OxenTuning; commit?: string} = {}): Promise<PullResult> {
   const name = defaultRemoteName(ws.repo, options.remote)
   const head = await ws.repo.refs.readHead()
   const branch = options.branch ?? (head.kind === 'branch' ? head.branch : undefined)
   if (!branch) throw new TilesyncError('BAD_ARGUMENT', 'HEAD is detached: say which branch to pull', {hint: 'e.g. `tilesync pull origin main`'})
-  if (isOxenRemote(ws.repo, name)) return pullOxen(ws, name, branch, options)
+  if (isOxenRemote(ws.repo, name)) {
+    if (options.commit) throw new TilesyncError('REMOTE_UNSUPPORTED', 'pulling a pinned commit (a release) is not supported from oxen remotes', {hint: 'pull the release from the bucket or directory it was published to'})
+    return pullOxen(ws, name, branch, options)
+  }
   const remote = await openRemoteStore(ws.repo, name)
+  if (options.commit) {
+    const commit = options.commit
+    return recordSync(ws.repo, {op: 'pull', remote: name, branch}, () => pullCommit(ws, remote, name, branch, commit, Boolean(options.dryRun)))
+  }
   return recordSync(ws.repo, {op: 'pull', remote: name, branch}, async () => {
     const before = await ws.repo.refs.headCommit()
     const fetched = await fetchFrom(ws, remote, name, {branch, dryRun: options.dryRun})
@@ -44,4 +55,29 @@ export async function pull(ws: Workspace, options: {remote?: string; branch?: st
     result.to = result.merge.head
     return result
   })
+}
+
+/**
+ * Brings the current branch to exactly `commit` (a release): downloads its history (each
+ * object verified), then fast-forwards. Refuses when HEAD has commits the release lacks,
+ * since the database would then not be the release.
+ */
+async function pullCommit(ws: Workspace, remote: RemoteStore, name: string, branch: string, commit: string, dryRun: boolean): Promise<PullResult> {
+  const before = await ws.repo.refs.headCommit()
+  const {stats, commits} = await downloadHistory(ws.repo.store, remote, commit, {concurrency: transferConcurrency(), progress: dryRun ? undefined : await createProgress('objects'), dryRun})
+  const fetched: FetchResult = {remote: name, branches: [{branch, from: null, to: commit, commits: commits.length, objects: stats.objects, bytes: stats.bytes}], objects: stats.objects, bytes: stats.bytes, dryRun}
+  const result: PullResult = {remote: name, branch, fetch: fetched, merge: null, from: before, to: before, objects: stats.objects, bytes: stats.bytes, dryRun}
+  const local = await ws.repo.store.has(commit)
+  if (before !== null && before !== commit && local && !(await isAncestor(ws.reader, before, commit))) {
+    throw new TilesyncError('BAD_ARGUMENT', `HEAD (${before.slice(0, 10)}) has commits that ${commit.slice(0, 10)} does not contain: pulling the release would not give exactly its data`, {
+      hint: `\`tilesync checkout ${commit.slice(0, 10)}\` puts the database at the release (HEAD detached), or \`tilesync merge ${commit.slice(0, 10)}\` combines both`,
+    })
+  }
+  if (dryRun) {
+    if (local) result.wouldChange = (await computeChangeSet(await ws.stateOf(before), await ws.stateOf(commit), ws.reader)).summary
+    return result
+  }
+  result.merge = await mergeCommit(ws, commit, `${name} ${commit.slice(0, 10)}`)
+  result.to = result.merge.head
+  return result
 }
