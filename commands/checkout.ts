@@ -19,6 +19,7 @@ With --tile or --bbox only those tiles are restored and HEAD does not move.`
     '<%= config.bin %> checkout v1 --tile 12,-3 --tile 12,-4',
     '<%= config.bin %> checkout HEAD --bbox 0,0,15,15 --force',
     '<%= config.bin %> checkout -b experiment',
+    '<%= config.bin %> checkout HEAD~3 --dry-run',
   ]
 
   static override args = {revision: Args.string({description: 'revision to check out (default HEAD with -b)'})}
@@ -27,6 +28,7 @@ With --tile or --bbox only those tiles are restored and HEAD does not move.`
     tile: Flags.string({description: 'restore only tile X,Y (repeatable)', multiple: true}),
     bbox: Flags.string({description: 'restore only tiles inside x0,y0,x1,y1'}),
     branch: Flags.string({char: 'b', description: 'create a branch at the revision and switch to it'}),
+    'dry-run': Flags.boolean({description: 'show the rows and tiles that would change, writing nothing', exclusive: ['branch']}),
   }
 
   async run(): Promise<CheckoutResult> {
@@ -39,8 +41,15 @@ With --tile or --bbox only those tiles are restored and HEAD does not move.`
       if (!args.revision) this.error('give a revision to check out (e.g. HEAD~1, main, a commit id)', {exit: 2})
       result = await checkout(ws, {
         revision: args.revision, force: flags.force,
-        tiles: flags.tile?.map(parseTile), bbox: flags.bbox ? parseBBox(flags.bbox) : undefined,
+        tiles: flags.tile?.map(parseTile), bbox: flags.bbox ? parseBBox(flags.bbox) : undefined, dryRun: flags['dry-run'],
       })
+    }
+    if (result.dryRun) {
+      if (result.wouldSave) this.say('Would first save your uncommitted changes as a commit (see `tilesync reflog saved`).')
+      const what = `${result.rowsWritten} rows written, ${result.rowsDeleted} deleted, ${result.tilesChanged} tile(s) changed`
+      if (result.partial) this.say(`Would restore ${result.tilesChanged} tile(s) from ${short(result.target)} (${what}); nothing was changed.`)
+      else this.say(`Would check out ${args.revision} (${short(result.target)})${result.detached ? ', HEAD detached' : ''}: ${what}; nothing was changed.`)
+      return result
     }
     if (result.savedAs) this.say(`Saved your uncommitted changes as ${short(result.savedAs)}: get them back with \`tilesync checkout ${short(result.savedAs)}\`.`)
     if (result.partial) this.say(`Restored ${result.tilesChanged} tile(s) from ${short(result.target)}; HEAD unchanged (see \`tilesync status\`).`)

@@ -52,7 +52,7 @@ refused if REMOTE's branch is not an ancestor of that commit; running it again c
     }
     const r = await push(await this.workspace(), {remote: args.remote, branch: args.branch, force: flags.force, dryRun: flags['dry-run'], prune: flags.prune})
     if (r.upToDate) this.say(`Everything up to date (${r.remote}/${r.branch} at ${short(r.to)}); 0 objects sent.`)
-    else if (r.dryRun) this.say(`Would push ${r.commits} commit(s) to ${r.remote}/${r.branch}: up to ${r.objects} objects, ${formatBytes(r.bytes)} of tiles (${short(r.from)} -> ${short(r.to)}).`)
+    else if (r.dryRun) this.say(`Would push ${r.commits} commit(s) to ${r.remote}/${r.branch}: ${r.objects} objects, ${formatBytes(r.bytes)}${r.skipped ? ` (${r.skipped} already sent earlier)` : ''} (${short(r.from)} -> ${short(r.to)}).`)
     else this.say(`Pushed ${r.commits} commit(s) to ${r.remote}/${r.branch}: ${r.objects} objects, ${formatBytes(r.bytes)}${r.skipped ? ` (${r.skipped} already sent earlier)` : ''} (${short(r.from)} -> ${short(r.to)}).`)
     return r
   }

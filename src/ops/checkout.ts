@@ -12,6 +12,7 @@ import {computeChangeSet, rawChanges, type RawChanges} from './change-set.js'
 import {maxSeq, readTrackingState} from '../db/change-tracking.js'
 import type {Db} from '../db/open-database.js'
 import {inTransaction} from '../db/transactions.js'
+import {previewApply} from './apply-preview.js'
 import {markBaseline, sameTables, type TreeState, Workspace} from './workspace.js'
 
 export interface CheckoutOptions {
@@ -19,6 +20,8 @@ export interface CheckoutOptions {
   force?: boolean
   tiles?: Array<[number, number]>
   bbox?: BBox
+  /** Report what would be written (the same counts), writing nothing: not the database, the store or HEAD. */
+  dryRun?: boolean
 }
 
 export interface CheckoutResult {
@@ -31,6 +34,9 @@ export interface CheckoutResult {
   tilesChanged: number
   /** Commit holding the uncommitted changes that --force overwrote, if any. */
   savedAs: string | null
+  /** Set by a dry run: nothing was written; `wouldSave` when --force would first save uncommitted changes. */
+  dryRun?: boolean
+  wouldSave?: boolean
 }
 
 export function parseTile(text: string): [number, number] {
@@ -68,6 +74,7 @@ const count = (c: RawChanges): number => [...c.values()].reduce((s, e) => s + e.
  */
 export async function checkout(ws: Workspace, options: CheckoutOptions): Promise<CheckoutResult> {
   const partial = Boolean(options.tiles?.length || options.bbox)
+  if (options.dryRun) return previewCheckout(ws, options, partial)
   return ws.repo.withLock('checkout', async () => {
     if (existsSync(ws.repo.layout.mergeState)) {
       throw new TilesyncError('MERGE_IN_PROGRESS', 'a merge is in progress', {hint: 'finish it with `tilesync merge --ours|--theirs` or run `tilesync merge --abort`'})
@@ -158,4 +165,53 @@ export async function saveWorking(ws: Workspace, working: TreeState, parent: str
   })
   await ws.repo.refs.update('refs/saved', id, 'saved uncommitted changes before checkout --force')
   return id
+}
+
+/**
+ * checkout --dry-run: the same checks and the same counts as the real checkout, from a
+ * read-only look. The database is opened read-only, the working tree is hashed in memory
+ * (nothing stored), and neither HEAD nor refs/saved move.
+ */
+async function previewCheckout(ws: Workspace, options: CheckoutOptions, partial: boolean): Promise<CheckoutResult> {
+  if (existsSync(ws.repo.layout.mergeState)) {
+    throw new TilesyncError('MERGE_IN_PROGRESS', 'a merge is in progress', {hint: 'finish it with `tilesync merge --ours|--theirs` or run `tilesync merge --abort`'})
+  }
+  const targetId = await ws.resolve(options.revision)
+  const target = await ws.stateOf(targetId)
+  const {id: headId, state: headState} = await ws.headState()
+  const bbox = options.tiles?.length ? boxOf(options.tiles) : options.bbox
+  const db = ws.openDb(true)
+  try {
+    return await inTransaction(db, 'read', async () => {
+      const working = await ws.scan(db, {store: false})
+      let pending = await rawChanges(headState, working.state, working.reader, {bbox})
+      if (options.tiles?.length) pending = onlyTiles(pending, options.tiles)
+      let changes = await rawChanges(working.state, target, working.reader, {bbox})
+      if (options.tiles?.length) changes = onlyTiles(changes, options.tiles)
+      const alreadyThere = partial ? count(changes) === 0 : sameTables(target, working.state)
+      const dirty = headId !== null && !alreadyThere && (partial ? count(pending) > 0 : !sameTables(headState, working.state))
+      if (dirty && !options.force) {
+        const set = await computeChangeSet(headState, working.state, working.reader, {bbox})
+        throw new TilesyncError('DIRTY', `the database has uncommitted changes (${set.summary.rowsChanged} row${set.summary.rowsChanged === 1 ? '' : 's'}, ${set.tiles.length} tile${set.tiles.length === 1 ? '' : 's'})`, {
+          hint: 'commit them first (`tilesync commit -m ...`), or pass --force to overwrite them (they are saved first)',
+        })
+      }
+      const counts = previewApply(db, changes, partial ? undefined : target.snapshot.schema, target.tables)
+      const branch = partial ? null : await ws.repo.refs.read(`refs/heads/${options.revision}`).catch(() => null)
+      return {
+        target: targetId,
+        head: partial ? headId ?? targetId : targetId,
+        detached: !partial && branch !== targetId,
+        partial,
+        rowsWritten: counts.rowsWritten,
+        rowsDeleted: counts.rowsDeleted,
+        tilesChanged: changes.get(target.snapshot.tileTable ?? '')?.changes.length ?? 0,
+        savedAs: null,
+        dryRun: true,
+        wouldSave: dirty,
+      }
+    })
+  } finally {
+    db.close()
+  }
 }

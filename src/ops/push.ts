@@ -1,6 +1,8 @@
+import * as fs from 'node:fs/promises'
+
 import {TilesyncError} from '../core/errors.js'
 import {commitsNotIn, isAncestor} from '../history/graph.js'
-import {planCommits, planCount} from '../remote/object-plan.js'
+import {planCommits, planCount, planGroups} from '../remote/object-plan.js'
 import {isOxenRemote, type OxenTuning, pushOxen} from '../remote/oxen/oxen-sync.js'
 import {PushJournal} from '../remote/push-journal.js'
 import {readRemoteShallow} from '../remote/shallow-remote.js'
@@ -66,8 +68,11 @@ export async function pushTo(ws: Workspace, remote: RemoteStore, name: string, b
   const plan = await planCommits(ws.reader, commits)
   const journal = await PushJournal.open(ws.repo.layout.remoteState(name))
   if (options.dryRun) {
-    const pending = [...plan.blobs].filter(([id]) => !journal.has(id))
-    return {...base, commits: commits.length, objects: planCount(plan), bytes: pending.reduce((s, [, n]) => s + n, 0)}
+    // The counts the real push would report: objects not yet sent by an interrupted push, and their bytes.
+    const pending = planGroups(plan).flat().filter((id) => !journal.has(id))
+    let bytes = 0
+    for (const id of pending) bytes += plan.blobs.get(id) ?? (await fs.stat(ws.repo.store.pathOf(id))).size
+    return {...base, commits: commits.length, objects: pending.length, bytes, skipped: planCount(plan) - pending.length}
   }
   const stats = await uploadPlan(ws.repo.store, remote, plan, journal, {concurrency: transferConcurrency(), progress: await createProgress('objects')})
   if (!(await remote.readMeta())) {
