@@ -1,12 +1,12 @@
 import {existsSync} from 'node:fs'
 
-import {TilesyncError} from '../core/errors.js'
+import {isTilesyncError, TilesyncError} from '../core/errors.js'
 import {writeCommit} from '../history/write-commit.js'
 import type {Author} from '../snapshot/model.js'
 import {defaultAuthor} from '../util/author.js'
 import {createProgress} from '../util/progress.js'
 import {computeChangeSet} from './change-set.js'
-import type {Db} from '../db/open-database.js'
+import {type Db, translateSqliteError} from '../db/open-database.js'
 import {markBaseline, rowCountOf, sameTables, type TreeState, Workspace} from './workspace.js'
 
 export interface CommitResult {
@@ -52,7 +52,7 @@ async function commitScanned(ws: Workspace, db: Db, options: {message: string; a
     progress.stop()
   }
   if (parent && sameTables(parentState, scanned.state)) {
-    markBaseline(db, scanned.state.snapshotId, scanned.tracking.upTo)
+    restartRecord(db, scanned.state.snapshotId, scanned.tracking.upTo)
     return {committed: false, id: parent, parent, branch, message: options.message, summary: {tilesAdded: 0, tilesModified: 0, tilesDeleted: 0, rowsChanged: 0}, bytesRead: scanned.bytes}
   }
   const changes = await computeChangeSet(parentState, scanned.state, ws.reader)
@@ -65,6 +65,19 @@ async function commitScanned(ws: Workspace, db: Db, options: {message: string; a
   })
   await ws.repo.refs.updateHead(id, `commit: ${options.message.split('\n')[0]}`, parent)
   // The record of changed rows starts again from this snapshot.
-  markBaseline(db, scanned.state.snapshotId, scanned.tracking.upTo)
+  restartRecord(db, scanned.state.snapshotId, scanned.tracking.upTo)
   return {committed: true, id, parent, branch, message: options.message, summary: changes.summary, bytesRead: scanned.bytes}
+}
+
+/**
+ * Moves the change record's baseline to the committed snapshot. When another process holds
+ * the database's write lock this is skipped: the commit is already made, and a record left
+ * relative to the older baseline still gives the right working state (just a longer list).
+ */
+function restartRecord(db: Db, snapshotId: string, upTo: number): void {
+  try {
+    markBaseline(db, snapshotId, upTo)
+  } catch (error) {
+    if (!isTilesyncError(translateSqliteError(error, db.name), 'DB_LOCKED')) throw error
+  }
 }
