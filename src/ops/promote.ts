@@ -6,7 +6,7 @@ import {commitsNotIn, isAncestor} from '../history/graph.js'
 import {type ObjectPlan, planCommits, planCount, planGroups} from '../remote/object-plan.js'
 import {PushJournal} from '../remote/push-journal.js'
 import {type RemoteStore, remoteKeys} from '../remote/remote-store.js'
-import {readRemoteShallow, updateRemoteShallow} from '../remote/shallow-remote.js'
+import {forgetIfPruned, readRemoteShallow, updateRemoteShallow} from '../remote/shallow-remote.js'
 import {transferConcurrency} from '../remote/transfer.js'
 import {TreeReader} from '../snapshot/tree-reader.js'
 import type {ObjectReader} from '../store/object-store.js'
@@ -148,6 +148,7 @@ async function promoteBetween(ws: Workspace, from: RemoteStore, to: RemoteStore,
   const commits = await commitsNotIn(reader, commit, target ? [target.id] : [], target ? await readRemoteShallow(to) : undefined)
   const plan = await planCommits(reader, commits)
   const journal = await PushJournal.open(ws.repo.layout.remoteState(to.name))
+  if (!options.dryRun) await forgetIfPruned(journal, to)
   const todo = planGroups(plan).map((group) => group.filter((id) => !journal.has(id)))
   const skipped = planCount(plan) - todo.reduce((n, g) => n + g.length, 0)
   const sizeOf = (id: string): number => plan.blobs.get(id) ?? source.sizes.get(id) ?? 0

@@ -119,7 +119,7 @@ export async function pruneRemote(remote: RemoteStore, options: {keepLast: numbe
 
   // 3. Record the new shallow roots before anything goes, so readers stop there.
   if (!options.dryRun) {
-    await updateRemoteShallow(remote, (current) => new Set([...[...current].filter((id) => kept.has(id)), ...shallow]))
+    await updateRemoteShallow(remote, (current) => new Set([...[...current].filter((id) => kept.has(id)), ...shallow]), cutoff)
   }
 
   // 4. Remove what the kept commits do not reach, if it is old enough.

@@ -5,7 +5,7 @@ import {commitsNotIn, isAncestor} from '../history/graph.js'
 import {planCommits, planCount, planGroups} from '../remote/object-plan.js'
 import {isOxenRemote, type OxenTuning, pushOxen} from '../remote/oxen/oxen-sync.js'
 import {PushJournal} from '../remote/push-journal.js'
-import {readRemoteShallow} from '../remote/shallow-remote.js'
+import {forgetIfPruned, readRemoteShallow} from '../remote/shallow-remote.js'
 import type {RemoteStore} from '../remote/remote-store.js'
 import {transferConcurrency, uploadPlan} from '../remote/transfer.js'
 import {createProgress} from '../util/progress.js'
@@ -67,6 +67,7 @@ export async function pushTo(ws: Workspace, remote: RemoteStore, name: string, b
   const commits = await commitsNotIn(ws.reader, local, known ? [remoteRef.id] : [], known ? await readRemoteShallow(remote) : undefined)
   const plan = await planCommits(ws.reader, commits)
   const journal = await PushJournal.open(ws.repo.layout.remoteState(name))
+  if (!options.dryRun) await forgetIfPruned(journal, remote)
   if (options.dryRun) {
     // The counts the real push would report: objects not yet sent by an interrupted push, and their bytes.
     const pending = planGroups(plan).flat().filter((id) => !journal.has(id))

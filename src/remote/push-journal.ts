@@ -9,6 +9,13 @@ import * as path from 'node:path'
 export class PushJournal {
   private readonly done = new Set<string>()
   private pending: string[] = []
+  /**
+   * When the first upload it records began (written as a `# started MS` line). A prune of
+   * the remote removes only objects older than its grace period, so ids recorded since are
+   * still there; older ones may not be (see remote/shallow-remote.ts).
+   */
+  startedAt: number | null = null
+  private readonly openedAt = Date.now()
 
   private constructor(private readonly file: string) {}
 
@@ -16,7 +23,13 @@ export class PushJournal {
     await fs.mkdir(dir, {recursive: true})
     const j = new PushJournal(path.join(dir, 'uploaded'))
     const text = await fs.readFile(j.file, 'utf8').catch(() => '')
-    for (const line of text.split('\n')) if (/^[0-9a-f]{64}$/.test(line)) j.done.add(line)
+    for (const line of text.split('\n')) {
+      if (/^[0-9a-f]{64}$/.test(line)) j.done.add(line)
+      const started = /^# started (\d+)$/.exec(line)
+      if (started) j.startedAt = Number(started[1])
+    }
+    // A journal without a start line (from an older tilesync) counts as started long ago.
+    if (j.done.size > 0 && j.startedAt === null) j.startedAt = 0
     return j
   }
 
@@ -29,6 +42,10 @@ export class PushJournal {
   }
 
   record(id: string): void {
+    if (this.startedAt === null) {
+      this.startedAt = this.openedAt
+      this.pending.push(`# started ${this.startedAt}`)
+    }
     this.done.add(id)
     this.pending.push(id)
   }
@@ -45,6 +62,7 @@ export class PushJournal {
   async clear(): Promise<void> {
     this.done.clear()
     this.pending = []
+    this.startedAt = null
     await fs.rm(this.file, {force: true})
   }
 }
