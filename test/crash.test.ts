@@ -1,6 +1,7 @@
 import {expect} from 'chai'
 import {spawnSync} from 'node:child_process'
 import * as fs from 'node:fs'
+import * as os from 'node:os'
 import * as path from 'node:path'
 
 import {checkout} from '../src/ops/checkout.js'
@@ -116,6 +117,30 @@ describe('crash safety: between the database write and the ref update', () => {
     const head = await other.repo.refs.headCommit()
     expect((await other.reader.commit(head!)).parents[0]).to.equal(before)
     expect((await status(other, {rescan: true})).clean).to.equal(true)
+  })
+
+  it('a push killed while it held a directory remote\'s branch lock: the next push takes the lock over at once', async () => {
+    const {ws, db} = await twoCommits()
+    const remote = path.join(tmpDir(), 'remote')
+    await addRemote(ws.repo, 'origin', remote)
+    await push(ws, {remote: 'origin', branch: 'main'})
+    const lock = path.join(remote, 'refs', 'heads', 'main.lock')
+    // Left by a process of this machine that no longer exists.
+    fs.writeFileSync(lock, `2147483646 ${os.hostname()}\n`)
+    setGeneration(db, 2, 2, 3131)
+    await commit(ws, {message: 'c', author})
+    const start = Date.now()
+    await push(ws, {remote: 'origin', branch: 'main'})
+    expect(Date.now() - start).to.be.below(5_000)
+    // Left long ago by another machine.
+    fs.writeFileSync(lock, '4242 another-host\n')
+    const old = new Date(Date.now() - 120_000)
+    fs.utimesSync(lock, old, old)
+    setGeneration(db, 2, 2, 3232)
+    await commit(ws, {message: 'd', author})
+    await push(ws, {remote: 'origin', branch: 'main'})
+    expect(fs.existsSync(lock)).to.equal(false)
+    expect(fs.readdirSync(path.join(remote, 'refs', 'heads'))).to.deep.equal(['main'])
   })
 
   it('a writer killed inside a transaction leaves a hot journal: read-only commands still work and see the last commit', async () => {

@@ -1,5 +1,6 @@
 import {createHash, randomBytes} from 'node:crypto'
 import * as fs from 'node:fs/promises'
+import * as os from 'node:os'
 import * as path from 'node:path'
 
 import {TilesyncError} from '../core/errors.js'
@@ -114,24 +115,66 @@ function etagOf(bytes: Buffer): string {
 /** Lock files older than this are from a crashed writer (a CAS holds one for milliseconds). */
 const STALE_LOCK_MS = 30_000
 
+/**
+ * The lock holds "PID HOSTNAME". A directory remote may be shared by several machines, so a
+ * holder's pid is only checked on its own machine; there a lock whose process died (killed
+ * in the middle of a push) is taken over at once, elsewhere after STALE_LOCK_MS.
+ */
 async function acquire(lock: string): Promise<() => Promise<void>> {
   const deadline = Date.now() + 15_000
+  const me = `${process.pid} ${os.hostname()}\n`
   for (;;) {
     try {
       const h = await fs.open(lock, 'wx')
-      await h.close()
+      try {
+        await h.writeFile(me)
+      } finally {
+        await h.close()
+      }
       return () => fs.rm(lock, {force: true})
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
-      const st = await fs.stat(lock).catch(() => null)
-      if (st && Date.now() - st.mtimeMs > STALE_LOCK_MS) {
-        await fs.rm(lock, {force: true})
-        continue
-      }
+      if (await takeOverIfStale(lock)) continue
       if (Date.now() > deadline) {
         throw new TilesyncError('REPO_LOCKED', `the remote ref ${path.basename(lock, '.lock')} is locked by another push`, {hint: `try again; if no push is running, delete ${lock}`})
       }
       await new Promise((r) => setTimeout(r, 20 + Math.random() * 30))
     }
   }
+}
+
+function holderIsGone(text: string): boolean {
+  const [pid, host] = text.trim().split(/\s+/)
+  const n = Number.parseInt(pid ?? '', 10)
+  if (host !== os.hostname() || !Number.isFinite(n) || n <= 0) return false
+  try {
+    process.kill(n, 0)
+    return false
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ESRCH'
+  }
+}
+
+/**
+ * Removes a stale lock so that two processes taking it over at once cannot both win: it is
+ * renamed away (only one rename of a given file succeeds), and if what moved is not the lock
+ * that was judged stale (a new owner slipped in), it is put back.
+ */
+async function takeOverIfStale(lock: string): Promise<boolean> {
+  const st = await fs.stat(lock).catch(() => null)
+  if (!st) return true
+  const judged = await fs.readFile(lock, 'utf8').catch(() => null)
+  if (judged === null) return true
+  if (!(Date.now() - st.mtimeMs > STALE_LOCK_MS || holderIsGone(judged))) return false
+  // Still named *.lock, so listings never mistake it for a ref.
+  const tomb = `${lock}.${process.pid}.${randomBytes(4).toString('hex')}.lock`
+  try {
+    await fs.rename(lock, tomb)
+  } catch {
+    return true
+  }
+  const moved = await fs.readFile(tomb, 'utf8').catch(() => null)
+  if (moved !== judged) await fs.link(tomb, lock).catch(() => {})
+  await fs.rm(tomb, {force: true})
+  return true
 }
