@@ -1,8 +1,9 @@
 import {Args, Flags} from '@oclif/core'
 
 import {TilesyncCommand} from '../src/cli/base-command.js'
-import {formatChangeSet, short} from '../src/cli/format.js'
+import {formatBytes, formatChangeSet, short} from '../src/cli/format.js'
 import {diff, type DiffResult, parseBBox} from '../src/ops/diff.js'
+import type {ReportResult} from '../src/viewer/report.js'
 
 export default class Diff extends TilesyncCommand {
   static override summary = 'Show changed tiles: database vs HEAD, database vs REV, or REV vs REV2.'
@@ -12,6 +13,7 @@ export default class Diff extends TilesyncCommand {
     '<%= config.bin %> diff HEAD~1',
     '<%= config.bin %> diff HEAD~3 HEAD --stat',
     '<%= config.bin %> diff main feature --bbox -10,-10,10,10 --json',
+    '<%= config.bin %> diff HEAD~1 HEAD --html report.html',
   ]
 
   static override args = {
@@ -22,15 +24,25 @@ export default class Diff extends TilesyncCommand {
   static override flags = {
     stat: Flags.boolean({description: 'counts only'}),
     bbox: Flags.string({description: 'only tiles inside x0,y0,x1,y1 (inclusive)'}),
+    html: Flags.string({description: 'also write a self-contained HTML report (tile overview, before/after images) to this file'}),
   }
 
-  async run(): Promise<DiffResult> {
+  async run(): Promise<DiffResult & {report?: ReportResult}> {
     const {args, flags} = await this.parse(Diff)
-    const result = await diff(await this.workspace(), {from: args.rev, to: args.rev2, bbox: flags.bbox ? parseBBox(flags.bbox) : undefined})
+    const ws = await this.workspace()
+    const bbox = flags.bbox ? parseBBox(flags.bbox) : undefined
+    const result = await diff(ws, {from: args.rev, to: args.rev2, bbox})
     this.say(`diff ${short(result.from)} -> ${result.to === 'working' ? 'database' : short(result.to)}`)
     const lines = formatChangeSet(result.changes, {stat: flags.stat})
     if (lines.length === 0) this.say('No changes.')
     for (const line of lines) this.say(line)
+    if (flags.html) {
+      // Loaded only here: the image library is not needed by a plain diff.
+      const {writeDiffReport} = await import('../src/viewer/report.js')
+      const report = await writeDiffReport(ws, result, flags.html, {bbox})
+      this.say(`Wrote ${report.file} (${formatBytes(report.bytes)}, ${report.tiles} tiles, ${report.changed} changed)`)
+      return {...result, report}
+    }
     return result
   }
 }

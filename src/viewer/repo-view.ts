@@ -1,0 +1,389 @@
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+
+import pLimit from 'p-limit'
+
+import {TilesyncError} from '../core/errors.js'
+import {hashBytes, isObjectId} from '../core/hash.js'
+import type {Db} from '../db/open-database.js'
+import {type ChangeSet, computeChangeSet} from '../ops/change-set.js'
+import {diff} from '../ops/diff.js'
+import {log, type LogEntry} from '../ops/log.js'
+import type {TreeState, Workspace} from '../ops/workspace.js'
+import type {BlobRef, Row, TableTree} from '../snapshot/model.js'
+import {LEAF_SPAN, rowsEqual, tileXY} from '../snapshot/rows.js'
+import type {BBox, TreeReader} from '../snapshot/tree-reader.js'
+import {cellThumbnail, isPng, sprite, thumbnail} from './images.js'
+import {ThumbnailCache} from './thumbnail-cache.js'
+
+/** The revision name the viewer uses for the working database. */
+export const WORKING = 'working'
+
+/** Thumbnail sizes the viewer makes: map sprite cells, the side panel, a zoomed-in map. */
+export const THUMB_SIZES = [32, 128, 256] as const
+export const SPRITE_CELL = 32
+
+/** A revision or the working database, as a tree state with a reader for its nodes. */
+export interface Side {
+  revision: string
+  state: TreeState
+  reader: TreeReader
+}
+
+export interface MapRegion {
+  rx: number
+  ry: number
+  /** [x, y, mask]: bit i of mask is set when layer i holds an image (not NULL). */
+  tiles: Array<[number, number, number]>
+  /** Per layer, the id of the sprite with this region's thumbnails; null if it has none. */
+  sprites: Record<string, string | null>
+}
+
+export interface MapData {
+  revision: string
+  layers: string[]
+  span: number
+  cell: number
+  count: number
+  bounds: [number, number, number, number] | null
+  regions: MapRegion[]
+}
+
+export interface TileVersion {
+  commit: string
+  message: string
+  author: string
+  date: string
+  status: 'added' | 'modified' | 'deleted'
+  layers: Record<string, BlobRef | null>
+}
+
+export interface TileHistory {
+  x: number
+  y: number
+  layers: string[]
+  versions: TileVersion[]
+}
+
+interface WorkingScan {
+  side: Side
+  /** Where each image of the working database sits, for images not in the object store. */
+  locator: Map<string, {x: number; y: number; column: string}>
+  table: TableTree | undefined
+  tableName: string | null
+  db?: Db
+}
+
+const MAX_SPRITES = 4096
+const MAX_BOX_TILES = 4096
+
+/**
+ * Read-only views of a repository for the viewer and the HTML report: revisions and the
+ * working database as tile maps, images by object id (verified by hash), thumbnails and
+ * region sprites through a content-addressed cache, tile histories.
+ */
+export class RepoView {
+  readonly thumbs: ThumbnailCache
+  private working?: {key: string; scan: Promise<WorkingScan>}
+  private readonly sprites = new Map<string, {cell: number; slots: Array<string | null>}>()
+  private readonly joins = pLimit(2)
+
+  constructor(readonly ws: Workspace, options: {cache?: ThumbnailCache} = {}) {
+    const dir = ws.repo.layout.dir
+    this.thumbs = options.cache ?? new ThumbnailCache(path.join(dir, 'cache', 'thumbs'), ws.repo.layout.tmp)
+  }
+
+  close(): void {
+    void this.working?.scan.then((w) => w.db?.close()).catch(() => {})
+    this.working = undefined
+  }
+
+  /** A revision (anything `tilesync log` accepts) or `working`. */
+  async side(revision: string): Promise<Side> {
+    if (revision === WORKING) return (await this.workingScan()).side
+    const id = await this.ws.resolve(revision)
+    return {revision: id, state: await this.ws.stateOf(id), reader: this.ws.reader}
+  }
+
+  private async workingScan(): Promise<WorkingScan> {
+    const key = this.workingKey()
+    if (this.working?.key === key) return this.working.scan
+    const previous = this.working
+    const scan = this.scanWorking()
+    this.working = {key, scan}
+    scan.catch(() => {
+      if (this.working?.scan === scan) this.working = undefined
+    })
+    void previous?.scan.then((w) => w.db?.close()).catch(() => {})
+    return scan
+  }
+
+  /** Changes when the database file (or its WAL) is written. */
+  private workingKey(): string {
+    const parts: string[] = []
+    for (const f of [this.ws.repo.databasePath, `${this.ws.repo.databasePath}-wal`]) {
+      try {
+        const st = fs.statSync(f)
+        parts.push(`${st.size}:${st.mtimeMs}`)
+      } catch {
+        parts.push('-')
+      }
+    }
+    return parts.join('|')
+  }
+
+  private async scanWorking(): Promise<WorkingScan> {
+    const db = this.ws.openDb(true)
+    let scanned
+    try {
+      scanned = await this.ws.scan(db, {store: false})
+    } finally {
+      db.close()
+    }
+    const side: Side = {revision: WORKING, state: scanned.state, reader: scanned.reader}
+    const tableName = side.state.snapshot.tileTable
+    const table = tableName ? side.state.tables.get(tableName) : undefined
+    const locator = new Map<string, {x: number; y: number; column: string}>()
+    if (table) {
+      for await (const row of side.reader.rows(table)) {
+        const xy = tileXY(row, table.partition)
+        if (!xy) continue
+        for (const li of table.layers) {
+          if (row.types[li] === 'b') locator.set((row.values[li] as BlobRef).id, {x: xy[0], y: xy[1], column: table.columns[li].name})
+        }
+      }
+    }
+    return {side, locator, table, tableName}
+  }
+
+  /** Whether `id` names an image the viewer may serve: in the store, or in the working database. */
+  async knows(id: string): Promise<boolean> {
+    if (!isObjectId(id)) return false
+    if (await this.ws.repo.store.has(id)) return true
+    return this.working ? (await this.working.scan.catch(() => undefined))?.locator.has(id) ?? false : false
+  }
+
+  /** An object's bytes, checked against its id wherever they come from. */
+  async blob(id: string): Promise<Buffer> {
+    if (!isObjectId(id)) throw new TilesyncError('BAD_ARGUMENT', `"${id}" is not an object id`)
+    if (await this.ws.repo.store.has(id)) return this.ws.repo.store.get(id)
+    const w = this.working ? await this.working.scan.catch(() => undefined) : undefined
+    const where = w?.locator.get(id)
+    if (!w || !where || !w.table || !w.tableName || w.table.partition.kind !== 'spatial') {
+      throw new TilesyncError('OBJECT_MISSING', `no object ${id}`)
+    }
+    const q = (name: string): string => `"${name.replaceAll('"', '""')}"`
+    const xName = w.table.columns[w.table.partition.x].name
+    const yName = w.table.columns[w.table.partition.y].name
+    w.db ??= this.ws.openDb(true)
+    const row = w.db.prepare(`SELECT ${q(where.column)} AS v FROM ${q(w.tableName)} WHERE ${q(xName)} = ? AND ${q(yName)} = ?`).get(where.x, where.y) as {v: unknown} | undefined
+    const bytes = row && Buffer.isBuffer(row.v) ? row.v : null
+    if (!bytes || hashBytes(bytes) !== id) {
+      throw new TilesyncError('OBJECT_MISSING', `object ${id} is no longer in the working database`, {hint: 'reload the map'})
+    }
+    return bytes
+  }
+
+  /** A square WebP thumbnail of a PNG image, cached by the image's id. */
+  thumbnail(id: string, size: number): Promise<Buffer> {
+    return this.thumbs.get(`t${size}`, id, () => this.thumbs.limit(async () => thumbnail(await this.png(id), size)))
+  }
+
+  /** A sprite cell: a small PNG thumbnail, cached in memory by the image's id. */
+  private cell(id: string, size: number): Promise<Buffer> {
+    return this.thumbs.get(`c${size}`, id, () => this.thumbs.limit(async () => cellThumbnail(await this.png(id), size)), {disk: false})
+  }
+
+  private async png(id: string): Promise<Buffer> {
+    const bytes = await this.blob(id)
+    if (!isPng(bytes)) throw new TilesyncError('OBJECT_MISSING', `object ${id} is not a PNG image`)
+    return bytes
+  }
+
+  /** The image ids of the tiles inside a box (inclusive), for drawing them larger than a sprite cell. */
+  async tiles(revision: string, bbox: BBox): Promise<{revision: string; layers: string[]; tiles: Array<[number, number, Record<string, string | null>]>}> {
+    const side = await this.side(revision)
+    const {table} = tileTableOf(side)
+    const out: {revision: string; layers: string[]; tiles: Array<[number, number, Record<string, string | null>]>} = {revision: side.revision, layers: [], tiles: []}
+    if (!table || table.partition.kind !== 'spatial') return out
+    if ((bbox[2] - bbox[0] + 1) * (bbox[3] - bbox[1] + 1) > MAX_BOX_TILES) {
+      throw new TilesyncError('BAD_ARGUMENT', `a box may cover at most ${MAX_BOX_TILES} tiles`)
+    }
+    out.layers = table.layers.map((i) => table.columns[i].name)
+    for await (const row of side.reader.rows(table, bbox)) {
+      const xy = tileXY(row, table.partition)
+      if (!xy || xy[0] < bbox[0] || xy[0] > bbox[2] || xy[1] < bbox[1] || xy[1] > bbox[3]) continue
+      const ids: Record<string, string | null> = {}
+      table.layers.forEach((li, i) => {
+        ids[out.layers[i]] = row.types[li] === 'b' ? (row.values[li] as BlobRef).id : null
+      })
+      out.tiles.push([xy[0], xy[1], ids])
+    }
+    return out
+  }
+
+  /** The tiles of a revision (or the working database), grouped in regions of 16x16 tiles. */
+  async map(revision: string): Promise<MapData> {
+    const side = await this.side(revision)
+    const {table} = tileTableOf(side)
+    const out: MapData = {revision: side.revision, layers: [], span: LEAF_SPAN, cell: SPRITE_CELL, count: 0, bounds: null, regions: []}
+    if (!table || table.partition.kind !== 'spatial') return out
+    out.layers = table.layers.map((i) => table.columns[i].name)
+    const regions = new Map<string, {region: MapRegion; slots: Array<Array<string | null>>}>()
+    for await (const row of side.reader.rows(table)) {
+      const xy = tileXY(row, table.partition)
+      if (!xy) continue
+      const [x, y] = xy
+      const rx = Math.floor(x / LEAF_SPAN)
+      const ry = Math.floor(y / LEAF_SPAN)
+      let r = regions.get(`${rx},${ry}`)
+      if (!r) {
+        r = {region: {rx, ry, tiles: [], sprites: {}}, slots: table.layers.map(() => Array<string | null>(LEAF_SPAN * LEAF_SPAN).fill(null))}
+        regions.set(`${rx},${ry}`, r)
+      }
+      let mask = 0
+      table.layers.forEach((li, i) => {
+        if (row.types[li] !== 'b') return
+        mask |= 1 << i
+        r.slots[i][(y - ry * LEAF_SPAN) * LEAF_SPAN + (x - rx * LEAF_SPAN)] = (row.values[li] as BlobRef).id
+      })
+      r.region.tiles.push([x, y, mask])
+      out.count++
+      const b = out.bounds
+      out.bounds = b ? [Math.min(b[0], x), Math.min(b[1], y), Math.max(b[2], x), Math.max(b[3], y)] : [x, y, x, y]
+    }
+    for (const {region, slots} of regions.values()) {
+      out.layers.forEach((layer, i) => {
+        region.sprites[layer] = slots[i].some((s) => s !== null) ? this.registerSprite(slots[i]) : null
+      })
+      out.regions.push(region)
+    }
+    return out
+  }
+
+  private registerSprite(slots: Array<string | null>): string {
+    const id = hashBytes(Buffer.from(`tilesync-sprite-1:${SPRITE_CELL}:${LEAF_SPAN}:${slots.map((s) => s ?? '').join(',')}`))
+    if (!this.sprites.has(id)) {
+      if (this.sprites.size >= MAX_SPRITES) this.sprites.delete(this.sprites.keys().next().value as string)
+      this.sprites.set(id, {cell: SPRITE_CELL, slots})
+    }
+    return id
+  }
+
+  /**
+   * A region's thumbnails joined into one image; `id` comes from `map()`. Made from the
+   * per-image thumbnails (cached by image id), so a region where one tile changed costs
+   * one new thumbnail. Undefined when the id is not one this view handed out or cached.
+   */
+  async hasSprite(id: string): Promise<boolean> {
+    return isObjectId(id) && (this.sprites.has(id) || (await this.thumbs.peek('sprite', id)) !== undefined)
+  }
+
+  async sprite(id: string): Promise<Buffer | undefined> {
+    if (!isObjectId(id)) return undefined
+    const spec = this.sprites.get(id)
+    if (!spec) return this.thumbs.peek('sprite', id)
+    return this.thumbs.get('sprite', id, async () => {
+      const cells = await Promise.all(spec.slots.map((s) => (s ? this.cell(s, spec.cell) : null)))
+      return this.joins(() => sprite(cells, LEAF_SPAN, spec.cell))
+    })
+  }
+
+  /**
+   * Makes every sprite of a map ahead of the browser asking (serve does this for HEAD): the
+   * layer the page shows first (the last one), then the others; two regions at a time.
+   */
+  async warm(data: MapData): Promise<void> {
+    const order = [...data.layers].reverse()
+    const ids = order.flatMap((layer) => data.regions.map((r) => r.sprites[layer])).filter((s): s is string => s !== null)
+    let next = 0
+    const worker = async (): Promise<void> => {
+      while (next < ids.length) await this.sprite(ids[next++]).catch(() => undefined)
+    }
+    await Promise.all([worker(), worker()])
+  }
+
+  /** What `tilesync diff FROM TO --json` reports; TO may be `working`. */
+  async diff(from: string, to: string): Promise<{from: string; to: string; changes: ChangeSet}> {
+    if (to !== WORKING) return diff(this.ws, {from, to})
+    const fromId = await this.ws.resolve(from)
+    const working = await this.side(WORKING)
+    return {from: fromId, to: WORKING, changes: await computeChangeSet(await this.ws.stateOf(fromId), working.state, working.reader)}
+  }
+
+  log(revision: string | undefined, limit: number): Promise<LogEntry[]> {
+    return log(this.ws, {revision, limit})
+  }
+
+  async refs(): Promise<{head: string | null; branch: string | null; branches: Array<{name: string; id: string}>; tags: Array<{name: string; id: string}>}> {
+    const refs = this.ws.repo.refs
+    const head = await refs.readHead()
+    const strip = (prefix: string) => (r: {name: string; id: string}) => ({name: r.name.slice(prefix.length), id: r.id})
+    return {
+      head: await refs.headCommit(),
+      branch: head.kind === 'branch' ? head.branch : null,
+      branches: (await refs.list('refs/heads')).map(strip('refs/heads/')),
+      tags: (await refs.list('refs/tags')).map(strip('refs/tags/')),
+    }
+  }
+
+  /**
+   * The versions of one tile, newest first: every commit reachable from `revision` where the
+   * tile differs from its first parent, plus the working database first when `revision` is
+   * `working` and the tile differs there from HEAD.
+   */
+  async tileHistory(revision: string, x: number, y: number, limit = 500): Promise<TileHistory> {
+    const out: TileHistory = {x, y, layers: [], versions: []}
+    const start = revision === WORKING ? await this.ws.repo.refs.headCommit() : await this.ws.resolve(revision)
+    const rowAt = new Map<string, {row: Row | null; table?: TableTree}>()
+    const tileAt = async (commit: string | null): Promise<{row: Row | null; table?: TableTree}> => {
+      if (!commit) return {row: null}
+      const hit = rowAt.get(commit)
+      if (hit) return hit
+      const found = await findTile(await this.ws.stateOf(commit), this.ws.reader, x, y)
+      rowAt.set(commit, found)
+      return found
+    }
+    const version = (commit: string, meta: {message: string; author: string; date: string}, now: {row: Row | null; table?: TableTree}, before: {row: Row | null; table?: TableTree}): TileVersion | null => {
+      if (!now.row && !before.row) return null
+      if (now.row && before.row && rowsEqual(now.row, before.row)) return null
+      const shown = now.row ? now : before
+      const layers: Record<string, BlobRef | null> = {}
+      for (const li of shown.table!.layers) {
+        const name = shown.table!.columns[li].name
+        if (!out.layers.includes(name)) out.layers.push(name)
+        layers[name] = now.row && now.row.types[li] === 'b' ? (now.row.values[li] as BlobRef) : null
+      }
+      return {commit, ...meta, status: !before.row ? 'added' : !now.row ? 'deleted' : 'modified', layers}
+    }
+    if (revision === WORKING) {
+      const working = await this.side(WORKING)
+      const v = version(WORKING, {message: '(uncommitted changes in the working database)', author: '', date: ''}, await findTile(working.state, working.reader, x, y), await tileAt(start))
+      if (v) out.versions.push(v)
+    }
+    if (start) {
+      for (const entry of await log(this.ws, {revision: start})) {
+        if (out.versions.length >= limit) break
+        const v = version(entry.id, {message: entry.message, author: entry.author, date: entry.date}, await tileAt(entry.id), await tileAt(entry.parents[0] ?? null))
+        if (v) out.versions.push(v)
+      }
+    }
+    return out
+  }
+}
+
+function tileTableOf(side: Side): {table: TableTree | undefined} {
+  const name = side.state.snapshot.tileTable
+  return {table: name ? side.state.tables.get(name) : undefined}
+}
+
+async function findTile(state: TreeState, reader: TreeReader, x: number, y: number): Promise<{row: Row | null; table?: TableTree}> {
+  const name = state.snapshot.tileTable
+  const table = name ? state.tables.get(name) : undefined
+  if (!table || table.partition.kind !== 'spatial') return {row: null}
+  for await (const row of reader.rows(table, [x, y, x, y])) {
+    const xy = tileXY(row, table.partition)
+    if (xy && xy[0] === x && xy[1] === y) return {row, table}
+  }
+  return {row: null, table}
+}

@@ -1,0 +1,241 @@
+import {expect} from 'chai'
+import {spawn} from 'node:child_process'
+import * as fs from 'node:fs'
+import * as http from 'node:http'
+import * as path from 'node:path'
+
+import sharp from 'sharp'
+
+import {hashBytes} from '../src/core/hash.js'
+import type {ChangeSet} from '../src/ops/change-set.js'
+import type {MapData, TileHistory} from '../src/viewer/repo-view.js'
+import {hostWarning, isLoopback, type RunningServer, startServer} from '../src/viewer/server.js'
+import {BIN, cliJson} from './support/cli.js'
+import {makeViewerRepo, sortTiles, type TileMask, type ViewerRepo} from './support/browser.js'
+
+/** A request exactly as written: no URL normalisation on the way (unlike fetch). */
+function rawRequest(port: number, method: string, rawPath: string, headers: Record<string, string> = {}): Promise<{status: number; headers: http.IncomingHttpHeaders; body: Buffer}> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({host: '127.0.0.1', port, method, path: rawPath, headers: {Host: `127.0.0.1:${port}`, ...headers}}, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => resolve({status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks)}))
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+function mapTiles(map: MapData): TileMask[] {
+  // The map's mask bits follow its layer order; the fixture's are render = 1, generation = 2.
+  const bit = (name: string): number => 1 << map.layers.indexOf(name)
+  return sortTiles(map.regions.flatMap((r) => r.tiles.map(([x, y, m]) => [x, y, (m & bit('render') ? 1 : 0) | (m & bit('generation') ? 2 : 0)] as TileMask)))
+}
+
+describe('viewer server: data, caching and security', function () {
+  this.timeout(120_000)
+  let repo: ViewerRepo
+  let server: RunningServer
+  let base: string
+  const get = async (p: string, init?: RequestInit): Promise<Response> => fetch(base + p, init)
+  const getJson = async <T>(p: string): Promise<T> => {
+    const r = await get(p)
+    expect(r.status, `${p}: ${r.status}`).to.equal(200)
+    return (await r.json()) as T
+  }
+
+  before(async () => {
+    repo = await makeViewerRepo()
+    server = await startServer(repo.ws, {port: 0, warm: false})
+    base = server.url.replace(/\/$/, '')
+  })
+  after(async () => server?.close())
+
+  it('listens on 127.0.0.1 by default and warns about any other host', async () => {
+    expect(server.host).to.equal('127.0.0.1')
+    expect(server.url).to.match(/^http:\/\/127\.0\.0\.1:\d+\/$/)
+    expect(hostWarning('127.0.0.1')).to.equal(null)
+    expect(hostWarning('localhost')).to.equal(null)
+    expect(hostWarning('::1')).to.equal(null)
+    expect(hostWarning('0.0.0.0')).to.match(/anyone who can reach this machine/)
+    expect(hostWarning('192.168.1.20')).to.match(/192\.168\.1\.20/)
+    expect(isLoopback('127.0.0.5')).to.equal(true)
+  })
+
+  it('the map of each revision and of the working database holds exactly its tiles', async () => {
+    for (const [rev, id] of [['HEAD~2', repo.commits[0]], ['HEAD~1', repo.commits[1]], ['HEAD', repo.commits[2]], ['working', 'working']]) {
+      const map = await getJson<MapData>(`/api/map?rev=${encodeURIComponent(rev)}`)
+      expect(map.revision).to.equal(id)
+      expect(map.layers).to.deep.equal(['render', 'generation'])
+      expect(mapTiles(map), rev).to.deep.equal(repo.tilesAt[id])
+      expect(map.count).to.equal(repo.tilesAt[id].length)
+      // One sprite per 16x16 region and layer: a few requests for the whole map, not one per tile.
+      for (const r of map.regions) {
+        for (const t of r.tiles) expect([Math.floor(t[0] / 16), Math.floor(t[1] / 16)]).to.deep.equal([r.rx, r.ry])
+      }
+    }
+  })
+
+  it('sprites join a region\'s thumbnails; thumbnails are cached by object id with ETag = id and 304', async () => {
+    const map = await getJson<MapData>('/api/map?rev=HEAD')
+    const region = map.regions.find((r) => r.rx === 0 && r.ry === 0)!
+    const spriteId = region.sprites.generation!
+    const r = await get(`/api/sprite/${spriteId}.webp`)
+    expect(r.status).to.equal(200)
+    expect(r.headers.get('content-type')).to.equal('image/webp')
+    expect(r.headers.get('etag')).to.equal(`"${spriteId}"`)
+    expect(r.headers.get('cache-control')).to.contain('immutable')
+    const meta = await sharp(Buffer.from(await r.arrayBuffer())).metadata()
+    expect([meta.width, meta.height]).to.deep.equal([16 * 32, 16 * 32])
+    expect((await get(`/api/sprite/${spriteId}.webp`, {headers: {'If-None-Match': `"${spriteId}"`}})).status).to.equal(304)
+
+    const tiles = await getJson<{tiles: Array<[number, number, Record<string, string | null>]>}>('/api/tiles?rev=HEAD&bbox=0,0,0,0')
+    const id = tiles.tiles[0][2].generation!
+    const thumb = await get(`/api/thumb/128/${id}.webp`)
+    expect(thumb.status).to.equal(200)
+    expect(thumb.headers.get('etag')).to.equal(`"${id}"`)
+    expect(thumb.headers.get('cache-control')).to.equal('public, max-age=31536000, immutable')
+    const tm = await sharp(Buffer.from(await thumb.arrayBuffer())).metadata()
+    expect([tm.format, tm.width, tm.height]).to.deep.equal(['webp', 128, 128])
+    expect(fs.existsSync(path.join(repo.dir, '.tilesync', 'cache', 'thumbs', 't128', id.slice(0, 2), id.slice(2)))).to.equal(true)
+    const again = await get(`/api/thumb/128/${id}.webp`, {headers: {'If-None-Match': `"${id}"`}})
+    expect(again.status).to.equal(304)
+    expect(again.headers.get('etag')).to.equal(`"${id}"`)
+  })
+
+  it('diff mode data is exactly what `tilesync diff --json` reports', async () => {
+    for (const [from, to, args] of [['HEAD~2', 'HEAD~1', ['diff', 'HEAD~2', 'HEAD~1']], ['HEAD~1', 'HEAD', ['diff', 'HEAD~1', 'HEAD']], ['HEAD', 'working', ['diff', 'HEAD']]] as const) {
+      const served = await getJson<{changes: ChangeSet}>(`/api/diff?from=${encodeURIComponent(from)}&to=${to}`)
+      const cli = cliJson<{changes: ChangeSet}>(repo.dir, [...args])
+      expect(served.changes.tiles, `${from}..${to}`).to.deep.equal(cli.changes.tiles)
+      expect(served.changes.summary).to.deep.equal(cli.changes.summary)
+    }
+  })
+
+  it('a tile\'s history lists the commits where it changed, newest first, and any version downloads as PNG', async () => {
+    const h = await getJson<TileHistory>('/api/tile-history?rev=HEAD&x=0&y=0')
+    expect(h.versions.map((v) => v.commit)).to.deep.equal([repo.commits[2], repo.commits[1], repo.commits[0]])
+    expect(h.versions.map((v) => v.status)).to.deep.equal(['modified', 'modified', 'added'])
+    const w = await getJson<TileHistory>('/api/tile-history?rev=working&x=0&y=0')
+    expect(w.versions.map((v) => v.commit)).to.deep.equal(['working', ...repo.commits.slice().reverse()])
+    const deleted = await getJson<TileHistory>('/api/tile-history?rev=HEAD&x=10&y=5')
+    expect(deleted.versions.map((v) => [v.commit, v.status])).to.deep.equal([[repo.commits[1], 'deleted'], [repo.commits[0], 'added']])
+    const untouched = await getJson<TileHistory>('/api/tile-history?rev=HEAD&x=-12&y=-7')
+    expect(untouched.versions.map((v) => v.commit)).to.deep.equal([repo.commits[0]])
+
+    const old = h.versions[2].layers.generation!
+    const r = await get(`/api/object/${old.id}.png?download=tile_0_0.png`)
+    expect(r.status).to.equal(200)
+    expect(r.headers.get('content-type')).to.equal('image/png')
+    expect(r.headers.get('content-disposition')).to.equal('attachment; filename="tile_0_0.png"')
+    const bytes = Buffer.from(await r.arrayBuffer())
+    expect(hashBytes(bytes)).to.equal(old.id)
+    expect(bytes.length).to.equal(old.size)
+    // A hostile download name cannot escape the header or name a path.
+    const odd = await get(`/api/object/${old.id}.png?download=${encodeURIComponent('../../etc/"passwd\r\nX: y')}`)
+    expect(odd.headers.get('content-disposition')).to.equal('attachment; filename="etc_passwd_X_y.png"')
+
+    // An image only in the working database is served too (after the working map was read).
+    const working = w.versions[0].layers.generation!
+    expect(await repo.ws.repo.store.has(working.id)).to.equal(false)
+    const wr = await get(`/api/object/${working.id}.png`)
+    expect(wr.status).to.equal(200)
+    expect(hashBytes(Buffer.from(await wr.arrayBuffer()))).to.equal(working.id)
+  })
+
+  it('answers only GET: every other method is 405 and changes nothing', async () => {
+    const before = fs.readFileSync(path.join(repo.dir, '.tilesync', 'HEAD'), 'utf8')
+    const refs = fs.readFileSync(path.join(repo.dir, '.tilesync', 'refs', 'heads', 'main'), 'utf8')
+    for (const method of ['POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS', 'TRACE', 'PROPFIND']) {
+      for (const p of ['/', '/api/map?rev=HEAD', '/api/refs', `/api/object/${'a'.repeat(64)}.png`, '/nowhere']) {
+        const r = await rawRequest(server.port, method, p)
+        expect(r.status, `${method} ${p}`).to.equal(405)
+        expect(r.headers.allow).to.equal('GET')
+      }
+    }
+    expect(fs.readFileSync(path.join(repo.dir, '.tilesync', 'HEAD'), 'utf8')).to.equal(before)
+    expect(fs.readFileSync(path.join(repo.dir, '.tilesync', 'refs', 'heads', 'main'), 'utf8')).to.equal(refs)
+  })
+
+  it('refuses path traversal and never serves a file from disk', async () => {
+    const secret = 'TOP-SECRET-' + Date.now()
+    fs.writeFileSync(path.join(path.dirname(repo.dir), 'secret.txt'), secret)
+    fs.writeFileSync(path.join(repo.dir, 'secret.txt'), secret)
+    const config = fs.readFileSync(path.join(repo.dir, '.tilesync', 'config.json'), 'utf8')
+    const id = repo.commits[0]
+    const paths = [
+      '/../secret.txt', '/../../../../etc/passwd', '/%2e%2e/%2e%2e/etc/passwd', '/..%2f..%2fsecret.txt', '/secret.txt',
+      '/.tilesync/config.json', '/.tilesync/HEAD', '/generations/v01/quadrants.db', '/app.js/../../secret.txt',
+      '/api/object/..%2F..%2F.tilesync%2Fconfig.json.png', '/api/object/../../.tilesync/config.json', `/api/object/${id.slice(0, 2)}/${id.slice(2)}.png`,
+      '/api/thumb/128/..%2f..%2f..%2fsecret.txt.webp', '/api/thumb/128/../../../secret.txt', '/api/sprite/%2e%2e%2fsecret.txt.webp',
+      '/api/map?rev=../../secret.txt', '/api/map?rev=..%2f..%2fsecret.txt', '/api/map?rev=refs/../../secret.txt', '/api/tile-history?rev=HEAD/../..&x=0&y=0',
+      '/api/diff?from=../config.json&to=HEAD', '/api/diff?from=HEAD&to=/etc/passwd', '\\..\\..\\secret.txt', '/api\\..\\secret.txt', '//etc/passwd',
+      '/api/object/' + '0'.repeat(64) + '.png/../../../secret.txt',
+    ]
+    for (const p of paths) {
+      const r = await rawRequest(server.port, 'GET', p)
+      expect([400, 404], `${p} -> ${r.status} ${r.body.toString().slice(0, 80)}`).to.include(r.status)
+      expect(r.body.toString(), p).not.to.contain(secret)
+      expect(r.body.toString(), p).not.to.contain(config.slice(0, 40))
+      expect(r.body.toString(), p).not.to.contain('root:')
+    }
+  })
+
+  it('refuses malformed ids (400), unknown ids (404) and objects that are not tile images (404)', async () => {
+    const unknown = 'f'.repeat(64)
+    for (const p of [`/api/object/${unknown}.png`, `/api/thumb/128/${unknown}.webp`, `/api/sprite/${unknown}.webp`]) {
+      expect((await get(p)).status, p).to.equal(404)
+      // A matching If-None-Match does not turn an unknown id into a 304.
+      expect((await get(p, {headers: {'If-None-Match': `"${unknown}"`}})).status, p).to.equal(404)
+    }
+    for (const bad of ['abc', 'F'.repeat(64), 'g'.repeat(64), '0'.repeat(63), '0'.repeat(65)]) {
+      expect((await get(`/api/object/${bad}.png`)).status, bad).to.equal(400)
+      expect((await get(`/api/thumb/128/${bad}.webp`)).status, bad).to.equal(400)
+      expect((await get(`/api/sprite/${bad}.webp`)).status, bad).to.equal(400)
+    }
+    // A commit object is in the store but is no image: not served.
+    expect((await get(`/api/object/${repo.commits[0]}.png`)).status).to.equal(404)
+    expect((await get(`/api/thumb/128/${repo.commits[0]}.webp`)).status).to.equal(404)
+    expect((await get(`/api/thumb/64/${'a'.repeat(64)}.webp`)).status).to.equal(400)
+    expect((await get('/api/map?rev=no-such-branch')).status).to.equal(404)
+    expect((await get('/api/map?rev=HEAD~99')).status).to.equal(404)
+    expect((await get('/api/tile-history?rev=HEAD&x=1.5&y=0')).status).to.equal(400)
+  })
+
+  it('answers only requests addressed to it (no DNS rebinding), with a strict content policy', async () => {
+    expect((await rawRequest(server.port, 'GET', '/api/refs', {Host: 'evil.example:80'})).status).to.equal(403)
+    expect((await rawRequest(server.port, 'GET', '/api/refs', {Host: `localhost:${server.port}`})).status).to.equal(200)
+    const page = await get('/')
+    expect(page.headers.get('content-security-policy')).to.contain("default-src 'none'")
+    expect(page.headers.get('x-content-type-options')).to.equal('nosniff')
+  })
+
+  it('`tilesync serve` starts on 127.0.0.1, serves the page and stops on SIGTERM', async () => {
+    const child = spawn(process.execPath, [BIN, 'serve', '--port', '0'], {cwd: repo.dir, stdio: ['ignore', 'pipe', 'pipe']})
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let out = ''
+        const timer = setTimeout(() => reject(new Error(`no URL printed: ${out}`)), 30_000)
+        child.stdout.on('data', (d: Buffer) => {
+          out += d.toString()
+          const m = /read-only at (http:\/\/127\.0\.0\.1:\d+\/)/.exec(out)
+          if (m) {
+            clearTimeout(timer)
+            resolve(m[1])
+          }
+        })
+        child.on('exit', (code) => reject(new Error(`serve exited ${code}: ${out}`)))
+      })
+      const page = await fetch(url)
+      expect(page.status).to.equal(200)
+      expect(await page.text()).to.contain('<canvas id="map"')
+    } finally {
+      child.kill('SIGTERM')
+    }
+    const code = await new Promise<number | null>((resolve) => {
+      if (child.exitCode !== null) resolve(child.exitCode)
+      else child.on('exit', (c) => resolve(c))
+    })
+    expect(code).to.equal(0)
+  })
+})
