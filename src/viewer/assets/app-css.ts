@@ -53,5 +53,5 @@ ol#tile-history li { border-top: 1px solid var(--line); padding: 8px 0; }
 .thumbs { display: flex; gap: 8px; margin-top: 6px; }
 .thumbs figure img { width: 96px; height: 96px; }
 .thumbs .none { width: 96px; height: 96px; }
-a.download { font-size: 12px; }
+a.download { font-size: 12px; white-space: nowrap; }
 `

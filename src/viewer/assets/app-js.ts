@@ -201,7 +201,7 @@ export const APP_JS = String.raw`
       document.body.dataset.mapMs = String(ms);
       if (state.view === 'diff') document.body.dataset.diffState = 'ready';
       var text = state.map.count + ' tiles at ' + short(state.map.revision);
-      if (state.diff) text = state.diff.changes.tiles.length + ' changed tiles, ' + short(state.diff.from) + ' → ' + short(state.diff.to);
+      if (state.diff) text = state.diff.changes.tiles.length + ' changed tile' + (state.diff.changes.tiles.length === 1 ? '' : 's') + ', ' + short(state.diff.from) + ' → ' + short(state.diff.to);
       setStatus(text);
     }
     state.map.regions.forEach(function (r) {
@@ -404,7 +404,7 @@ export const APP_JS = String.raw`
     panel.appendChild(el('h2', {text: 'Tile ' + x + ',' + y}));
     var change = state.changed && state.changed[x + ',' + y];
     if (change) {
-      panel.appendChild(el('h3', {text: change.status + ': ' + short(state.diff.from) + ' → ' + short(state.diff.to)}));
+      panel.appendChild(el('p', {}, [el('span', {class: 'status ' + change.status, text: change.status}), el('span', {class: 'mono', text: short(state.diff.from) + ' → ' + short(state.diff.to)})]));
       var box = el('div', {id: 'before-after'});
       change.layers.forEach(function (l) {
         box.appendChild(el('div', {class: 'mono', text: l.layer}));
@@ -512,7 +512,15 @@ export const APP_JS = String.raw`
     frameWidth: frameWidth,
     selectTile: function (x, y) { selectTile(x, y, true); },
     centerOn: centerOn,
-    setScale: function (s) { var v = size(); zoomAt(s / state.scale, v.w / 2, v.h / 2); }
+    /** Shows tiles x0..x1, y0..y1 (inclusive) as large as they fit. */
+    fitBox: function (x0, y0, x1, y1) {
+      var v = size();
+      var cols = x1 - x0 + 1, rows = y1 - y0 + 1;
+      state.scale = Math.min((v.w - 20) / cols, (v.h - 20) / rows);
+      state.px = (v.w - cols * state.scale) / 2 - x0 * state.scale;
+      state.py = (v.h - rows * state.scale) / 2 - y0 * state.scale;
+      draw();
+    }
   };
 
   readLocation();
