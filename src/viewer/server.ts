@@ -115,6 +115,11 @@ async function handle(view: RepoView, req: http.IncomingMessage, res: http.Serve
   if (p === '/app.js') return send(res, 200, 'text/javascript; charset=utf-8', APP_JS, 'no-cache')
   if (p === '/app.css') return send(res, 200, 'text/css; charset=utf-8', APP_CSS, 'no-cache')
 
+  if (p === '/favicon.ico') {
+    res.writeHead(204, {'Cache-Control': IMMUTABLE})
+    res.end()
+    return
+  }
   if (p === '/api/refs') return json(res, await view.refs())
   if (p === '/api/log') {
     const rev = q.get('rev') ?? undefined
