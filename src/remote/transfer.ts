@@ -116,7 +116,7 @@ export async function downloadHistory(local: LocalObjectStore, remote: RemoteSto
     const cut: string[] = []
     while (queue.length > 0) {
       const id = queue.shift()!
-      if (seen.has(id) || (await local.has(id))) continue
+      if (seen.has(id) || (await local.hasAndKeep(id))) continue
       seen.add(id)
       newCommits.push(id)
       for (const parent of decodeCommit(fetched.get(id) ?? await get(id)).parents) {
@@ -140,7 +140,7 @@ export async function downloadHistory(local: LocalObjectStore, remote: RemoteSto
     const visited = new Set<string>()
     while (frontier.length > 0) {
       const todo = frontier.filter((f) => !visited.has(f.id) && (visited.add(f.id), true))
-      const missing = (await Promise.all(todo.map(async (f) => ((await local.has(f.id)) ? null : f)))).filter((f) => f !== null)
+      const missing = (await Promise.all(todo.map(async (f) => ((await local.hasAndKeep(f.id)) ? null : f)))).filter((f) => f !== null)
       await Promise.all(missing.map((f) => limit(() => get(f.id))))
       options.progress?.increment(missing.length)
       const next: typeof frontier = []
@@ -159,7 +159,7 @@ export async function downloadHistory(local: LocalObjectStore, remote: RemoteSto
             for (const r of node.rows) for (let i = 0; i < r.types.length; i++) {
               if (r.types[i] === 'b') {
                 const b = r.values[i] as {id: string; size: number}
-                if (!plan.blobs.has(b.id) && !(await local.has(b.id))) plan.blobs.set(b.id, b.size)
+                if (!plan.blobs.has(b.id) && !(await local.hasAndKeep(b.id))) plan.blobs.set(b.id, b.size)
               }
             }
           } else {

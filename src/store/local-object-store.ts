@@ -72,6 +72,21 @@ export class LocalObjectStore implements ObjectStore {
     }
   }
 
+  /**
+   * Like has(), and when present refreshes the file's time: a fetch that reuses an old,
+   * unreachable object (and, through it, its subtree) keeps gc's grace period from
+   * removing it before the ref that makes it reachable again is written.
+   */
+  async hasAndKeep(id: string): Promise<boolean> {
+    const now = new Date()
+    try {
+      await fs.utimes(this.pathOf(id), now, now)
+      return true
+    } catch {
+      return false
+    }
+  }
+
   async get(id: string): Promise<Buffer> {
     let bytes: Buffer
     try {
