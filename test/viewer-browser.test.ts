@@ -235,8 +235,7 @@ describe('viewer in chromium: map, diff mode, tile history', function () {
       expect(regions).to.equal(64)
       expect(sprites).to.equal(distinct)
       expect(requests.length).to.be.lessThan(100)
-      // "About a second"; the bound leaves room for a busy two-core machine.
-      expect(ms).to.be.lessThan(4000)
+      // Speed is reported above and measured by `npm run bench`, never asserted in tests.
       const pixels = await sample(fresh, [-50, -50, 49, 49], 0.5, 0.5)
       expect(pixels.filter(([, , rgba]) => rgba[3] === 255 && !same(rgba, LOADING)).length).to.equal(10_000)
     } finally {
