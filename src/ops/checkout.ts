@@ -5,7 +5,7 @@ import {applyToDatabase, type ApplyResult} from '../db/apply-snapshot.js'
 import {writeCommit} from '../history/write-commit.js'
 import type {Head} from '../repo/refs.js'
 import {tileXY} from '../snapshot/rows.js'
-import type {BBox} from '../snapshot/tree-reader.js'
+import type {BBox, TreeReader} from '../snapshot/tree-reader.js'
 import {defaultAuthor} from '../util/author.js'
 import {createProgress} from '../util/progress.js'
 import {computeChangeSet, rawChanges, type RawChanges} from './change-set.js'
@@ -99,28 +99,35 @@ export async function checkout(ws: Workspace, options: CheckoutOptions): Promise
   })
 }
 
+/**
+ * What a checkout would write, and whether it would overwrite uncommitted changes (refused
+ * with DIRTY unless forced). Shared by the real checkout and --dry-run.
+ */
+async function assessCheckout(reader: TreeReader, working: TreeState, options: CheckoutOptions, ctx: {target: TreeState; headId: string | null; headState: TreeState; bbox?: BBox; partial: boolean}): Promise<{changes: RawChanges; dirty: boolean}> {
+  const {target, headId, headState, bbox, partial} = ctx
+  let pending = await rawChanges(headState, working, reader, {bbox})
+  if (options.tiles?.length) pending = onlyTiles(pending, options.tiles)
+  let changes = await rawChanges(working, target, reader, {bbox})
+  if (options.tiles?.length) changes = onlyTiles(changes, options.tiles)
+  // Uncommitted changes matter only when the checkout would overwrite them: a database that
+  // already equals the target (e.g. a checkout killed after its write) loses nothing.
+  const alreadyThere = partial ? count(changes) === 0 : sameTables(target, working)
+  const dirty = headId !== null && !alreadyThere && (partial ? count(pending) > 0 : !sameTables(headState, working))
+  if (dirty && !options.force) {
+    const set = await computeChangeSet(headState, working, reader, {bbox})
+    throw new TilesyncError('DIRTY', `the database has uncommitted changes (${set.summary.rowsChanged} row${set.summary.rowsChanged === 1 ? '' : 's'}, ${set.tiles.length} tile${set.tiles.length === 1 ? '' : 's'})`, {
+      hint: 'commit them first (`tilesync commit -m ...`), or pass --force to overwrite them (they are saved first)',
+    })
+  }
+  return {changes, dirty}
+}
+
 async function checkoutLocked(ws: Workspace, db: Db, options: CheckoutOptions, ctx: {targetId: string; target: TreeState; headId: string | null; headState: TreeState; bbox?: BBox; partial: boolean}): Promise<{result: CheckoutResult; head: Head | null}> {
   const {targetId, target, headId, headState, bbox, partial} = ctx
   const working = await ws.scan(db, {store: true})
   if (working.tracking.installed && !working.tracking.used) markBaseline(db, working.state.snapshotId, working.tracking.upTo)
-  let pending = await rawChanges(headState, working.state, ws.reader, {bbox})
-  if (options.tiles?.length) pending = onlyTiles(pending, options.tiles)
-  let changes = await rawChanges(working.state, target, ws.reader, {bbox})
-  if (options.tiles?.length) changes = onlyTiles(changes, options.tiles)
-  // Uncommitted changes matter only when the checkout would overwrite them: a database that
-  // already equals the target (e.g. a checkout killed after its write) loses nothing.
-  const alreadyThere = partial ? count(changes) === 0 : sameTables(target, working.state)
-  const dirty = headId !== null && !alreadyThere && (partial ? count(pending) > 0 : !sameTables(headState, working.state))
-  let savedAs: string | null = null
-  if (dirty) {
-    if (!options.force) {
-      const set = await computeChangeSet(headState, working.state, ws.reader, {bbox})
-      throw new TilesyncError('DIRTY', `the database has uncommitted changes (${set.summary.rowsChanged} row${set.summary.rowsChanged === 1 ? '' : 's'}, ${set.tiles.length} tile${set.tiles.length === 1 ? '' : 's'})`, {
-        hint: 'commit them first (`tilesync commit -m ...`), or pass --force to overwrite them (they are saved first)',
-      })
-    }
-    savedAs = await saveWorking(ws, working.state, headId)
-  }
+  const {changes, dirty} = await assessCheckout(ws.reader, working.state, options, {target, headId, headState, bbox, partial})
+  const savedAs = dirty ? await saveWorking(ws, working.state, headId) : null
   const progress = await createProgress('rows')
   let applied: ApplyResult
   try {
@@ -184,18 +191,7 @@ async function previewCheckout(ws: Workspace, options: CheckoutOptions, partial:
   try {
     return await inTransaction(db, 'read', async () => {
       const working = await ws.scan(db, {store: false})
-      let pending = await rawChanges(headState, working.state, working.reader, {bbox})
-      if (options.tiles?.length) pending = onlyTiles(pending, options.tiles)
-      let changes = await rawChanges(working.state, target, working.reader, {bbox})
-      if (options.tiles?.length) changes = onlyTiles(changes, options.tiles)
-      const alreadyThere = partial ? count(changes) === 0 : sameTables(target, working.state)
-      const dirty = headId !== null && !alreadyThere && (partial ? count(pending) > 0 : !sameTables(headState, working.state))
-      if (dirty && !options.force) {
-        const set = await computeChangeSet(headState, working.state, working.reader, {bbox})
-        throw new TilesyncError('DIRTY', `the database has uncommitted changes (${set.summary.rowsChanged} row${set.summary.rowsChanged === 1 ? '' : 's'}, ${set.tiles.length} tile${set.tiles.length === 1 ? '' : 's'})`, {
-          hint: 'commit them first (`tilesync commit -m ...`), or pass --force to overwrite them (they are saved first)',
-        })
-      }
+      const {changes, dirty} = await assessCheckout(working.reader, working.state, options, {target, headId, headState, bbox, partial})
       const counts = previewApply(db, changes, partial ? undefined : target.snapshot.schema, target.tables)
       const branch = partial ? null : await ws.repo.refs.read(`refs/heads/${options.revision}`).catch(() => null)
       return {
