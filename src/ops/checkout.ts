@@ -67,6 +67,17 @@ function onlyTiles(changes: RawChanges, tiles: Array<[number, number]>): RawChan
 
 const count = (c: RawChanges): number => [...c.values()].reduce((s, e) => s + e.changes.length, 0)
 
+/** What every checkout starts from: no merge in progress, the target and HEAD as tree states. */
+async function prepareCheckout(ws: Workspace, options: CheckoutOptions): Promise<{targetId: string; target: TreeState; headId: string | null; headState: TreeState; bbox?: BBox}> {
+  if (existsSync(ws.repo.layout.mergeState)) {
+    throw new TilesyncError('MERGE_IN_PROGRESS', 'a merge is in progress', {hint: 'finish it with `tilesync merge --ours|--theirs` or run `tilesync merge --abort`'})
+  }
+  const targetId = await ws.resolve(options.revision)
+  const target = await ws.stateOf(targetId)
+  const {id: headId, state: headState} = await ws.headState()
+  return {targetId, target, headId, headState, bbox: options.tiles?.length ? boxOf(options.tiles) : options.bbox}
+}
+
 /**
  * Makes the database equal to a revision (or restores some tiles of it). Refuses to
  * overwrite uncommitted changes unless forced; when forced, those changes are first saved
@@ -76,13 +87,7 @@ export async function checkout(ws: Workspace, options: CheckoutOptions): Promise
   const partial = Boolean(options.tiles?.length || options.bbox)
   if (options.dryRun) return previewCheckout(ws, options, partial)
   return ws.repo.withLock('checkout', async () => {
-    if (existsSync(ws.repo.layout.mergeState)) {
-      throw new TilesyncError('MERGE_IN_PROGRESS', 'a merge is in progress', {hint: 'finish it with `tilesync merge --ours|--theirs` or run `tilesync merge --abort`'})
-    }
-    const targetId = await ws.resolve(options.revision)
-    const target = await ws.stateOf(targetId)
-    const {id: headId, state: headState} = await ws.headState()
-    const bbox = options.tiles?.length ? boxOf(options.tiles) : options.bbox
+    const {targetId, target, headId, headState, bbox} = await prepareCheckout(ws, options)
     const db = ws.openDb(false)
     try {
       await ws.ensureTracking(db)
@@ -180,13 +185,7 @@ export async function saveWorking(ws: Workspace, working: TreeState, parent: str
  * (nothing stored), and neither HEAD nor refs/saved move.
  */
 async function previewCheckout(ws: Workspace, options: CheckoutOptions, partial: boolean): Promise<CheckoutResult> {
-  if (existsSync(ws.repo.layout.mergeState)) {
-    throw new TilesyncError('MERGE_IN_PROGRESS', 'a merge is in progress', {hint: 'finish it with `tilesync merge --ours|--theirs` or run `tilesync merge --abort`'})
-  }
-  const targetId = await ws.resolve(options.revision)
-  const target = await ws.stateOf(targetId)
-  const {id: headId, state: headState} = await ws.headState()
-  const bbox = options.tiles?.length ? boxOf(options.tiles) : options.bbox
+  const {targetId, target, headId, headState, bbox} = await prepareCheckout(ws, options)
   const db = ws.openDb(true)
   try {
     return await inTransaction(db, 'read', async () => {
