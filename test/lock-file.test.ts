@@ -15,12 +15,13 @@ describe('lock files', () => {
     const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'])
     fs.writeFileSync(lock, `${child.pid}\n`)
     let err: unknown
-    await acquireLockFile(lock, {waitMs: 200, onTimeout: timeout}).catch((e) => (err = e))
+    await acquireLockFile(lock, {waitMs: 200, tmpDir: path.join(dir, 'tmp'), onTimeout: timeout}).catch((e) => (err = e))
     expect((err as Error).message).to.equal('timed out')
     child.kill('SIGKILL')
     await new Promise((r) => child.once('exit', r))
-    const release = await acquireLockFile(lock, {waitMs: 2000, onTimeout: timeout})
+    const release = await acquireLockFile(lock, {waitMs: 2000, tmpDir: path.join(dir, 'tmp'), onTimeout: timeout})
     expect(fs.readFileSync(lock, 'utf8')).to.equal(`${process.pid}\n`)
+    expect(fs.readdirSync(dir).sort()).to.deep.equal(['lock', 'tmp'])
     await release()
     expect(fs.existsSync(lock)).to.equal(false)
   })
@@ -33,7 +34,7 @@ describe('lock files', () => {
       let holders = 0
       let maxHolders = 0
       await Promise.all(Array.from({length: 8}, async () => {
-        const release = await acquireLockFile(lock, {waitMs: 10_000, onTimeout: timeout})
+        const release = await acquireLockFile(lock, {waitMs: 10_000, tmpDir: path.join(dir, 'tmp'), onTimeout: timeout})
         holders++
         maxHolders = Math.max(maxHolders, holders)
         await new Promise((r) => setTimeout(r, 2))
@@ -42,6 +43,8 @@ describe('lock files', () => {
       }))
       expect(maxHolders, `round ${round}`).to.equal(1)
     }
-    expect(fs.readdirSync(dir)).to.deep.equal([])
+    // Nothing but the (empty) temp directory is left: no stray files next to the lock.
+    expect(fs.readdirSync(dir)).to.deep.equal(['tmp'])
+    expect(fs.readdirSync(path.join(dir, 'tmp'))).to.deep.equal([])
   })
 })

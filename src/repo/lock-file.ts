@@ -1,5 +1,6 @@
 import {randomBytes} from 'node:crypto'
 import * as fs from 'node:fs/promises'
+import * as path from 'node:path'
 
 /**
  * Exclusive lock files holding the owner's pid. A lock appears whole or not at all (its
@@ -7,9 +8,11 @@ import * as fs from 'node:fs/promises'
  * lock exists), and a lock whose process no longer exists is taken over, so a crash never
  * blocks the repository.
  */
-export async function acquireLockFile(file: string, options: {waitMs: number; content?: string; onTimeout: (holder: string) => Error}): Promise<() => Promise<void>> {
+export async function acquireLockFile(file: string, options: {waitMs: number; tmpDir: string; content?: string; onTimeout: (holder: string) => Error}): Promise<() => Promise<void>> {
   const deadline = Date.now() + options.waitMs
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.new`
+  // Temp files go to tmpDir (same filesystem, cleaned by gc), never next to the lock.
+  await fs.mkdir(options.tmpDir, {recursive: true})
+  const tmp = path.join(options.tmpDir, `lock.${process.pid}.${randomBytes(4).toString('hex')}.new`)
   await fs.writeFile(tmp, options.content ?? `${process.pid}\n`)
   try {
     for (;;) {
@@ -18,7 +21,7 @@ export async function acquireLockFile(file: string, options: {waitMs: number; co
         return () => fs.rm(file, {force: true})
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
-        if (await takeOverIfStale(file)) continue
+        if (await takeOverIfStale(file, options.tmpDir)) continue
         if (Date.now() > deadline) throw options.onTimeout(await fs.readFile(file, 'utf8').catch(() => ''))
         await new Promise((r) => setTimeout(r, 20 + Math.random() * 30))
       }
@@ -56,12 +59,12 @@ export async function isStaleLock(file: string): Promise<boolean> {
  * crash is itself removed after a few seconds (it is held for milliseconds).
  * Returns true when the caller should try to take the lock again.
  */
-async function takeOverIfStale(file: string): Promise<boolean> {
+async function takeOverIfStale(file: string, tmpDir: string): Promise<boolean> {
   const judged = await fs.readFile(file, 'utf8').catch(() => null)
   if (judged === null) return true
   if (!(await isStaleContent(file, judged))) return false
   const guard = `${file}.takeover`
-  const mine = `${guard}.${process.pid}.${randomBytes(4).toString('hex')}`
+  const mine = path.join(tmpDir, `takeover.${process.pid}.${randomBytes(4).toString('hex')}`)
   await fs.writeFile(mine, `${process.pid}\n`)
   try {
     await fs.link(mine, guard)

@@ -16,7 +16,7 @@ export interface ReflogEntry {
 
 export type Head = {kind: 'branch'; ref: string; branch: string} | {kind: 'detached'; id: string}
 
-const NAME_PATTERN = /^(?!.*\.\.)(?!.*\/\/)(?!\/)(?!.*\/$)(?!.*\.lock$)[A-Za-z0-9._\-/]+$/
+const NAME_PATTERN = /^(?!.*\.\.)(?!.*\/\/)(?!\/)(?!.*\/$)(?!.*\.lock(\.|\/|$))[A-Za-z0-9._\-/]+$/
 
 /** Branch, tag and remote names must be safe as path segments and unambiguous as revisions. */
 export function assertValidRefName(name: string, what = 'name'): void {
@@ -123,7 +123,7 @@ export class Refs {
       for (const e of entries) {
         const child = `${rel}/${e.name}`
         if (e.isDirectory()) await walk(child)
-        else if (!e.name.endsWith('.lock')) {
+        else if (!/\.lock(\.|$)/.test(e.name)) {
           const id = await this.read(child)
           if (id) out.push({name: child, id})
         }
@@ -163,6 +163,7 @@ export class Refs {
     const lock = `${file}.lock`
     return acquireLockFile(lock, {
       waitMs: 10_000,
+      tmpDir: this.layout.tmp,
       onTimeout: () => new TilesyncError('REPO_LOCKED', `${path.basename(file)} is being updated by another tilesync process`, {
         hint: `wait for it to finish; if none is running, delete ${lock}`,
       }),

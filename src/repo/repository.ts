@@ -43,7 +43,7 @@ export class Repository {
   }
 
   withLock<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    return acquireRepoLock(this.layout.lock, what).then(async (release) => {
+    return acquireRepoLock(this.layout.lock, this.layout.tmp, what).then(async (release) => {
       try {
         return await fn()
       } finally {
