@@ -201,18 +201,7 @@ function specs(): Record<CrashOp, OpSpec> {
         this.args = ['checkout', s.target]
         return {dir}
       },
-      async afterKill(t) {
-        const dump = dumpDb(path.join(t.dir, DB_REL))
-        const head = await headOf(t.dir)
-        if (head !== s.base && head !== s.target) fail(`HEAD is ${head}`)
-        await expectTrackingConsistent(await Workspace.open(t.dir), 'after the kill')
-        if (dump === s.before) {
-          if (head !== s.base) fail('HEAD moved but the database was not written')
-          return 'before'
-        }
-        if (dump === s.after) return 'after'
-        return fail('the database is neither the state before nor the state after the checkout')
-      },
+      afterKill: (t) => beforeOrAfter(t.dir, {before: s.before, after: s.after, oldHead: s.base, newHead: s.target, what: 'checkout'}),
       async rerun(t) {
         const ws = await Workspace.open(t.dir)
         await checkout(ws, {revision: s.target})
@@ -271,18 +260,7 @@ function specs(): Record<CrashOp, OpSpec> {
         await push(ws, {remote: 'origin', branch: 'main'})
         return {dir: other, remote}
       },
-      async afterKill(t) {
-        const dump = dumpDb(path.join(t.dir, DB_REL))
-        const head = await headOf(t.dir)
-        if (head !== s.remoteBase && head !== s.base) fail(`HEAD is ${head}`)
-        await expectTrackingConsistent(await Workspace.open(t.dir), 'after the kill')
-        if (dump === s.before) {
-          if (head !== s.remoteBase) fail('HEAD moved but the database was not written')
-          return 'before'
-        }
-        if (dump === s.after) return 'after'
-        return fail('the database is neither the state before nor the state after the pull')
-      },
+      afterKill: (t) => beforeOrAfter(t.dir, {before: s.before, after: s.after, oldHead: s.remoteBase, newHead: s.base, what: 'pull'}),
       async rerun(t) {
         const ws = await Workspace.open(t.dir)
         await pull(ws, {remote: 'origin', branch: 'main'})
@@ -426,4 +404,21 @@ export async function runCrashTrials(op: CrashOp, options: {trials: number; work
   report.ms = Date.now() - started
   if (report.failures.length === 0) fs.rmSync(root, {recursive: true, force: true})
   return report
+}
+
+/**
+ * After a kill during a command that writes the database then moves HEAD: the database is the
+ * state before (HEAD unmoved) or the state after (HEAD moved or not yet), never anything else.
+ */
+async function beforeOrAfter(dir: string, x: {before: string; after: string; oldHead: string; newHead: string; what: string}): Promise<'before' | 'after'> {
+  const dump = dumpDb(path.join(dir, DB_REL))
+  const head = await headOf(dir)
+  if (head !== x.oldHead && head !== x.newHead) fail(`HEAD is ${head}`)
+  await expectTrackingConsistent(await Workspace.open(dir), 'after the kill')
+  if (dump === x.before) {
+    if (head !== x.oldHead) fail('HEAD moved but the database was not written')
+    return 'before'
+  }
+  if (dump === x.after) return 'after'
+  return fail(`the database is neither the state before nor the state after the ${x.what}`)
 }
