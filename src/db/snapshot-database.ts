@@ -1,5 +1,5 @@
 import type {ObjectWriter} from '../store/object-store.js'
-import {type BlobRef, type Cell, encodeSnapshot, type Row, type SchemaEntry, type Snapshot, type TableTree} from '../snapshot/model.js'
+import {type BlobRef, type Cell, encodeSnapshot, type Row, type Snapshot, type TableTree} from '../snapshot/model.js'
 import {TableTreeEditor} from '../snapshot/tree-editor.js'
 import type {TreeReader} from '../snapshot/tree-reader.js'
 import {readSchema, quoteIdent} from './introspect.js'

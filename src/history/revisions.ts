@@ -111,7 +111,7 @@ async function isCommit(repo: Repository, id: string): Promise<boolean> {
     if (isTilesyncError(error, 'OBJECT_MISSING')) return false
     if (isTilesyncError(error, 'OBJECT_CORRUPT')) {
       // A damaged object that claims to be a commit must not be silently skipped.
-      const raw = await fs.readFile(repo.store.pathOf(id)).catch(() => Buffer.alloc(0))
+      const raw = (await repo.store.readRaw(id).catch(() => null)) ?? Buffer.alloc(0)
       if (raw.includes(Buffer.from('tilesync.commit'))) throw error
     }
     return false

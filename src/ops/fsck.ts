@@ -1,4 +1,3 @@
-import * as fs from 'node:fs/promises'
 
 import {isTilesyncError, TilesyncError} from '../core/errors.js'
 import {hashBytes, isObjectId} from '../core/hash.js'
@@ -14,9 +13,11 @@ import {collectRoots} from './roots.js'
 import type {Workspace} from './workspace.js'
 
 export interface FsckProblem {
-  /** missing / corrupt / malformed object, a damaged ref, a ref to a non-commit, a lost parent. */
-  kind: 'missing' | 'corrupt' | 'malformed' | 'bad-ref' | 'missing-parent'
+  /** missing / corrupt / malformed object, a damaged ref, a ref to a non-commit, a lost parent, a damaged pack index. */
+  kind: 'missing' | 'corrupt' | 'malformed' | 'bad-ref' | 'missing-parent' | 'bad-pack'
   id?: string
+  /** For bad-pack: the pack's name. */
+  pack?: string
   /** A damaged object nothing refers to (repair removes it). */
   unreferenced?: boolean
   ref?: string
@@ -75,15 +76,7 @@ export async function fsckLocal(ws: Workspace, options: {repair?: boolean} = {})
 
 async function checkLocal(repo: Repository): Promise<FsckResult> {
   const source: RawSource = {
-    read: async (id) => {
-      try {
-        return await fs.readFile(repo.store.pathOf(id))
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null
-        if ((error as NodeJS.ErrnoException).code === 'EISDIR') return Buffer.alloc(0)
-        throw error
-      }
-    },
+    read: (id) => repo.store.readRaw(id),
   }
   const pool = lazyPool(repo)
   try {
@@ -92,6 +85,10 @@ async function checkLocal(repo: Repository): Promise<FsckResult> {
     const shallow = repo.shallow
     const repairHint = localRepairHint(repo)
     const problems: FsckProblem[] = []
+    await repo.store.packs.reload()
+    for (const [name, reason] of repo.store.packs.damaged) {
+      problems.push({kind: 'bad-pack', pack: name, message: `the index of objects/pack/${name}.pack is damaged (${reason}), so its objects read as missing: run \`tilesync fsck --repair\` to rebuild it from the pack`})
+    }
     const refs: FsckRef[] = []
     const tips: Array<{name: string; id: string}> = []
     for (const r of roots.refs) {
@@ -234,6 +231,14 @@ async function walkHistory(walk: ObjectWalk, tips: string[], shallow: ReadonlySe
 }
 
 async function repairLocal(repo: Repository, result: FsckResult): Promise<number> {
+  let rebuilt = 0
+  for (const p of result.problems) {
+    if (p.kind !== 'bad-pack' || !p.pack) continue
+    await repo.store.packs.rebuildIndex(p.pack, repo.layout.tmp)
+    rebuilt++
+  }
+  // Objects a rebuilt index brings back need no download: check again first.
+  if (rebuilt) return rebuilt
   const wanted = [...new Set(result.problems.filter((p) => PROBLEM_KINDS.has(p.kind) && p.id && !p.ref).map((p) => p.id!))]
   const remotes: RemoteStore[] = []
   for (const r of listRemotes(repo)) {

@@ -62,22 +62,24 @@ export async function gc(ws: Workspace, options: {dryRun?: boolean; graceMs?: nu
     }
     for (const id of young.keys()) await marker.markAny(id)
     // 3. Sweep: old and unmarked only.
+    const victims: string[] = []
     for (const [id, size] of old) {
       if (marker.live.has(id)) continue
       if (!options.dryRun) {
         // Re-check the age at the last moment: a fetch may have just reused this object.
-        const st = await fs.stat(repo.store.pathOf(id)).catch(() => null)
-        if (!st || st.mtimeMs >= cutoff) continue
-        await repo.store.delete(id)
+        const mtime = await repo.store.mtimeOf(id)
+        if (mtime === null || mtime >= cutoff) continue
+        victims.push(id)
       }
       result.removed.objects++
       result.removed.bytes += size
     }
-    // 4. Temp files left by killed commands.
+    // Packs holding any victim are rewritten once each, with what they keep.
+    if (victims.length) await repo.store.deleteMany(victims)
+    // 4. Temp files and unfinished packs (no index) left by killed commands.
     const entries = await fs.readdir(repo.layout.tmp, {withFileTypes: true}).catch(() => [])
-    for (const e of entries) {
-      if (!e.isFile()) continue
-      const file = path.join(repo.layout.tmp, e.name)
+    const leftovers = [...entries.filter((e) => e.isFile()).map((e) => path.join(repo.layout.tmp, e.name)), ...await repo.store.packs.orphans()]
+    for (const file of leftovers) {
       const st = await fs.stat(file).catch(() => null)
       if (!st || st.mtimeMs >= cutoff) continue
       if (!options.dryRun) await fs.rm(file, {force: true})

@@ -1,4 +1,3 @@
-import * as fs from 'node:fs/promises'
 
 import {TilesyncError} from '../core/errors.js'
 import {commitsNotIn, isAncestor} from '../history/graph.js'
@@ -72,7 +71,7 @@ export async function pushTo(ws: Workspace, remote: RemoteStore, name: string, b
     // The counts the real push would report: objects not yet sent by an interrupted push, and their bytes.
     const pending = planGroups(plan).flat().filter((id) => !journal.has(id))
     let bytes = 0
-    for (const id of pending) bytes += plan.blobs.get(id) ?? (await fs.stat(ws.repo.store.pathOf(id))).size
+    for (const id of pending) bytes += plan.blobs.get(id) ?? (await ws.repo.store.sizeOf(id))
     return {...base, commits: commits.length, objects: pending.length, bytes, skipped: planCount(plan) - pending.length}
   }
   const stats = await uploadPlan(ws.repo.store, remote, plan, journal, {concurrency: transferConcurrency(), progress: await createProgress('objects')})

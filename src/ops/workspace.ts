@@ -76,7 +76,7 @@ export class Workspace {
     return inTransaction(db, 'read', async () => {
       const tracking = await this.trackingBase(db, specs, options.rescan ?? false)
       // A full read hashes on every core; a few changed rows are cheaper inline.
-      const pool = tracking.base ? undefined : new HashingPool(this.repo.store, options.store ? 'store' : 'hash')
+      const pool = tracking.base ? undefined : new HashingPool(this.repo.store, options.store ? 'store' : 'hash', {packed: true})
       let result: SnapshotResult
       try {
         result = await snapshotDatabase(db, specs, this.repo.config.tileTable, {

@@ -178,7 +178,7 @@ export async function downloadHistory(local: LocalObjectStore, remote: RemoteSto
     // flight have finished: nothing is written behind the caller's back after it returns.
     let stopped = false
     // Many blobs: verify and store them on every core; a few: inline is cheaper.
-    const pool = plan.blobs.size > 16 ? new HashingPool(local, 'store') : undefined
+    const pool = plan.blobs.size > 16 ? new HashingPool(local, 'store', {packed: true}) : undefined
     const fetchBlob = async (id: string): Promise<number> => {
       if (!pool) {
         const bytes = await remote.getObject(id)

@@ -5,29 +5,40 @@ import {TilesyncError} from '../core/errors.js'
 import {hashBytes} from '../core/hash.js'
 import type {LocalObjectStore} from './local-object-store.js'
 import type {ObjectWriter} from './object-store.js'
+import type {PackedAt, FinishedPack} from './pack-writer.js'
 
 /** Blobs smaller than this are hashed in place: a message round trip would cost more. */
 const INLINE_BELOW = 16 * 1024
 
+type Reply = {seq: number; id?: string; wrote?: boolean; at?: PackedAt; packs?: FinishedPack[]; error?: {message: string; code?: string}}
+
 /**
  * An ObjectWriter that hashes (and optionally stores) blobs on worker threads, one per
  * core, so reading the database, hashing and writing overlap. Buffers are transferred, not
- * copied, when they own their memory.
+ * copied, when they own their memory. With `packed`, stored blobs go into pack files
+ * (bulk writes: a full commit, a clone), which become visible to other processes at close().
  */
 export class HashingPool implements ObjectWriter {
   private readonly workers: Worker[]
-  private readonly pending = new Map<number, {resolve: (id: string) => void; reject: (e: unknown) => void}>()
+  private readonly pending = new Map<number, {resolve: (reply: Reply) => void; reject: (e: unknown) => void}>()
   private readonly load: number[]
   private seq = 0
+  /** Set when a worker died: nothing more can be asked of the pool. */
+  private broken: unknown = null
 
-  constructor(private readonly store: LocalObjectStore, private readonly mode: 'store' | 'hash', size = Math.max(1, Math.min(os.availableParallelism(), 8))) {
+  constructor(
+    private readonly store: LocalObjectStore,
+    private readonly mode: 'store' | 'hash',
+    options: {packed?: boolean; size?: number} = {},
+  ) {
+    const size = options.size ?? Math.max(1, Math.min(os.availableParallelism(), 8))
     this.workers = Array.from({length: size}, () => new Worker(new URL('./hash-worker.js', import.meta.url), {
-      workerData: {objectsDir: store.objectsDir, tmpDir: store.tmpDir},
+      workerData: {objectsDir: store.objectsDir, tmpDir: store.tmpDir, packed: Boolean(options.packed) && mode === 'store', durable: store.durable},
       execArgv: [],
     }))
     this.load = this.workers.map(() => 0)
     this.workers.forEach((w, i) => {
-      w.on('message', (m: {seq: number; id?: string; wrote?: boolean; error?: {message: string; code?: string}}) => {
+      w.on('message', (m: Reply) => {
         this.load[i]--
         const p = this.pending.get(m.seq)
         this.pending.delete(m.seq)
@@ -38,10 +49,12 @@ export class HashingPool implements ObjectWriter {
             : new Error(m.error.message))
           return
         }
-        if (m.wrote) this.store.noteWritten(m.id!)
-        p.resolve(m.id!)
+        if (m.at) this.store.notePacked(m.id!, m.at)
+        else if (m.wrote) this.store.noteWritten(m.id!)
+        p.resolve(m)
       })
       w.on('error', (e) => {
+        this.broken = e
         for (const p of this.pending.values()) p.reject(e)
         this.pending.clear()
       })
@@ -68,20 +81,37 @@ export class HashingPool implements ObjectWriter {
     return this.dispatch(bytes, expected)
   }
 
-  private dispatch(bytes: Buffer, expect?: string): Promise<string> {
-    const seq = this.seq++
+  private async dispatch(bytes: Buffer, expect?: string): Promise<string> {
     let i = 0
     for (let j = 1; j < this.load.length; j++) if (this.load[j] < this.load[i]) i = j
-    this.load[i]++
     const owns = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
     const view = owns ? new Uint8Array(bytes.buffer) : new Uint8Array(bytes)
-    return new Promise<string>((resolve, reject) => {
+    return (await this.ask(i, {bytes: view, store: this.mode === 'store', expect}, [view.buffer as ArrayBuffer])).id!
+  }
+
+  private ask(i: number, message: Record<string, unknown>, transfer: ArrayBuffer[] = []): Promise<Reply> {
+    if (this.broken) return Promise.reject(this.broken)
+    const seq = this.seq++
+    this.load[i]++
+    return new Promise<Reply>((resolve, reject) => {
       this.pending.set(seq, {resolve, reject})
-      this.workers[i].postMessage({seq, bytes: view, store: this.mode === 'store', expect}, [view.buffer as ArrayBuffer])
+      this.workers[i].postMessage({seq, ...message}, transfer)
     })
   }
 
+  /**
+   * Finishes the workers' packs (each is flushed, then its index written) and stops the
+   * workers. Until this returns, packed objects are readable only by this process.
+   */
   async close(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.terminate()))
+    try {
+      if (this.mode === 'store') {
+        const replies = await Promise.all(this.workers.map((_, i) => this.ask(i, {finish: true})))
+        for (const r of replies) for (const p of r.packs ?? []) this.store.notePackFinished(p.name)
+        await this.store.packs.refreshIfChanged()
+      }
+    } finally {
+      await Promise.all(this.workers.map((w) => w.terminate()))
+    }
   }
 }

@@ -8,9 +8,12 @@ import {hashBytes, isObjectId} from '../core/hash.js'
 import {DurabilityBarrier} from './durability.js'
 import {chargeDiskWrite} from './fault.js'
 import type {ObjectStore} from './object-store.js'
+import {type PackedObject, PackSet} from './pack-set.js'
 
 /**
- * Objects as files under `objects/ab/cdef…` (git's fan-out keeps directories small).
+ * Objects as files under `objects/ab/cdef…` (git's fan-out keeps directories small), and,
+ * for bulk writes, in pack files under `objects/pack/` (see pack-format.ts). A loose copy
+ * wins over a packed one.
  *
  * Crash safety comes from write order: bytes go to a temp file in `tmp/`, then are renamed
  * into place, and the durability barrier runs before any ref points at them. A reader therefore sees a whole object or none, and since an
@@ -25,13 +28,19 @@ export class LocalObjectStore implements ObjectStore {
    */
   private verified: Set<string> | null = null
   readonly barrier: DurabilityBarrier
+  readonly packs: PackSet
+  readonly durable: boolean
+  /** Packs whose file time this process already refreshed (see hasAndKeep). */
+  private readonly keptPacks = new Set<string>()
 
   constructor(
     readonly objectsDir: string,
     readonly tmpDir: string,
     options: {durable?: boolean} = {},
   ) {
-    this.barrier = new DurabilityBarrier(objectsDir, options.durable ?? true)
+    this.durable = options.durable ?? true
+    this.barrier = new DurabilityBarrier(objectsDir, this.durable)
+    this.packs = new PackSet(path.join(objectsDir, 'pack'))
   }
 
   /** Makes every object written so far durable; called before a ref may point at them. */
@@ -43,6 +52,18 @@ export class LocalObjectStore implements ObjectStore {
   noteWritten(id: string): void {
     this.barrier.written(this.pathOf(id))
     this.noteVerified(id)
+  }
+
+  /** Records an object a hashing worker appended to one of its packs. */
+  notePacked(id: string, at: PackedObject): void {
+    this.packs.notePending(id, at)
+    this.noteVerified(id)
+  }
+
+  /** Records a pack a hashing worker finished (its index is in place). */
+  notePackFinished(name: string): void {
+    this.barrier.written(this.packs.packPath(name))
+    this.barrier.written(this.packs.indexPath(name))
   }
 
   /** Records that `id`'s file was checked against its hash in this process. */
@@ -68,7 +89,7 @@ export class LocalObjectStore implements ObjectStore {
       await fs.access(this.pathOf(id), fsc.F_OK)
       return true
     } catch {
-      return false
+      return (await this.packs.lookup(id)) !== undefined
     }
   }
 
@@ -83,23 +104,65 @@ export class LocalObjectStore implements ObjectStore {
       await fs.utimes(this.pathOf(id), now, now)
       return true
     } catch {
-      return false
+      const at = await this.packs.lookup(id)
+      if (!at) return false
+      // gc ages a packed object by its pack's file time.
+      if (!this.keptPacks.has(at.pack)) {
+        await fs.utimes(this.packs.packPath(at.pack), now, now).catch(() => {})
+        this.keptPacks.add(at.pack)
+      }
+      return true
     }
   }
 
-  async get(id: string): Promise<Buffer> {
-    let bytes: Buffer
+  /** The stored bytes, unverified (fsck inspects damaged objects); null when absent. */
+  async readRaw(id: string): Promise<Buffer | null> {
     try {
-      bytes = await fs.readFile(this.pathOf(id))
+      return await fs.readFile(this.pathOf(id))
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-        throw new TilesyncError('OBJECT_MISSING', `object ${id} is missing from the local store`, {
-          hint: 'fetch it again from a remote (`tilesync fetch`) or run `tilesync fsck`',
-          data: {id},
-        })
-      }
-      throw error
+      const code = (error as NodeJS.ErrnoException).code
+      if (code === 'EISDIR') return Buffer.alloc(0)
+      if (code !== 'ENOENT') throw error
     }
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const at = await this.packs.lookup(id)
+      if (!at) return null
+      const bytes = await this.packs.read(at)
+      if (bytes) return bytes
+      // Its pack was rewritten by a gc in another process since we read the index.
+      await this.packs.reload()
+    }
+    return null
+  }
+
+  /** An object's size in bytes; throws OBJECT_MISSING when absent. */
+  async sizeOf(id: string): Promise<number> {
+    const st = await fs.stat(this.pathOf(id)).catch(() => null)
+    if (st) return st.size
+    const at = await this.packs.lookup(id)
+    if (at) return at.length
+    throw this.missing(id)
+  }
+
+  /** When the object was last written or kept (a packed one: its pack's); null when absent. */
+  async mtimeOf(id: string): Promise<number | null> {
+    const st = await fs.stat(this.pathOf(id)).catch(() => null)
+    if (st) return st.mtimeMs
+    const at = await this.packs.lookup(id)
+    if (!at) return null
+    return (await fs.stat(this.packs.packPath(at.pack)).catch(() => null))?.mtimeMs ?? null
+  }
+
+  private missing(id: string): TilesyncError {
+    return new TilesyncError('OBJECT_MISSING', `object ${id} is missing from the local store`, {
+      hint: 'fetch it again from a remote (`tilesync fetch`) or run `tilesync fsck`',
+      data: {id},
+    })
+  }
+
+  async get(id: string): Promise<Buffer> {
+    const bytes = await this.readRaw(id)
+    if (bytes === null) throw this.missing(id)
     if (this.verified?.has(id)) return bytes
     const actual = hashBytes(bytes)
     if (actual !== id) {
@@ -126,18 +189,31 @@ export class LocalObjectStore implements ObjectStore {
     return objectId
   }
 
-  /** Removes an object (gc only). */
+  /** Removes an object, loose or packed (gc, fsck's repair). */
   async delete(id: string): Promise<void> {
-    await fs.rm(this.pathOf(id), {force: true})
+    await this.deleteMany([id])
   }
 
-  /** Every object id present, with file modification time (gc uses it for its grace period). */
-  async *list(): AsyncGenerator<{id: string; mtimeMs: number; size: number}> {
-    let fanout: string[]
+  /** Removes objects; packs holding any of them are rewritten once each. */
+  async deleteMany(ids: Iterable<string>): Promise<void> {
+    const drop = new Set(ids)
+    for (const id of drop) await fs.rm(this.pathOf(id), {force: true})
+    await this.packs.remove(drop, this.tmpDir, this.durable)
+  }
+
+  /**
+   * Every object id present, once, with its modification time (gc's grace period; a packed
+   * object has its pack's) and size.
+   */
+  async *list(): AsyncGenerator<{id: string; mtimeMs: number; size: number; pack?: string}> {
+    await this.packs.refreshIfChanged()
+    const packed = new Map<string, PackedObject>()
+    for await (const e of this.packs.entries()) packed.set(e.id, e)
+    let fanout: string[] = []
     try {
       fanout = await fs.readdir(this.objectsDir)
     } catch {
-      return
+      // no objects yet
     }
     for (const dir of fanout.sort()) {
       if (!/^[0-9a-f]{2}$/.test(dir)) continue
@@ -145,9 +221,16 @@ export class LocalObjectStore implements ObjectStore {
       for (const name of names.sort()) {
         const id = dir + name
         if (!isObjectId(id)) continue
-        const st = await fs.stat(path.join(this.objectsDir, dir, name))
+        const st = await fs.stat(path.join(this.objectsDir, dir, name)).catch(() => null)
+        if (!st) continue
+        packed.delete(id)
         yield {id, mtimeMs: st.mtimeMs, size: st.size}
       }
+    }
+    const packTimes = new Map<string, number>()
+    for (const [id, at] of [...packed].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+      if (!packTimes.has(at.pack)) packTimes.set(at.pack, (await fs.stat(this.packs.packPath(at.pack)).catch(() => null))?.mtimeMs ?? Date.now())
+      yield {id, mtimeMs: packTimes.get(at.pack)!, size: at.length, pack: at.pack}
     }
   }
 }

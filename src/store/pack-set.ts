@@ -1,0 +1,219 @@
+import * as fs from 'node:fs/promises'
+import * as path from 'node:path'
+
+import {hashBytes} from '../core/hash.js'
+import {decodeIndex, encodeIndex, PACK_MAGIC, PACK_NAME, type PackEntry, RECORD_HEADER} from './pack-format.js'
+import {PackWriter} from './pack-writer.js'
+
+export interface PackedObject {
+  pack: string
+  offset: number
+  length: number
+}
+
+/**
+ * The packs of one store, as seen by this process: every index in `objects/pack/` plus the
+ * objects this process has appended to packs whose index is not written yet (a clone reads
+ * blobs back while they are still arriving). Indexes are read on first use and again
+ * whenever the directory changes, since other processes add and rewrite packs.
+ */
+export class PackSet {
+  private readonly byId = new Map<string, PackedObject>()
+  private readonly loaded = new Map<string, PackEntry[]>()
+  private readonly pending = new Set<string>()
+  private seenMtime = -1
+  /** Indexes that could not be read (fsck reports them; their objects count as absent). */
+  readonly damaged = new Map<string, string>()
+
+  constructor(readonly dir: string) {}
+
+  packPath(name: string): string {
+    return path.join(this.dir, `${name}.pack`)
+  }
+
+  indexPath(name: string): string {
+    return path.join(this.dir, `${name}.idx`)
+  }
+
+  /** An object this process has just appended to a pack still being written. */
+  notePending(id: string, at: PackedObject): void {
+    this.pending.add(at.pack)
+    if (!this.byId.has(id)) this.byId.set(id, at)
+  }
+
+  async lookup(id: string): Promise<PackedObject | undefined> {
+    const hit = this.byId.get(id)
+    if (hit) return hit
+    if (await this.refreshIfChanged()) return this.byId.get(id)
+    return undefined
+  }
+
+  /** Every packed object, once each, with its pack. */
+  async *entries(): AsyncGenerator<{id: string} & PackedObject> {
+    await this.refreshIfChanged()
+    for (const [id, at] of this.byId) yield {id, ...at}
+  }
+
+  /** Reads an object's bytes as stored (unverified); null when its pack has gone. */
+  async read(at: PackedObject): Promise<Buffer | null> {
+    let handle: fs.FileHandle
+    try {
+      handle = await fs.open(this.packPath(at.pack), 'r')
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null
+      throw error
+    }
+    try {
+      const bytes = Buffer.allocUnsafe(at.length)
+      let done = 0
+      while (done < at.length) {
+        const {bytesRead} = await handle.read(bytes, done, at.length - done, at.offset + done)
+        if (bytesRead === 0) break
+        done += bytesRead
+      }
+      // A pack cut short reads as the bytes that are there; the caller's hash check reports it.
+      return done === at.length ? bytes : bytes.subarray(0, done)
+    } finally {
+      await handle.close()
+    }
+  }
+
+  /** Re-reads the directory when it changed since the last look; says whether it did. */
+  async refreshIfChanged(): Promise<boolean> {
+    const st = await fs.stat(this.dir).catch(() => null)
+    const mtime = st ? st.mtimeMs : 0
+    if (mtime === this.seenMtime) return false
+    await this.refresh()
+    this.seenMtime = mtime
+    return true
+  }
+
+  async refresh(): Promise<void> {
+    const names = new Set((await fs.readdir(this.dir).catch(() => [] as string[]))
+      .filter((f) => f.endsWith('.idx'))
+      .map((f) => f.slice(0, -4))
+      .filter((n) => PACK_NAME.test(n)))
+    for (const name of [...this.loaded.keys()]) if (!names.has(name)) this.forget(name)
+    for (const name of names) {
+      if (this.loaded.has(name)) continue
+      let entries: PackEntry[]
+      try {
+        entries = decodeIndex(await fs.readFile(this.indexPath(name)))
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue
+        this.damaged.set(name, (error as Error).message)
+        continue
+      }
+      this.damaged.delete(name)
+      this.pending.delete(name)
+      this.loaded.set(name, entries)
+      for (const e of entries) if (!this.byId.has(e.id)) this.byId.set(e.id, {pack: name, offset: e.offset, length: e.length})
+    }
+  }
+
+  /** Drops a pack's objects from view (its index is gone); another copy elsewhere takes over. */
+  private forget(name: string): void {
+    const entries = this.loaded.get(name) ?? []
+    this.loaded.delete(name)
+    for (const e of entries) {
+      if (this.byId.get(e.id)?.pack !== name) continue
+      this.byId.delete(e.id)
+      for (const [other, list] of this.loaded) {
+        const again = list.find((x) => x.id === e.id)
+        if (again) {
+          this.byId.set(e.id, {pack: other, offset: again.offset, length: again.length})
+          break
+        }
+      }
+    }
+  }
+
+  /** The packs (name, file time) that hold any of `ids`. */
+  async packsHolding(ids: Iterable<string>): Promise<Set<string>> {
+    await this.refreshIfChanged()
+    const out = new Set<string>()
+    for (const id of ids) {
+      const at = this.byId.get(id)
+      if (at && this.loaded.has(at.pack)) out.add(at.pack)
+    }
+    return out
+  }
+
+  /**
+   * Removes `drop` from the packs holding them (gc, fsck's repair): each such pack is
+   * rewritten with the objects it keeps, made durable, and only then is the old one removed,
+   * so a crash at any point leaves every kept object readable (perhaps twice).
+   */
+  async remove(drop: ReadonlySet<string>, tmpDir: string, durable: boolean): Promise<void> {
+    for (const name of await this.packsHolding(drop)) {
+      const entries = this.loaded.get(name)!
+      const keep = entries.filter((e) => !drop.has(e.id))
+      if (keep.length > 0) {
+        const writer = new PackWriter(this.dir, tmpDir, {durable})
+        for (const e of keep) {
+          const bytes = await this.read({pack: name, offset: e.offset, length: e.length})
+          if (bytes === null) throw new Error(`pack ${name} vanished while being rewritten`)
+          writer.append(e.id, bytes)
+        }
+        await writer.finish()
+      }
+      await fs.rm(this.indexPath(name), {force: true})
+      await fs.rm(this.packPath(name), {force: true})
+    }
+    await this.reload()
+  }
+
+  /** Forgets every index read so far (keeping this process's unfinished packs) and reads them again. */
+  async reload(): Promise<void> {
+    for (const [id, at] of [...this.byId]) if (!this.pending.has(at.pack)) this.byId.delete(id)
+    this.loaded.clear()
+    this.seenMtime = -1
+    await this.refreshIfChanged()
+  }
+
+  /** Pack files with no index: unfinished writes (gc removes them once old). */
+  async orphans(): Promise<string[]> {
+    const files = await fs.readdir(this.dir).catch(() => [] as string[])
+    const indexed = new Set(files.filter((f) => f.endsWith('.idx')).map((f) => f.slice(0, -4)))
+    return files.filter((f) => f.endsWith('.pack') && !indexed.has(f.slice(0, -5)) && !this.pending.has(f.slice(0, -5)))
+      .map((f) => path.join(this.dir, f))
+  }
+
+  /**
+   * Writes a damaged index again from its pack's records (fsck's repair). Records whose bytes
+   * do not hash to their id, and anything after a torn record, are left out and reported.
+   */
+  async rebuildIndex(name: string, tmpDir: string): Promise<{kept: number; dropped: number}> {
+    const handle = await fs.open(this.packPath(name), 'r')
+    const entries: PackEntry[] = []
+    let dropped = 0
+    try {
+      const size = (await handle.stat()).size
+      const magic = Buffer.alloc(PACK_MAGIC.length)
+      await handle.read(magic, 0, magic.length, 0)
+      let at = magic.equals(PACK_MAGIC) ? PACK_MAGIC.length : size
+      const header = Buffer.alloc(RECORD_HEADER)
+      while (at + RECORD_HEADER <= size) {
+        await handle.read(header, 0, RECORD_HEADER, at)
+        const id = header.toString('hex', 0, 32)
+        const length = header.readUInt32LE(32)
+        const start = at + RECORD_HEADER
+        if (start + length > size) break
+        const bytes = Buffer.alloc(length)
+        await handle.read(bytes, 0, length, start)
+        if (hashBytes(bytes) === id) entries.push({id, offset: start, length})
+        else dropped++
+        at = start + length
+      }
+      if (at < size) dropped++
+    } finally {
+      await handle.close()
+    }
+    const tmp = path.join(tmpDir, `${name}.idx.${process.pid}.rebuild.tmp`)
+    await fs.writeFile(tmp, encodeIndex(entries))
+    await fs.rename(tmp, this.indexPath(name))
+    this.damaged.delete(name)
+    await this.reload()
+    return {kept: entries.length, dropped}
+  }
+}

@@ -1,0 +1,217 @@
+import {expect} from 'chai'
+import {randomBytes} from 'node:crypto'
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+
+import {hashBytes} from '../src/core/hash.js'
+import {checkout} from '../src/ops/checkout.js'
+import {clone} from '../src/ops/clone.js'
+import {commit} from '../src/ops/commit.js'
+import {fsckLocal} from '../src/ops/fsck.js'
+import {gc} from '../src/ops/gc.js'
+import {initRepository} from '../src/ops/init.js'
+import {push} from '../src/ops/push.js'
+import {addRemote} from '../src/ops/remotes.js'
+import {Workspace} from '../src/ops/workspace.js'
+import {HashingPool} from '../src/store/hashing-pool.js'
+import {LocalObjectStore} from '../src/store/local-object-store.js'
+import {setGeneration} from './support/edit.js'
+import {dumpDatabase, makeProject, tmpDir} from './support/fixtures.js'
+
+const author = {name: 'P', email: 'p@example.com'}
+
+function freshStore(): {dir: string; store: LocalObjectStore} {
+  const dir = tmpDir('packs')
+  fs.mkdirSync(path.join(dir, 'objects'), {recursive: true})
+  fs.mkdirSync(path.join(dir, 'tmp'), {recursive: true})
+  return {dir, store: new LocalObjectStore(path.join(dir, 'objects'), path.join(dir, 'tmp'))}
+}
+
+/** Another process's view of the same store: it sees only what is on disk. */
+const reopen = (dir: string): LocalObjectStore => new LocalObjectStore(path.join(dir, 'objects'), path.join(dir, 'tmp'))
+
+const blobs = (n: number, size = 40_000): Buffer[] => Array.from({length: n}, () => randomBytes(size))
+
+const packFiles = (dir: string): string[] => fs.readdirSync(path.join(dir, 'objects', 'pack')).sort()
+
+async function storePacked(store: LocalObjectStore, items: Buffer[]): Promise<string[]> {
+  const pool = new HashingPool(store, 'store', {packed: true, size: 2})
+  try {
+    // Copies: the pool takes ownership of (detaches) what it is given.
+    return await Promise.all(items.map((b) => pool.put(Buffer.from(b))))
+  } finally {
+    await pool.close()
+  }
+}
+
+describe('object packs', function () {
+  this.timeout(120_000)
+
+  it('bulk writes go into a few packs, not one file per blob, and read back verified from another process', async () => {
+    const {dir, store} = freshStore()
+    const items = blobs(60)
+    const ids = await storePacked(store, items)
+    expect(ids).to.deep.equal(items.map((b) => hashBytes(b)))
+    const files = packFiles(dir)
+    expect(files.filter((f) => f.endsWith('.pack'))).to.have.length.within(1, 2)
+    expect(files.filter((f) => f.endsWith('.idx'))).to.have.length(files.length / 2)
+    // At most a few loose objects per worker; the rest are packed.
+    const loose = fs.readdirSync(path.join(dir, 'objects')).filter((d) => d !== 'pack')
+      .reduce((n, d) => n + fs.readdirSync(path.join(dir, 'objects', d)).length, 0)
+    expect(loose).to.be.at.most(16)
+    const other = reopen(dir)
+    for (const [i, id] of ids.entries()) {
+      expect(await other.has(id)).to.equal(true)
+      expect((await other.get(id)).equals(items[i])).to.equal(true)
+      expect(await other.sizeOf(id)).to.equal(items[i].length)
+    }
+    const listed: Array<{id: string; size: number}> = []
+    for await (const o of other.list()) listed.push(o)
+    expect(listed.map((o) => o.id).sort()).to.deep.equal([...ids].sort())
+    expect(listed.every((o, i) => o.size === items[ids.indexOf(o.id)].length && (i === 0 || listed[i - 1].id !== o.id))).to.equal(true)
+  })
+
+  it('a pack is invisible to other processes until its index is written, and readable at once by its writer', async () => {
+    const {dir, store} = freshStore()
+    const pool = new HashingPool(store, 'store', {packed: true, size: 1})
+    const items = blobs(20)
+    const ids = await Promise.all(items.map((b) => pool.put(Buffer.from(b))))
+    const last = ids.at(-1)!
+    expect(fs.readdirSync(path.join(dir, 'objects', 'pack')).some((f) => f.endsWith('.idx'))).to.equal(false)
+    expect((await store.get(last)).equals(items.at(-1)!)).to.equal(true)
+    expect(await reopen(dir).has(last)).to.equal(false)
+    await pool.close()
+    expect(await reopen(dir).has(last)).to.equal(true)
+  })
+
+  it('does not store again what a pack already holds', async () => {
+    const {dir, store} = freshStore()
+    const items = blobs(30)
+    await storePacked(store, items)
+    const before = packFiles(dir)
+    await storePacked(reopen(dir), items)
+    expect(packFiles(dir)).to.deep.equal(before)
+  })
+
+  it('a flipped byte inside a pack reads as OBJECT_CORRUPT, never as data', async () => {
+    const {dir, store} = freshStore()
+    const items = blobs(30)
+    const ids = await storePacked(store, items)
+    const other = reopen(dir)
+    const victim = ids.find((id) => !fs.existsSync(other.pathOf(id)))!
+    const at = (await other.packs.lookup(victim))!
+    const file = other.packs.packPath(at.pack)
+    const fd = fs.openSync(file, 'r+')
+    const b = Buffer.alloc(1)
+    fs.readSync(fd, b, 0, 1, at.offset + 100)
+    fs.writeSync(fd, Buffer.from([b[0] ^ 0xff]), 0, 1, at.offset + 100)
+    fs.closeSync(fd)
+    let code = ''
+    await reopen(dir).get(victim).catch((e: {code: string}) => {
+      code = e.code
+    })
+    expect(code).to.equal('OBJECT_CORRUPT')
+  })
+
+  it('removing packed objects rewrites their pack with what it keeps; the old pack goes', async () => {
+    const {dir, store} = freshStore()
+    const items = blobs(40)
+    const ids = await storePacked(store, items)
+    const other = reopen(dir)
+    const packed = ids.filter((id) => !fs.existsSync(other.pathOf(id)))
+    const drop = new Set(packed.slice(0, 5))
+    const before = packFiles(dir)
+    await other.deleteMany(drop)
+    const after = packFiles(dir)
+    expect(after.filter((f) => before.includes(f))).to.have.length.below(before.length)
+    const third = reopen(dir)
+    for (const [i, id] of ids.entries()) {
+      if (drop.has(id)) expect(await third.has(id), id).to.equal(false)
+      else expect((await third.get(id)).equals(items[i])).to.equal(true)
+    }
+  })
+
+  it('a pack left without an index by a killed write holds no objects, and gc removes it once old', async () => {
+    const {dir, db} = makeProject()
+    await initRepository({dir})
+    const ws = await Workspace.open(dir)
+    await commit(ws, {message: 'c0', author})
+    const packDir = path.join(dir, '.tilesync', 'objects', 'pack')
+    fs.mkdirSync(packDir, {recursive: true})
+    const orphan = path.join(packDir, 'pack-000000000000000000000000.pack')
+    fs.writeFileSync(orphan, randomBytes(5000))
+    expect((await fsckLocal(ws)).ok).to.equal(true)
+    await gc(ws)
+    expect(fs.existsSync(orphan), 'young orphan kept').to.equal(true)
+    const old = new Date(Date.now() - 30 * 24 * 3_600_000)
+    fs.utimesSync(orphan, old, old)
+    const result = await gc(ws)
+    expect(fs.existsSync(orphan)).to.equal(false)
+    expect(result.tmp.files).to.equal(1)
+    expect(fs.existsSync(db)).to.equal(true)
+  })
+
+  describe('in a repository', () => {
+    /** Tiles big enough (noisy 96 px PNGs) to be hashed on workers, so the first commit packs them. */
+    async function bigProject(): Promise<{dir: string; db: string; ws: Workspace}> {
+      const {dir, db} = makeProject({imageSize: 96, noise: 1})
+      await initRepository({dir})
+      return {dir, db, ws: await Workspace.open(dir)}
+    }
+
+    it('the first commit packs its blobs; checkout, push and clone give back identical databases', async () => {
+      const {dir, db, ws} = await bigProject()
+      const original = dumpDatabase(db)
+      const first = await commit(ws, {message: 'first', author})
+      expect(packFiles(path.join(dir, '.tilesync')).filter((f) => f.endsWith('.pack')).length).to.be.greaterThan(0)
+      setGeneration(db, 0, 0, 4242)
+      await commit(ws, {message: 'second', author})
+      const remote = tmpDir('pack-remote')
+      addRemote(ws.repo, 'origin', remote)
+      await push(ws, {remote: 'origin'})
+      const target = path.join(tmpDir('pack-clone'), 'copy')
+      await clone({url: remote, dir: target})
+      expect(dumpDatabase(path.join(target, path.relative(dir, db)))).to.deep.equal(dumpDatabase(db))
+      expect((await fsckLocal(await Workspace.open(target))).ok).to.equal(true)
+      expect(packFiles(path.join(target, '.tilesync')).filter((f) => f.endsWith('.pack')).length, 'clone packs too').to.be.greaterThan(0)
+      await checkout(ws, {revision: first.id!})
+      expect(dumpDatabase(db)).to.deep.equal(original)
+      expect((await fsckLocal(await Workspace.open(dir))).ok).to.equal(true)
+    })
+
+    it('fsck finds a damaged pack index and --repair rebuilds it from the pack', async () => {
+      const {dir, ws} = await bigProject()
+      await commit(ws, {message: 'first', author})
+      const packDir = path.join(dir, '.tilesync', 'objects', 'pack')
+      const idx = fs.readdirSync(packDir).find((f) => f.endsWith('.idx'))!
+      const bytes = fs.readFileSync(path.join(packDir, idx))
+      bytes[20] ^= 0xff
+      fs.writeFileSync(path.join(packDir, idx), bytes)
+      const damaged = await fsckLocal(await Workspace.open(dir))
+      expect(damaged.ok).to.equal(false)
+      expect(damaged.problems.map((p) => p.kind)).to.include('bad-pack')
+      const repaired = await fsckLocal(await Workspace.open(dir), {repair: true})
+      expect(repaired.ok, JSON.stringify(repaired.problems)).to.equal(true)
+    })
+
+    it('gc removes unreachable packed blobs only once their pack is past the grace period', async () => {
+      const {dir, db, ws} = await bigProject()
+      await commit(ws, {message: 'first', author})
+      const stray = blobs(30)
+      const strayIds = await storePacked(ws.repo.store, stray)
+      expect((await gc(await Workspace.open(dir))).removed.objects, 'young: kept').to.equal(0)
+      const packDir = path.join(dir, '.tilesync', 'objects', 'pack')
+      const old = new Date(Date.now() - 30 * 24 * 3_600_000)
+      for (const f of fs.readdirSync(packDir)) fs.utimesSync(path.join(packDir, f), old, old)
+      for (const id of strayIds) if (fs.existsSync(ws.repo.store.pathOf(id))) fs.utimesSync(ws.repo.store.pathOf(id), old, old)
+      const result = await gc(await Workspace.open(dir))
+      expect(result.removed.objects).to.equal(stray.length)
+      const after = await Workspace.open(dir)
+      for (const id of strayIds) expect(await after.repo.store.has(id)).to.equal(false)
+      const check = await fsckLocal(after)
+      expect(check.ok, JSON.stringify(check.problems)).to.equal(true)
+      expect(check.unreferenced.objects).to.equal(0)
+      expect(fs.existsSync(db)).to.equal(true)
+    })
+  })
+})
