@@ -26,6 +26,7 @@ export default class Clone extends TilesyncCommand {
     region: Flags.string({description: 'S3 region'}),
     host: Flags.string({description: 'oxen server host'}),
     'dry-run': Flags.boolean({description: 'show what would be downloaded'}),
+    'no-hardlinks': Flags.boolean({description: 'from a directory remote on this filesystem, copy objects instead of hard-linking them (links are the default, as in git)'}),
     release: Flags.string({description: 'clone exactly the commit a release manifest (tilesync.release.json) pins, checked against it', exclusive: ['branch']}),
   }
 
@@ -35,7 +36,7 @@ export default class Clone extends TilesyncCommand {
     if (!args.url && !flags.release) this.error('give the URL or directory to clone (or --release MANIFEST)', {exit: 2})
     const r = flags.release
       ? await cloneRelease({manifest: flags.release, url: args.url, dir: args.dir, db: flags.db, dryRun: flags['dry-run'], remote: extra})
-      : await clone({url: args.url!, dir: args.dir, db: flags.db, branch: flags.branch, dryRun: flags['dry-run'], remote: extra})
+      : await clone({url: args.url!, dir: args.dir, db: flags.db, branch: flags.branch, dryRun: flags['dry-run'], noHardLinks: flags['no-hardlinks'], remote: extra})
     if (flags.release) this.say(`Release "${(r as Awaited<ReturnType<typeof cloneRelease>>).release.name}": commit ${short(r.head)} (checked against ${flags.release}).`)
     if (r.dryRun) this.say(`Would download ${r.commits} commit(s), ${r.objects} objects, about ${formatBytes(r.bytes)} into ${r.root}.`)
     else this.say(`Cloned into ${r.root}: ${r.commits} commit(s), ${r.objects} objects (${formatBytes(r.bytes)}), ${r.rows} rows written to ${r.database}; on ${r.branch} at ${short(r.head)}.`)

@@ -30,6 +30,8 @@ export interface CloneOptions {
    */
   commit?: string
   dryRun?: boolean
+  /** Copy objects from a directory remote instead of hard-linking them (git's --no-hardlinks). */
+  noHardLinks?: boolean
   remote?: Omit<RemoteConfig, 'url'>
   oxen?: OxenTuning
 }
@@ -147,7 +149,7 @@ export async function clone(options: CloneOptions): Promise<CloneResult> {
     try {
       const progress = await createProgress('objects')
       ;({stats, commits} = await repo.store.withTrustWindow(() =>
-        downloadHistory(repo.store, remote, tip, {concurrency: transferConcurrency(), progress, alongside: buildDatabase})))
+        downloadHistory(repo.store, remote, tip, {concurrency: transferConcurrency(), progress, alongside: buildDatabase, hardLinks: !options.noHardLinks})))
       await fs.rename(tmpDb, dbPath)
     } catch (error) {
       await fs.rm(tmpDb, {force: true})

@@ -47,6 +47,12 @@ export interface Backend {
   copyFrom?(source: Backend, key: string): Promise<boolean>
 
   /**
+   * Optional: the local file that holds `key`, for a backend that is a directory on this
+   * machine (a clone hard-links objects from it, as git does for a local clone).
+   */
+  localFile?(key: string): string
+
+  /**
    * Optional: make every put so far durable. Called once before a branch moves, so backends
    * that can batch durability (a directory: one syncfs) need not flush each object.
    */

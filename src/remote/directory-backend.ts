@@ -34,6 +34,10 @@ export class DirectoryBackend implements Backend {
     return path.join(this.root, ...key.split('/'))
   }
 
+  localFile(key: string): string {
+    return this.file(key)
+  }
+
   async get(key: string): Promise<Buffer | null> {
     try {
       return await fs.readFile(this.file(key))

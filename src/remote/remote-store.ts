@@ -41,6 +41,11 @@ export class RemoteStore {
     return bytes
   }
 
+  /** The file holding an object when the remote is a directory on this machine; else null. */
+  objectFile(id: string): string | null {
+    return this.backend.localFile?.(remoteKeys.object(id)) ?? null
+  }
+
   /** The raw bytes, for callers that verify them elsewhere (on hashing workers); null when absent. */
   getObjectBytes(id: string): Promise<Buffer | null> {
     return this.backend.get(remoteKeys.object(id))

@@ -9,6 +9,7 @@ import type {LocalObjectStore} from '../store/local-object-store.js'
 import type {ObjectReader} from '../store/object-store.js'
 import type {Progress} from '../util/progress.js'
 import {emptyPlan, type ObjectPlan, planCount, planGroups} from './object-plan.js'
+import {linkObject} from './link-objects.js'
 import type {PushJournal} from './push-journal.js'
 import type {RemoteStore} from './remote-store.js'
 import {readRemoteShallow, updateRemoteShallow} from './shallow-remote.js'
@@ -88,6 +89,8 @@ export interface DownloadOptions {
    * and verified, so downloading and writing the database overlap.
    */
   alongside?: (reader: TreeReader) => Promise<void>
+  /** Hard-link blobs from a remote that is a directory on this machine (clone), instead of copying them. */
+  hardLinks?: boolean
 }
 
 export async function downloadHistory(local: LocalObjectStore, remote: RemoteStore, tip: string, options: DownloadOptions): Promise<{stats: TransferStats; commits: string[]; plan: ObjectPlan}> {
@@ -180,6 +183,10 @@ export async function downloadHistory(local: LocalObjectStore, remote: RemoteSto
     // Many blobs: verify and store them on every core; a few: inline is cheaper.
     const pool = plan.blobs.size > 16 ? new HashingPool(local, 'store', {packed: true}) : undefined
     const fetchBlob = async (id: string): Promise<number> => {
+      if (options.hardLinks) {
+        const linked = await linkObject(local, remote, id, pool)
+        if (linked !== null) return linked
+      }
       if (!pool) {
         const bytes = await remote.getObject(id)
         await local.put(bytes, id)

@@ -1,4 +1,4 @@
-import {existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
+import {existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
 import * as path from 'node:path'
 import {parentPort, workerData} from 'node:worker_threads'
 
@@ -88,12 +88,50 @@ function store(id: string, bytes: Uint8Array): {wrote: boolean; at?: PackedAt} {
   }
 }
 
+/**
+ * Hard-links `source` (a directory remote's object file) into the store as `expect`, checking
+ * its bytes first; the link is made under a temp name and renamed into place only when they
+ * match. `linked: false` means no link could be made (the caller copies instead).
+ */
+function link(source: string, expect: string): {linked: boolean; id?: string; size?: number; wrote?: boolean} {
+  const tmp = path.join(tmpDir, `${expect.slice(0, 16)}.${process.pid}.w${tmpCounter++}.link`)
+  try {
+    linkSync(source, tmp)
+  } catch {
+    return {linked: false}
+  }
+  try {
+    // link() does not follow a symlink: a remote that planted one gets it copied, not linked.
+    if (!lstatSync(tmp).isFile()) return {linked: false}
+    const bytes = readFileSync(tmp)
+    const id = hashBytes(bytes)
+    if (id !== expect) return {linked: true, id, size: bytes.length, wrote: false}
+    const dir = path.join(objectsDir, id.slice(0, 2))
+    if (!madeDirs.has(dir)) {
+      mkdirSync(dir, {recursive: true})
+      madeDirs.add(dir)
+    }
+    renameSync(tmp, path.join(dir, id.slice(2)))
+    return {linked: true, id, size: bytes.length, wrote: true}
+  } finally {
+    rmSync(tmp, {force: true})
+  }
+}
+
 function fail(seq: number, error: unknown): void {
   const e = error as NodeJS.ErrnoException
   parentPort!.postMessage({seq, error: {message: e.message, code: e.code}})
 }
 
-parentPort!.on('message', (job: Job | {finish: true; seq: number}) => {
+parentPort!.on('message', (job: Job | {finish: true; seq: number} | {seq: number; link: string; expect: string}) => {
+  if ('link' in job) {
+    try {
+      parentPort!.postMessage({seq: job.seq, ...link(job.link, job.expect)})
+    } catch (error) {
+      fail(job.seq, error)
+    }
+    return
+  }
   if ('finish' in job) {
     const done = writer ? writer.finish() : Promise.resolve([])
     done.then((packs) => parentPort!.postMessage({seq: job.seq, packs}), (error: unknown) => fail(job.seq, error))

@@ -10,7 +10,7 @@ import type {PackedAt, FinishedPack} from './pack-writer.js'
 /** Blobs smaller than this are hashed in place: a message round trip would cost more. */
 const INLINE_BELOW = 16 * 1024
 
-type Reply = {seq: number; id?: string; wrote?: boolean; at?: PackedAt; packs?: FinishedPack[]; error?: {message: string; code?: string}}
+type Reply = {seq: number; id?: string; wrote?: boolean; at?: PackedAt; packs?: FinishedPack[]; linked?: boolean; size?: number; error?: {message: string; code?: string}}
 
 /**
  * An ObjectWriter that hashes (and optionally stores) blobs on worker threads, one per
@@ -79,6 +79,18 @@ export class HashingPool implements ObjectWriter {
       return actual
     }
     return this.dispatch(bytes, expected)
+  }
+
+  /**
+   * Hard-links `source` into the store as `expected` after checking its bytes (on a worker:
+   * reading and hashing stay off this thread). null: no link could be made; otherwise the id
+   * the bytes really hash to (stored only when it is `expected`) and their size.
+   */
+  async link(source: string, expected: string): Promise<{id: string; size: number} | null> {
+    let i = 0
+    for (let j = 1; j < this.load.length; j++) if (this.load[j] < this.load[i]) i = j
+    const r = await this.ask(i, {link: source, expect: expected})
+    return r.linked ? {id: r.id!, size: r.size!} : null
   }
 
   private async dispatch(bytes: Buffer, expect?: string): Promise<string> {
