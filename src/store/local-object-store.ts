@@ -1,5 +1,5 @@
 import {randomBytes} from 'node:crypto'
-import {constants as fsc} from 'node:fs'
+import {constants as fsc, readFileSync} from 'node:fs'
 import * as fs from 'node:fs/promises'
 import * as path from 'node:path'
 
@@ -118,7 +118,10 @@ export class LocalObjectStore implements ObjectStore {
   /** The stored bytes, unverified (fsck inspects damaged objects); null when absent. */
   async readRaw(id: string): Promise<Buffer | null> {
     try {
-      return await fs.readFile(this.pathOf(id))
+      // Synchronous on purpose: an object is one small read from the page cache, and the
+      // promise API's four thread-pool round trips per file (open, stat, read, close) cost
+      // more than the read itself when a clone or checkout reads thousands of them.
+      return readFileSync(this.pathOf(id))
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code
       if (code === 'EISDIR') return Buffer.alloc(0)
