@@ -183,8 +183,9 @@ export async function downloadHistory(local: LocalObjectStore, remote: RemoteSto
     // Many blobs: verify and store them on every core; a few: inline is cheaper.
     const pool = plan.blobs.size > 16 ? new HashingPool(local, 'store', {packed: true}) : undefined
     const fetchBlob = async (id: string): Promise<number> => {
-      if (options.hardLinks) {
-        const linked = await linkObject(local, remote, id, pool)
+      // A few blobs (no pool) are simply copied; links pay off for many.
+      if (options.hardLinks && pool) {
+        const linked = await linkObject(remote, id, pool)
         if (linked !== null) return linked
       }
       if (!pool) {

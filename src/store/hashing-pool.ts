@@ -87,18 +87,21 @@ export class HashingPool implements ObjectWriter {
    * the bytes really hash to (stored only when it is `expected`) and their size.
    */
   async link(source: string, expected: string): Promise<{id: string; size: number} | null> {
-    let i = 0
-    for (let j = 1; j < this.load.length; j++) if (this.load[j] < this.load[i]) i = j
-    const r = await this.ask(i, {link: source, expect: expected})
+    const r = await this.ask(this.leastLoaded(), {link: source, expect: expected})
     return r.linked ? {id: r.id!, size: r.size!} : null
   }
 
   private async dispatch(bytes: Buffer, expect?: string): Promise<string> {
-    let i = 0
-    for (let j = 1; j < this.load.length; j++) if (this.load[j] < this.load[i]) i = j
+    const i = this.leastLoaded()
     const owns = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
     const view = owns ? new Uint8Array(bytes.buffer) : new Uint8Array(bytes)
     return (await this.ask(i, {bytes: view, store: this.mode === 'store', expect}, [view.buffer as ArrayBuffer])).id!
+  }
+
+  private leastLoaded(): number {
+    let i = 0
+    for (let j = 1; j < this.load.length; j++) if (this.load[j] < this.load[i]) i = j
+    return i
   }
 
   private ask(i: number, message: Record<string, unknown>, transfer: ArrayBuffer[] = []): Promise<Reply> {

@@ -177,19 +177,6 @@ export class LocalObjectStore implements ObjectStore {
     return bytes
   }
 
-  /** Moves a file already verified to hold `id` into place (a hard link made by clone). */
-  async adopt(file: string, id: string): Promise<void> {
-    const target = this.pathOf(id)
-    const dir = path.dirname(target)
-    if (!this.knownDirs.has(dir)) {
-      await fs.mkdir(dir, {recursive: true})
-      this.knownDirs.add(dir)
-    }
-    await fs.rename(file, target)
-    this.barrier.written(target)
-    this.noteVerified(id)
-  }
-
   async put(bytes: Buffer, id?: string): Promise<string> {
     const objectId = id ?? hashBytes(bytes)
     const target = this.pathOf(objectId)
@@ -222,7 +209,6 @@ export class LocalObjectStore implements ObjectStore {
    * object has its pack's) and size.
    */
   async *list(): AsyncGenerator<{id: string; mtimeMs: number; size: number; pack?: string}> {
-    await this.packs.refreshIfChanged()
     const packed = new Map<string, PackedObject>()
     for await (const e of this.packs.entries()) packed.set(e.id, e)
     let fanout: string[] = []
