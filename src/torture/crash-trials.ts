@@ -205,9 +205,7 @@ function specs(): Record<CrashOp, OpSpec> {
       async rerun(t) {
         const ws = await Workspace.open(t.dir)
         await checkout(ws, {revision: s.target})
-        if (dumpDb(path.join(t.dir, DB_REL)) !== s.after) fail('after the re-run the database is not the target')
-        if ((await ws.repo.refs.headCommit()) !== s.target) fail('after the re-run HEAD is not the target')
-        if (!(await expectTrackingConsistent(ws, 'after the re-run')).clean) fail('status is not clean after the re-run')
+        await expectRerunLanded(ws, t.dir, s.after, s.target, 'the target')
       },
     },
 
@@ -264,9 +262,7 @@ function specs(): Record<CrashOp, OpSpec> {
       async rerun(t) {
         const ws = await Workspace.open(t.dir)
         await pull(ws, {remote: 'origin', branch: 'main'})
-        if (dumpDb(path.join(t.dir, DB_REL)) !== s.after) fail('after the re-run the database is not the pulled state')
-        if ((await ws.repo.refs.headCommit()) !== s.base) fail('after the re-run HEAD is not the pulled commit')
-        if (!(await expectTrackingConsistent(ws, 'after the re-run')).clean) fail('status is not clean after the re-run')
+        await expectRerunLanded(ws, t.dir, s.after, s.base, 'the pulled state')
       },
     },
 
@@ -404,6 +400,13 @@ export async function runCrashTrials(op: CrashOp, options: {trials: number; work
   report.ms = Date.now() - started
   if (report.failures.length === 0) fs.rmSync(root, {recursive: true, force: true})
   return report
+}
+
+/** After a killed command is run again: the database, HEAD and status are exactly what the command makes. */
+async function expectRerunLanded(ws: Workspace, dir: string, after: string, head: string, what: string): Promise<void> {
+  if (dumpDb(path.join(dir, DB_REL)) !== after) fail(`after the re-run the database is not ${what}`)
+  if ((await ws.repo.refs.headCommit()) !== head) fail(`after the re-run HEAD is not at ${what}`)
+  if (!(await expectTrackingConsistent(ws, 'after the re-run')).clean) fail('status is not clean after the re-run')
 }
 
 /**
