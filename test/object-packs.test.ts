@@ -113,6 +113,27 @@ describe('object packs', function () {
     expect(code).to.equal('OBJECT_CORRUPT')
   })
 
+  it('keepPresent answers for many ids at once, loose and packed, and refreshes their times for gc', async () => {
+    const {dir, store} = freshStore()
+    const items = blobs(30)
+    const ids = await storePacked(store, items)
+    const other = reopen(dir)
+    const loose = ids.filter((id) => fs.existsSync(other.pathOf(id)))
+    const packed = ids.filter((id) => !fs.existsSync(other.pathOf(id)))
+    expect(loose).to.not.be.empty
+    expect(packed).to.not.be.empty
+    const old = new Date(Date.now() - 3 * 3600_000)
+    for (const id of loose) fs.utimesSync(other.pathOf(id), old, old)
+    const packPath = other.packs.packPath((await other.packs.lookup(packed[0]))!.pack)
+    fs.utimesSync(packPath, old, old)
+    const absent = blobs(3).map((b) => hashBytes(b))
+    const here = await reopen(dir).keepPresent([...absent, ...ids])
+    expect([...here].sort()).to.deep.equal([...ids].sort())
+    const recent = Date.now() - 60_000
+    for (const id of loose) expect(fs.statSync(other.pathOf(id)).mtimeMs).to.be.greaterThan(recent)
+    expect(fs.statSync(packPath).mtimeMs).to.be.greaterThan(recent)
+  })
+
   it('removing packed objects rewrites their pack with what it keeps; the old pack goes', async () => {
     const {dir, store} = freshStore()
     const items = blobs(40)

@@ -1,7 +1,9 @@
+import Database from 'better-sqlite3'
 import {expect} from 'chai'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 
+import {CREATED_PAGE_SIZE} from '../src/db/open-database.js'
 import {clone} from '../src/ops/clone.js'
 import {commit} from '../src/ops/commit.js'
 import {initRepository} from '../src/ops/init.js'
@@ -49,6 +51,10 @@ describe('directory remote', () => {
     const {a, aDb, remote} = await originWithClone()
     const {db: bDb} = await cloneOf(remote)
     expect(dumpDatabase(bDb)).to.deep.equal(dumpDatabase(aDb))
+    // The clone's database is built with pages sized for tile images (see CREATED_PAGE_SIZE).
+    const pageSize = new Database(bDb, {readonly: true})
+    expect(pageSize.pragma('page_size', {simple: true})).to.equal(CREATED_PAGE_SIZE)
+    pageSize.close()
 
     const again = await push(a, {})
     expect(again.upToDate).to.equal(true)

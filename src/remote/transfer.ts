@@ -147,6 +147,9 @@ export async function downloadHistory(local: LocalObjectStore, remote: RemoteSto
       await Promise.all(missing.map((f) => limit(() => get(f.id))))
       options.progress?.increment(missing.length)
       const next: typeof frontier = []
+      // Blobs of this level's leaves, in row order (the order they are downloaded and the
+      // database is written in), checked against the local store all at once below.
+      const leafBlobs = new Map<string, number>()
       for (const f of missing) {
         if (f.kind === 'snapshot') {
           plan.snapshots.add(f.id)
@@ -162,7 +165,7 @@ export async function downloadHistory(local: LocalObjectStore, remote: RemoteSto
             for (const r of node.rows) for (let i = 0; i < r.types.length; i++) {
               if (r.types[i] === 'b') {
                 const b = r.values[i] as {id: string; size: number}
-                if (!plan.blobs.has(b.id) && !(await local.hasAndKeep(b.id))) plan.blobs.set(b.id, b.size)
+                if (!plan.blobs.has(b.id)) leafBlobs.set(b.id, b.size)
               }
             }
           } else {
@@ -171,6 +174,8 @@ export async function downloadHistory(local: LocalObjectStore, remote: RemoteSto
           }
         }
       }
+      const here = await local.keepPresent(leafBlobs.keys())
+      for (const [id, size] of leafBlobs) if (!here.has(id)) plan.blobs.set(id, size)
       frontier = next
     }
     // A dry run reports what the real one would: the commits and trees read so far, plus the blobs to come.

@@ -1,5 +1,5 @@
 import {randomBytes} from 'node:crypto'
-import {constants as fsc, readFileSync} from 'node:fs'
+import {constants as fsc, existsSync, readFileSync} from 'node:fs'
 import * as fs from 'node:fs/promises'
 import * as path from 'node:path'
 
@@ -106,13 +106,56 @@ export class LocalObjectStore implements ObjectStore {
     } catch {
       const at = await this.packs.lookup(id)
       if (!at) return false
-      // gc ages a packed object by its pack's file time.
-      if (!this.keptPacks.has(at.pack)) {
-        await fs.utimes(this.packs.packPath(at.pack), now, now).catch(() => {})
-        this.keptPacks.add(at.pack)
-      }
+      await this.keepPack(at, now)
       return true
     }
+  }
+
+  /**
+   * hasAndKeep for many ids at once: which of them are here. A fetch plans thousands of
+   * blobs; asking one at a time cost two thread-pool round trips each (a failed utimes, then
+   * a look at the packs directory), about a tenth of a second per thousand on an empty clone.
+   * Here the packs are looked at once, absence is a synchronous existsSync, and only the files
+   * that are present get their time refreshed, a batch at a time.
+   */
+  async keepPresent(ids: Iterable<string>): Promise<Set<string>> {
+    await this.packs.refreshIfChanged()
+    const now = new Date()
+    const present = new Set<string>()
+    const keepOne = async (id: string): Promise<void> => {
+      try {
+        await fs.utimes(this.pathOf(id), now, now)
+        present.add(id)
+        return
+      } catch {
+        // Removed since existsSync looked (a concurrent gc): a pack may still hold it.
+      }
+      const at = this.packs.loadedEntry(id)
+      if (!at) return
+      await this.keepPack(at, now)
+      present.add(id)
+    }
+    let batch: Array<Promise<void>> = []
+    for (const id of ids) {
+      if (existsSync(this.pathOf(id))) batch.push(keepOne(id))
+      else {
+        const at = this.packs.loadedEntry(id)
+        if (at) batch.push(this.keepPack(at, now).then(() => void present.add(id)))
+      }
+      if (batch.length >= 256) {
+        await Promise.all(batch)
+        batch = []
+      }
+    }
+    await Promise.all(batch)
+    return present
+  }
+
+  /** gc ages a packed object by its pack's file time; refreshed once per pack per process. */
+  private async keepPack(at: PackedObject, now: Date): Promise<void> {
+    if (this.keptPacks.has(at.pack)) return
+    this.keptPacks.add(at.pack)
+    await fs.utimes(this.packs.packPath(at.pack), now, now).catch(() => {})
   }
 
   /** The stored bytes, unverified (fsck inspects damaged objects); null when absent. */

@@ -41,6 +41,11 @@ export class PackSet {
     if (!this.byId.has(id)) this.byId.set(id, at)
   }
 
+  /** Where an object is among the packs already read (no look at the directory). */
+  loadedEntry(id: string): PackedObject | undefined {
+    return this.byId.get(id)
+  }
+
   async lookup(id: string): Promise<PackedObject | undefined> {
     const hit = this.byId.get(id)
     if (hit) return hit
