@@ -12,6 +12,7 @@ import {RemoteStore} from '../remote/remote-store.js'
 import {cloneOxen, type OxenTuning} from '../remote/oxen/oxen-sync.js'
 import {parseRemoteUrl} from '../remote/remote-url.js'
 import {downloadHistory, transferConcurrency} from '../remote/transfer.js'
+import {flushWhileWriting} from '../util/flush-while-writing.js'
 import {createProgress} from '../util/progress.js'
 import {rawChanges} from './change-set.js'
 import {DEFAULT_DB} from './init.js'
@@ -127,6 +128,7 @@ export async function clone(options: CloneOptions): Promise<CloneResult> {
       // leaves just the temp file, which is removed.
       db.pragma('journal_mode = OFF')
       db.pragma('synchronous = OFF')
+      const flusher = flushWhileWriting(tmpDb)
       try {
         const progress = await createProgress('rows')
         progress.start([...tables.values()].reduce((s, t) => s + t.rowCount, 0), 'checkout')
@@ -137,11 +139,13 @@ export async function clone(options: CloneOptions): Promise<CloneResult> {
         if (await ws.ensureTracking(db)) markBaseline(db, target.snapshotId, 0)
         db.pragma('journal_mode = DELETE')
         db.close()
+        await flusher.stop()
         const h = await fs.open(tmpDb, 'r+')
         await h.datasync()
         await h.close()
       } catch (error) {
         if (db.open) db.close()
+        await flusher.stop()
         throw error
       }
     }

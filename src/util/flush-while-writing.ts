@@ -1,0 +1,39 @@
+import * as fs from 'node:fs/promises'
+
+/**
+ * Flushes a file to disk over and over while it is being written, from the thread pool, so
+ * that writeback overlaps the work that produces the bytes. Without it the kernel starts
+ * writing a freshly built 1.3 GB database only when the final fdatasync asks, and the
+ * command then idles for the whole writeback (RocksDB's bytes_per_sync serves the same end).
+ * stop() waits for the flush in flight and says how many were made; the caller still makes
+ * its own final fdatasync.
+ */
+export function flushWhileWriting(file: string, pauseMs = 200): {stop: () => Promise<number>} {
+  let stopped = false
+  let flushes = 0
+  let wake: (() => void) | undefined
+  const loop = (async () => {
+    const handle = await fs.open(file, 'r').catch(() => null)
+    if (!handle) return
+    try {
+      while (!stopped) {
+        // A failed flush here is not the caller's failure: the final fdatasync reports it.
+        await handle.datasync().then(() => flushes++, () => {})
+        await new Promise<void>((resolve) => {
+          wake = resolve
+          setTimeout(resolve, pauseMs).unref()
+        })
+      }
+    } finally {
+      await handle.close()
+    }
+  })()
+  return {
+    async stop() {
+      stopped = true
+      wake?.()
+      await loop
+      return flushes
+    },
+  }
+}
