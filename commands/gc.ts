@@ -11,7 +11,8 @@ export default class Gc extends TilesyncCommand {
 reflog entry, a merge in progress, unfinished pushes and the database's change-tracking
 baseline. Only objects older than the grace period (file time) are removed, and whatever a
 younger object refers to is kept too, so a command writing at the same time loses nothing.
-Also removes temp files in .tilesync/tmp older than the grace period. Takes the repository lock.`
+Also removes temp files in .tilesync/tmp older than the grace period, and merges many small
+object packs into one. Takes the repository lock.`
 
   static override examples = [
     '<%= config.bin %> gc --dry-run',
@@ -30,6 +31,7 @@ Also removes temp files in .tilesync/tmp older than the grace period. Takes the 
     const r = await gc(await this.workspace(), {dryRun: flags['dry-run'], graceMs})
     const verb = r.dryRun ? 'Would remove' : 'Removed'
     this.say(`${verb} ${r.removed.objects} unreachable object(s) (${formatBytes(r.removed.bytes)}) and ${r.tmp.files} temp file(s) (${formatBytes(r.tmp.bytes)}); ${r.reachable} reachable object(s) kept.`)
+    if (r.packsMerged) this.say(`Merged ${r.packsMerged} small pack(s) into one.`)
     if (r.young.objects) this.say(`Kept ${r.young.objects} unreachable object(s) (${formatBytes(r.young.bytes)}) younger than ${formatDuration(r.graceMs)}.`)
     return r
   }

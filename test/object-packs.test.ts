@@ -34,8 +34,8 @@ const blobs = (n: number, size = 40_000): Buffer[] => Array.from({length: n}, ()
 
 const packFiles = (dir: string): string[] => fs.readdirSync(path.join(dir, 'objects', 'pack')).sort()
 
-async function storePacked(store: LocalObjectStore, items: Buffer[]): Promise<string[]> {
-  const pool = new HashingPool(store, 'store', {packed: true, size: 2})
+async function storePacked(store: LocalObjectStore, items: Buffer[], workers = 2): Promise<string[]> {
+  const pool = new HashingPool(store, 'store', {packed: true, size: workers})
   try {
     // Copies: the pool takes ownership of (detaches) what it is given.
     return await Promise.all(items.map((b) => pool.put(Buffer.from(b))))
@@ -152,6 +152,34 @@ describe('object packs', function () {
     }
   })
 
+  it('many small packs merge into one: every object still reads, none twice, and their age is kept', async () => {
+    const {dir} = freshStore()
+    const all: Buffer[] = []
+    const ids: string[] = []
+    // 12 blobs on one worker: 8 loose, 4 in a pack of their own.
+    for (let i = 0; i < 17; i++) {
+      const items = blobs(12)
+      all.push(...items)
+      ids.push(...await storePacked(reopen(dir), items.map((b) => Buffer.from(b)), 1))
+    }
+    const packs = (): string[] => packFiles(dir).filter((f) => f.endsWith('.pack'))
+    expect(packs()).to.have.length(17)
+    const hours = (h: number): Date => new Date(Date.now() - h * 3_600_000)
+    packs().forEach((f, i) => fs.utimesSync(path.join(dir, 'objects', 'pack', f), hours(20 - i), hours(20 - i)))
+    expect(await reopen(dir).consolidatePacks()).to.equal(17)
+    expect(packs()).to.have.length(1)
+    const merged = path.join(dir, 'objects', 'pack', packs()[0])
+    expect(fs.statSync(merged).mtimeMs).to.be.closeTo(hours(4).getTime(), 5_000)
+    const other = reopen(dir)
+    for (const [i, id] of ids.entries()) expect((await other.get(id)).equals(all[i])).to.equal(true)
+    const listed: string[] = []
+    for await (const o of other.list()) listed.push(o.id)
+    expect(listed.length).to.equal(new Set(listed).size)
+    // Below the threshold nothing is rewritten.
+    expect(await reopen(dir).consolidatePacks()).to.equal(0)
+    expect(packs()).to.deep.equal([path.basename(merged)])
+  })
+
   it('a pack left without an index by a killed write holds no objects, and gc removes it once old', async () => {
     const {dir, db} = makeProject()
     await initRepository({dir})
@@ -201,6 +229,26 @@ describe('object packs', function () {
       expect((await fsckLocal(await Workspace.open(dir))).ok).to.equal(true)
     })
 
+    it('gc merges many small packs into one and keeps every object', async () => {
+      const {dir, db, ws} = await bigProject()
+      await commit(ws, {message: 'first', author})
+      const young: string[] = []
+      for (let i = 0; i < 16; i++) young.push(...await storePacked(ws.repo.store, blobs(12), 1))
+      const packDir = path.join(dir, '.tilesync', 'objects', 'pack')
+      const before = fs.readdirSync(packDir).filter((f) => f.endsWith('.pack')).length
+      expect(before).to.be.at.least(17)
+      const result = await gc(await Workspace.open(dir))
+      expect(result.packsMerged).to.equal(before)
+      expect(fs.readdirSync(packDir).filter((f) => f.endsWith('.pack'))).to.have.length(1)
+      const after = await Workspace.open(dir)
+      for (const id of young) expect(await after.repo.store.has(id), 'young unreachable objects stay').to.equal(true)
+      const check = await fsckLocal(after)
+      // fsck reads and hashes every reachable object, the committed tiles among them.
+      expect(check.ok, JSON.stringify(check.problems)).to.equal(true)
+      expect(check.unreferenced.objects).to.equal(young.length)
+      expect(fs.existsSync(db)).to.equal(true)
+    })
+
     it('fsck finds a damaged pack index and --repair rebuilds it from the pack', async () => {
       const {dir, ws} = await bigProject()
       await commit(ws, {message: 'first', author})
@@ -228,6 +276,7 @@ describe('object packs', function () {
       for (const id of strayIds) if (fs.existsSync(ws.repo.store.pathOf(id))) fs.utimesSync(ws.repo.store.pathOf(id), old, old)
       const result = await gc(await Workspace.open(dir))
       expect(result.removed.objects).to.equal(stray.length)
+      expect(result.packsMerged, 'few packs: left as they are').to.equal(0)
       const after = await Workspace.open(dir)
       for (const id of strayIds) expect(await after.repo.store.has(id)).to.equal(false)
       const check = await fsckLocal(after)

@@ -24,12 +24,14 @@ export interface GcResult {
   young: {objects: number; bytes: number}
   /** Stale temp files in .tilesync/tmp removed. */
   tmp: {files: number; bytes: number}
+  /** Small packs merged into one (none with --dry-run, or when there are few). */
+  packsMerged: number
 }
 
 /**
  * Removes local objects that nothing can reach: not a ref, not any reflog entry, not the
  * merge in progress, not a push journal or other remote state, not the database's
- * change-tracking baseline. Only objects older than the grace period go, and everything an
+ * change-tracking baseline (and merges many small packs into one). Only objects older than the grace period go, and everything an
  * object younger than that refers to is kept too, so objects a concurrent command is
  * writing (or has just written and is about to point a ref at) are never removed. Runs under
  * the repository lock; a reachable object that cannot be read stops it before anything is
@@ -54,7 +56,7 @@ export async function gc(ws: Workspace, options: {dryRun?: boolean; graceMs?: nu
     await marker.history([...roots.refs.map((r) => r.id!), ...roots.merge.map((m) => m.id), ...roots.reflogs.flatMap((l) => [l.entry.old, l.entry.new]).filter((id): id is string => typeof id === 'string' && isObjectId(id))])
     if (roots.baseline) await marker.mark(roots.baseline, 'snapshot', 'the database\'s change-tracking baseline')
     for (const id of roots.remoteState) await marker.markAny(id)
-    const result: GcResult = {dryRun: Boolean(options.dryRun), graceMs, reachable: marker.live.size, removed: {objects: 0, bytes: 0}, young: {objects: 0, bytes: 0}, tmp: {files: 0, bytes: 0}}
+    const result: GcResult = {dryRun: Boolean(options.dryRun), graceMs, reachable: marker.live.size, removed: {objects: 0, bytes: 0}, young: {objects: 0, bytes: 0}, tmp: {files: 0, bytes: 0}, packsMerged: 0}
     for (const [id, size] of young) {
       if (marker.live.has(id)) continue
       result.young.objects++
@@ -76,6 +78,8 @@ export async function gc(ws: Workspace, options: {dryRun?: boolean; graceMs?: nu
     }
     // Packs holding any victim are rewritten once each, with what they keep.
     if (victims.length) await repo.store.deleteMany(victims)
+    // Then many small packs become one, so later lookups read one index instead of hundreds.
+    if (!options.dryRun) result.packsMerged = await repo.store.consolidatePacks()
     // 4. Temp files and unfinished packs (no index) left by killed commands.
     const entries = await fs.readdir(repo.layout.tmp, {withFileTypes: true}).catch(() => [])
     const leftovers = [...entries.filter((e) => e.isFile()).map((e) => path.join(repo.layout.tmp, e.name)), ...await repo.store.packs.orphans()]

@@ -247,6 +247,11 @@ export class LocalObjectStore implements ObjectStore {
     await this.packs.remove(drop, this.tmpDir, this.durable)
   }
 
+  /** Merges many small packs into one (gc); says how many were merged. */
+  async consolidatePacks(): Promise<number> {
+    return (await this.packs.consolidate(this.tmpDir, this.durable)).merged
+  }
+
   /**
    * Every object id present, once, with its modification time (gc's grace period; a packed
    * object has its pack's) and size.

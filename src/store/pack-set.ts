@@ -151,21 +151,57 @@ export class PackSet {
    */
   async remove(drop: ReadonlySet<string>, tmpDir: string, durable: boolean): Promise<void> {
     for (const name of await this.packsHolding(drop)) {
-      const entries = this.loaded.get(name)!
-      const keep = entries.filter((e) => !drop.has(e.id))
-      if (keep.length > 0) {
-        const writer = new PackWriter(this.dir, tmpDir, {durable})
-        for (const e of keep) {
-          const bytes = await this.read({pack: name, offset: e.offset, length: e.length})
-          if (bytes === null) throw new Error(`pack ${name} vanished while being rewritten`)
-          writer.append(e.id, bytes)
-        }
-        await writer.finish()
+      await this.rewrite([name], (e) => !drop.has(e.id), tmpDir, durable)
+    }
+    await this.reload()
+  }
+
+  /**
+   * Merges the small packs into one (gc), as git's repack does: every commit that packs a few
+   * dozen tiles leaves a pack per hashing worker, and each pack is one more index to read
+   * whenever a process first looks for a packed object. Packs of `smallBytes` or more stay
+   * as they are; nothing happens below `minCount` small packs.
+   */
+  async consolidate(tmpDir: string, durable: boolean, options: {smallBytes?: number; minCount?: number} = {}): Promise<{merged: number}> {
+    const smallBytes = options.smallBytes ?? 32 * 1024 * 1024
+    await this.reload()
+    const small: string[] = []
+    for (const name of this.loaded.keys()) {
+      const st = await fs.stat(this.packPath(name)).catch(() => null)
+      if (st && st.size < smallBytes) small.push(name)
+    }
+    if (small.length < (options.minCount ?? 16)) return {merged: 0}
+    const seen = new Set<string>()
+    // An object held twice (a crash between writing a merged pack and removing its sources) is kept once.
+    await this.rewrite(small.sort(), (e) => !seen.has(e.id) && (seen.add(e.id), true), tmpDir, durable)
+    await this.reload()
+    return {merged: small.length}
+  }
+
+  /**
+   * Writes the entries of `sources` that `keep` accepts into new packs, durable, then removes
+   * the sources. The new packs take the newest source pack's file time: gc ages packed
+   * objects by it, and a rewrite must not make old garbage look young (nor young look old).
+   */
+  private async rewrite(sources: string[], keep: (e: PackEntry) => boolean, tmpDir: string, durable: boolean): Promise<void> {
+    const writer = new PackWriter(this.dir, tmpDir, {durable})
+    let newest = 0
+    for (const name of sources) {
+      newest = Math.max(newest, (await fs.stat(this.packPath(name))).mtimeMs)
+      for (const e of this.loaded.get(name)!) {
+        if (!keep(e)) continue
+        const bytes = await this.read({pack: name, offset: e.offset, length: e.length})
+        if (bytes === null) throw new Error(`pack ${name} vanished while being rewritten`)
+        writer.append(e.id, bytes)
       }
+    }
+    const made = await writer.finish()
+    const time = new Date(newest)
+    for (const pack of made) await fs.utimes(this.packPath(pack.name), time, time)
+    for (const name of sources) {
       await fs.rm(this.indexPath(name), {force: true})
       await fs.rm(this.packPath(name), {force: true})
     }
-    await this.reload()
   }
 
   /** Forgets every index read so far (keeping this process's unfinished packs) and reads them again. */
