@@ -171,7 +171,7 @@ export async function saveWorking(ws: Workspace, working: TreeState, parent: str
   const id = await writeCommit(ws.repo, {
     tree: working.snapshotId,
     parents: parent ? [parent] : [],
-    author: defaultAuthor(),
+    author: await defaultAuthor(),
     message: 'uncommitted changes saved by tilesync before they were overwritten',
     stats: {tilesAdded: 0, tilesModified: 0, tilesDeleted: 0, rowsChanged: 0},
   })

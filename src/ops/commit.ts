@@ -24,6 +24,8 @@ export async function commit(ws: Workspace, options: {message: string; author?: 
   if (!options.message.trim()) {
     throw new TilesyncError('BAD_ARGUMENT', 'the commit message is empty', {hint: 'pass -m "what changed"'})
   }
+  // git (asked for the author) runs while the database is scanned.
+  const author = options.author ? Promise.resolve(options.author) : defaultAuthor()
   return ws.repo.withLock('commit', async () => {
     if (existsSync(ws.repo.layout.mergeState)) {
       throw new TilesyncError('MERGE_IN_PROGRESS', 'a merge is in progress', {
@@ -34,14 +36,14 @@ export async function commit(ws: Workspace, options: {message: string; author?: 
     const {id: parent, state: parentState} = await ws.headState()
     const db = ws.openDb(false)
     try {
-      return await commitScanned(ws, db, options, head.kind === 'branch' ? head.branch : null, parent, parentState)
+      return await commitScanned(ws, db, {message: options.message, author}, head.kind === 'branch' ? head.branch : null, parent, parentState)
     } finally {
       db.close()
     }
   })
 }
 
-async function commitScanned(ws: Workspace, db: Db, options: {message: string; author?: Author}, branch: string | null, parent: string | null, parentState: TreeState): Promise<CommitResult> {
+async function commitScanned(ws: Workspace, db: Db, options: {message: string; author: Promise<Author>}, branch: string | null, parent: string | null, parentState: TreeState): Promise<CommitResult> {
   await ws.ensureTracking(db)
   const progress = await createProgress('rows')
   let scanned
@@ -59,7 +61,7 @@ async function commitScanned(ws: Workspace, db: Db, options: {message: string; a
   const id = await writeCommit(ws.repo, {
     tree: scanned.state.snapshotId,
     parents: parent ? [parent] : [],
-    author: options.author ?? defaultAuthor(),
+    author: await options.author,
     message: options.message,
     stats: changes.summary,
   })

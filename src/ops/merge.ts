@@ -105,7 +105,7 @@ async function finishOrRecord(ws: Workspace, db: Db, state: MergeState, oursStat
   }
   const changes = await computeChangeSet(oursState, outcome.state, ws.reader)
   const id = await writeCommit(ws.repo, {
-    tree: outcome.state.snapshotId, parents: [state.ours, state.theirs], author: defaultAuthor(),
+    tree: outcome.state.snapshotId, parents: [state.ours, state.theirs], author: await defaultAuthor(),
     message: `Merge ${state.label}`, stats: changes.summary,
   })
   const rows = working ? 0 : await writeState(ws, db, oursState, outcome.state)

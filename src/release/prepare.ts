@@ -92,7 +92,7 @@ export async function prepareRelease(ws: Workspace, options: PrepareOptions): Pr
     branch: gitBranch,
     files: [{path: rel, content: serializeManifest(manifest)}],
     message: `Release ${name}: tilesync commit ${commit.slice(0, 10)} (${summary})\n\nStaged on ${options.staging} (${url}), branch ${branch}.\nCommit message: ${firstLine}\n`,
-    author: defaultAuthor(),
+    author: await defaultAuthor(),
   })
   const nextSteps = [
     `git push -u origin ${gitBranch}`,
