@@ -163,8 +163,13 @@ async function main(): Promise<void> {
     const resticS: Sample[] = []
     const gitS: Sample[] = []
     const resticRepo = path.join(work, 'restic')
+    // Rounds continue across invocations (the exported tiles and the restic and git
+    // repositories outlive a run): a repeated round would change nothing for them.
+    const roundsFile = path.join(work, 'incremental-rounds')
+    const firstRound = Number(fs.existsSync(roundsFile) ? fs.readFileSync(roundsFile, 'utf8') : 0) + 1
+    fs.writeFileSync(roundsFile, String(firstRound + runs - 1))
     for (let i = 0; i < runs; i++) {
-      changeTiles(dbFile, haveTiles ? tiles : null, onePercent, i + 1)
+      changeTiles(dbFile, haveTiles ? tiles : null, onePercent, firstRound + i)
       commitS.push(tilesync(project, 'commit', '-m', `round ${i}`))
       statusS.push(tilesync(project, 'status'))
       checkoutS.push(tilesync(project, 'checkout', 'HEAD~1'))
