@@ -14,6 +14,7 @@ import {push} from '../src/ops/push.js'
 import {addRemote} from '../src/ops/remotes.js'
 import {Workspace} from '../src/ops/workspace.js'
 import {HashingPool} from '../src/store/hashing-pool.js'
+import {decodeIndex} from '../src/store/pack-format.js'
 import {LocalObjectStore} from '../src/store/local-object-store.js'
 import {setGeneration} from './support/edit.js'
 import {dumpDatabase, makeProject, tmpDir} from './support/fixtures.js'
@@ -178,6 +179,27 @@ describe('object packs', function () {
     // Below the threshold nothing is rewritten.
     expect(await reopen(dir).consolidatePacks()).to.equal(0)
     expect(packs()).to.deep.equal([path.basename(merged)])
+  })
+
+  it('a merge killed after writing the new pack but before removing the old ones loses nothing, and the next merge keeps each object once', async () => {
+    const {dir} = freshStore()
+    const packDir = path.join(dir, 'objects', 'pack')
+    const ids: string[] = []
+    for (let i = 0; i < 16; i++) ids.push(...await storePacked(reopen(dir), blobs(12), 1))
+    // The state such a crash leaves: the sources still there beside the merged pack.
+    const aside = tmpDir('packs-aside')
+    for (const f of packFiles(dir)) fs.copyFileSync(path.join(packDir, f), path.join(aside, f))
+    await reopen(dir).consolidatePacks()
+    for (const f of fs.readdirSync(aside)) fs.copyFileSync(path.join(aside, f), path.join(packDir, f))
+    expect(packFiles(dir).filter((f) => f.endsWith('.pack'))).to.have.length(17)
+    const other = reopen(dir)
+    for (const id of ids) expect(await other.has(id)).to.equal(true)
+    expect(await reopen(dir).consolidatePacks()).to.equal(17)
+    const idx = packFiles(dir).filter((f) => f.endsWith('.idx'))
+    expect(idx).to.have.length(1)
+    const packedIds = ids.filter((id) => !fs.existsSync(other.pathOf(id)))
+    const entries = decodeIndex(fs.readFileSync(path.join(packDir, idx[0])))
+    expect(entries.map((e) => e.id).sort()).to.deep.equal([...packedIds].sort())
   })
 
   it('a pack left without an index by a killed write holds no objects, and gc removes it once old', async () => {
