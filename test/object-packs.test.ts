@@ -259,6 +259,9 @@ describe('object packs', function () {
       const packDir = path.join(dir, '.tilesync', 'objects', 'pack')
       const before = fs.readdirSync(packDir).filter((f) => f.endsWith('.pack')).length
       expect(before).to.be.at.least(17)
+      const preview = await gc(await Workspace.open(dir), {dryRun: true})
+      expect(preview.packsMerged).to.equal(before)
+      expect(fs.readdirSync(packDir).filter((f) => f.endsWith('.pack'))).to.have.length(before)
       const result = await gc(await Workspace.open(dir))
       expect(result.packsMerged).to.equal(before)
       expect(fs.readdirSync(packDir).filter((f) => f.endsWith('.pack'))).to.have.length(1)

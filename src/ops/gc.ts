@@ -24,7 +24,7 @@ export interface GcResult {
   young: {objects: number; bytes: number}
   /** Stale temp files in .tilesync/tmp removed. */
   tmp: {files: number; bytes: number}
-  /** Small packs merged into one (none with --dry-run, or when there are few). */
+  /** Small packs merged into one (with --dry-run: that would be); 0 when there are few. */
   packsMerged: number
 }
 
@@ -79,7 +79,7 @@ export async function gc(ws: Workspace, options: {dryRun?: boolean; graceMs?: nu
     // Packs holding any victim are rewritten once each, with what they keep.
     if (victims.length) await repo.store.deleteMany(victims)
     // Then many small packs become one, so later lookups read one index instead of hundreds.
-    if (!options.dryRun) result.packsMerged = await repo.store.consolidatePacks()
+    result.packsMerged = await repo.store.consolidatePacks({dryRun: options.dryRun})
     // 4. Temp files and unfinished packs (no index) left by killed commands.
     const entries = await fs.readdir(repo.layout.tmp, {withFileTypes: true}).catch(() => [])
     const leftovers = [...entries.filter((e) => e.isFile()).map((e) => path.join(repo.layout.tmp, e.name)), ...await repo.store.packs.orphans()]

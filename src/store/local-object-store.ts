@@ -247,9 +247,9 @@ export class LocalObjectStore implements ObjectStore {
     await this.packs.remove(drop, this.tmpDir, this.durable)
   }
 
-  /** Merges many small packs into one (gc); says how many were merged. */
-  async consolidatePacks(): Promise<number> {
-    return (await this.packs.consolidate(this.tmpDir, this.durable)).merged
+  /** Merges many small packs into one (gc); says how many were (or, with dryRun, would be) merged. */
+  async consolidatePacks(options: {dryRun?: boolean} = {}): Promise<number> {
+    return (await this.packs.consolidate(this.tmpDir, this.durable, options)).merged
   }
 
   /**

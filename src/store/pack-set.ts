@@ -162,7 +162,7 @@ export class PackSet {
    * whenever a process first looks for a packed object. Packs of `smallBytes` or more stay
    * as they are; nothing happens below `minCount` small packs.
    */
-  async consolidate(tmpDir: string, durable: boolean, options: {smallBytes?: number; minCount?: number} = {}): Promise<{merged: number}> {
+  async consolidate(tmpDir: string, durable: boolean, options: {smallBytes?: number; minCount?: number; dryRun?: boolean} = {}): Promise<{merged: number}> {
     const smallBytes = options.smallBytes ?? 32 * 1024 * 1024
     await this.reload()
     const small: string[] = []
@@ -171,6 +171,7 @@ export class PackSet {
       if (st && st.size < smallBytes) small.push(name)
     }
     if (small.length < (options.minCount ?? 16)) return {merged: 0}
+    if (options.dryRun) return {merged: small.length}
     const seen = new Set<string>()
     // An object held twice (a crash between writing a merged pack and removing its sources) is kept once.
     await this.rewrite(small.sort(), (e) => !seen.has(e.id) && (seen.add(e.id), true), tmpDir, durable)
