@@ -67,6 +67,9 @@ export async function toRow(raw: unknown[], blobs: ObjectWriter): Promise<{row: 
 const WINDOW_BYTES = 24 * 1024 * 1024
 const WINDOW_ROWS = 256
 
+/** The window entry of a deleted row carries no row of its own. */
+const NO_ROW: Promise<{row: Row; bytes: number}> = Promise.resolve({row: {types: '', values: []}, bytes: 0})
+
 const blobBytesOf = (raw: unknown[]): number => raw.reduce<number>((s, v) => s + (Buffer.isBuffer(v) ? v.length : 0), 0)
 
 export interface IncrementalBase {
@@ -116,46 +119,59 @@ export async function snapshotDatabase(db: Db, specs: TableSpec[], tileTable: st
       const base = incremental?.tables.get(spec.name)
       const useRecord = incremental !== undefined && incremental.tracked.has(spec.name) && base !== undefined && sameLayout(spec, base)
       const editor = new TableTreeEditor(spec, useRecord ? base : null, sinks.reader, sinks.trees)
+      // Rows to put (and, from the change record, keys whose row is gone), in reading order.
+      let items: Iterable<{raw: unknown[]} | {gone: unknown[]}>
       if (useRecord) {
         const where = spec.key.map((i) => `${quoteIdent(spec.columns[i].name)} IS ?`).join(' AND ')
         const stmt = db.prepare(`SELECT ${selectColumnsSql(spec)} FROM ${quoteIdent(spec.name)} WHERE ${where}`).raw(true).safeIntegers(true)
-        for (const key of incremental.changed.get(spec.name) ?? []) {
-          const raw = stmt.get(...key.slice(0, spec.key.length)) as unknown[] | undefined
-          if (raw) {
-            const {row, bytes} = await toRow(raw, sinks.blobs)
-            await editor.put(row)
-            sinks.onRow?.(bytes)
-          } else await editor.delete(keyOnlyRow(spec, key))
-        }
-      } else {
-        // Reading, hashing and writing overlap: rows are read ahead while earlier blobs are
-        // still being hashed, within a bounded window so memory stays flat.
-        const stmt = db.prepare(`SELECT ${selectColumnsSql(spec)} FROM ${quoteIdent(spec.name)}`).raw(true).safeIntegers(true)
-        const window: Array<{done: Promise<{row: Row; bytes: number}>; bytes: number}> = []
-        let windowBytes = 0
-        const drainUntil = async (maxBytes: number, maxRows: number): Promise<void> => {
-          while (window.length > 0 && (windowBytes > maxBytes || window.length > maxRows)) {
-            const next = window.shift()!
-            windowBytes -= next.bytes
-            const {row, bytes} = await next.done
-            await editor.put(row)
-            sinks.onRow?.(bytes)
+        const keys = incremental.changed.get(spec.name) ?? []
+        items = (function* () {
+          for (const key of keys) {
+            const raw = stmt.get(...key.slice(0, spec.key.length)) as unknown[] | undefined
+            yield raw ? {raw} : {gone: key}
           }
+        })()
+      } else {
+        const stmt = db.prepare(`SELECT ${selectColumnsSql(spec)} FROM ${quoteIdent(spec.name)}`).raw(true).safeIntegers(true)
+        items = (function* () {
+          for (const raw of stmt.iterate() as Iterable<unknown[]>) yield {raw}
+        })()
+      }
+      // Reading, hashing and writing overlap: rows are read ahead while earlier blobs are
+      // still being hashed and written, within a bounded window so memory stays flat. The
+      // editor gets rows in reading order.
+      const window: Array<{done: Promise<{row: Row; bytes: number}>; bytes: number; gone?: unknown[]}> = []
+      let windowBytes = 0
+      const drainUntil = async (maxBytes: number, maxRows: number): Promise<void> => {
+        while (window.length > 0 && (windowBytes > maxBytes || window.length > maxRows)) {
+          const next = window.shift()!
+          windowBytes -= next.bytes
+          if (next.gone) {
+            await editor.delete(keyOnlyRow(spec, next.gone))
+            continue
+          }
+          const {row, bytes} = await next.done
+          await editor.put(row)
+          sinks.onRow?.(bytes)
         }
-        try {
-          for (const raw of stmt.iterate() as Iterable<unknown[]>) {
-            const bytes = blobBytesOf(raw)
-            const done = toRow(raw, sinks.blobs)
+      }
+      try {
+        for (const item of items) {
+          if ('gone' in item) {
+            window.push({done: NO_ROW, bytes: 0, gone: item.gone})
+          } else {
+            const bytes = blobBytesOf(item.raw)
+            const done = toRow(item.raw, sinks.blobs)
             done.catch(() => {})
             window.push({done, bytes})
             windowBytes += bytes
-            await drainUntil(WINDOW_BYTES, WINDOW_ROWS)
           }
-          await drainUntil(-1, 0)
-        } finally {
-          // On failure, let every started write settle before the caller cleans up.
-          await Promise.allSettled(window.map((w) => w.done))
+          await drainUntil(WINDOW_BYTES, WINDOW_ROWS)
         }
+        await drainUntil(-1, 0)
+      } finally {
+        // On failure, let every started write settle before the caller cleans up.
+        await Promise.allSettled(window.map((w) => w.done))
       }
       const {id, table} = await editor.finish()
       tables.set(spec.name, table)

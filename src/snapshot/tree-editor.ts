@@ -1,3 +1,5 @@
+import pLimit from 'p-limit'
+
 import type {ObjectWriter} from '../store/object-store.js'
 import {encodeNode, encodeTable, type NodeEntry, type Row, type TableTree} from './model.js'
 import {compareStrings, leafLabel, midLabel, rowKey, type RowShape} from './rows.js'
@@ -39,6 +41,10 @@ export class TableTreeEditor {
   async finish(): Promise<{id: string; table: TableTree}> {
     const mids = await this.baseMidEntries()
     const touchedMids = new Map<string, Map<string, NodeEntry>>()
+    // Nodes of one level are written a few at a time: each is a file write, and one after
+    // another they were a third of a small commit's time.
+    const limit = pLimit(16)
+    const writes: Array<Promise<void>> = []
     for (const [label, rows] of [...this.leaves].sort((a, b) => compareStrings(a[0], b[0]))) {
       const m = midLabel(label)
       let entries = touchedMids.get(m)
@@ -51,18 +57,23 @@ export class TableTreeEditor {
         continue
       }
       const sorted = [...rows].sort((a, b) => compareStrings(a[0], b[0])).map(([, r]) => r)
-      const id = await this.writer.put(encodeNode({level: 0, rows: sorted}))
-      entries.set(label, {label, id, rows: sorted.length})
+      const leaf = entries
+      writes.push(limit(() => this.writer.put(encodeNode({level: 0, rows: sorted}))).then((id) => {
+        leaf.set(label, {label, id, rows: sorted.length})
+      }))
     }
+    await settleAll(writes.splice(0))
     for (const [m, entries] of touchedMids) {
       if (entries.size === 0) {
         mids.delete(m)
         continue
       }
       const list = [...entries.values()].sort((a, b) => compareStrings(a.label, b.label))
-      const id = await this.writer.put(encodeNode({level: 1, entries: list}))
-      mids.set(m, {label: m, id, rows: list.reduce((s, e) => s + e.rows, 0)})
+      writes.push(limit(() => this.writer.put(encodeNode({level: 1, entries: list}))).then((id) => {
+        mids.set(m, {label: m, id, rows: list.reduce((s, e) => s + e.rows, 0)})
+      }))
     }
+    await settleAll(writes)
     const rootEntries = [...mids.values()].sort((a, b) => compareStrings(a.label, b.label))
     const root = rootEntries.length === 0 ? null : await this.writer.put(encodeNode({level: 2, entries: rootEntries}))
     const table: TableTree = {
@@ -106,4 +117,10 @@ export class TableTreeEditor {
     this.baseLeafEntries.set(mid, entries)
     return entries
   }
+}
+
+/** Waits for every write, then throws the first failure: nothing is left running behind the caller. */
+async function settleAll(writes: Array<Promise<void>>): Promise<void> {
+  const failed = (await Promise.allSettled(writes)).find((r): r is PromiseRejectedResult => r.status === 'rejected')
+  if (failed) throw failed.reason
 }

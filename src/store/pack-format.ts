@@ -61,9 +61,11 @@ export function decodeIndex(bytes: Buffer): PackEntry[] {
   const entries: PackEntry[] = []
   for (let i = 0; i < count; i++) {
     const at = HEADER + i * ENTRY
+    // Two 32-bit halves rather than a BigInt: this loop runs for every packed object each
+    // time a process first looks into its packs.
     entries.push({
       id: body.toString('hex', at, at + 32),
-      offset: Number(body.readBigUInt64LE(at + 32)),
+      offset: body.readUInt32LE(at + 32) + body.readUInt32LE(at + 36) * 0x1_0000_0000,
       length: body.readUInt32LE(at + 40),
     })
   }
