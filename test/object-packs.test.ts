@@ -85,6 +85,21 @@ describe('object packs', function () {
     expect(await reopen(dir).has(last)).to.equal(true)
   })
 
+  it('a lookup finds a packed object that a concurrent lookup\'s refresh loaded', async () => {
+    const {dir, store} = freshStore()
+    const ids = await storePacked(store, blobs(30))
+    const packed = ids.filter((id) => !fs.existsSync(store.pathOf(id)))
+    const packs = reopen(dir).packs
+    // The race, made deterministic: by the time this lookup's own look at the directory
+    // returns, another lookup has read every index, so its refresh finds nothing new.
+    const refresh = packs.refreshIfChanged.bind(packs)
+    packs.refreshIfChanged = async () => {
+      await refresh()
+      return false
+    }
+    expect(await packs.lookup(packed[0])).to.not.equal(undefined)
+  })
+
   it('does not store again what a pack already holds', async () => {
     const {dir, store} = freshStore()
     const items = blobs(30)

@@ -50,8 +50,10 @@ export class PackSet {
   async lookup(id: string): Promise<PackedObject | undefined> {
     const hit = this.byId.get(id)
     if (hit) return hit
-    if (await this.refreshIfChanged()) return this.byId.get(id)
-    return undefined
+    // Look again whatever refreshIfChanged says: when concurrent lookups race, the one whose
+    // refresh finds nothing new (another has just loaded the indexes) must still see them.
+    await this.refreshIfChanged()
+    return this.byId.get(id)
   }
 
   /** Every packed object, once each, with its pack. */
