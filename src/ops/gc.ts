@@ -31,9 +31,10 @@ export interface GcResult {
 /**
  * Removes local objects that nothing can reach: not a ref, not any reflog entry, not the
  * merge in progress, not a push journal or other remote state, not the database's
- * change-tracking baseline (and merges many small packs into one). Only objects older than the grace period go, and everything an
- * object younger than that refers to is kept too, so objects a concurrent command is
- * writing (or has just written and is about to point a ref at) are never removed. Runs under
+ * change-tracking baseline; then merges many small packs into one. Only objects older than
+ * the grace period go, and everything an object younger than that refers to is kept too, so
+ * objects a concurrent command is writing (or has just written and is about to point a ref
+ * at) are never removed. Runs under
  * the repository lock; a reachable object that cannot be read stops it before anything is
  * removed (run `tilesync fsck` first).
  */

@@ -122,23 +122,13 @@ export class LocalObjectStore implements ObjectStore {
     await this.packs.refreshIfChanged()
     const now = new Date()
     const present = new Set<string>()
-    const keepOne = async (id: string): Promise<void> => {
-      try {
-        await fs.utimes(this.pathOf(id), now, now)
-        present.add(id)
-        return
-      } catch {
-        // Removed since existsSync looked (a concurrent gc): a pack may still hold it.
-      }
-      const at = this.packs.loadedEntry(id)
-      if (!at) return
-      await this.keepPack(at, now)
-      present.add(id)
-    }
     let batch: Array<Promise<void>> = []
     for (const id of ids) {
-      if (existsSync(this.pathOf(id))) batch.push(keepOne(id))
-      else {
+      if (existsSync(this.pathOf(id))) {
+        batch.push(this.hasAndKeep(id).then((here) => {
+          if (here) present.add(id)
+        }))
+      } else {
         const at = this.packs.loadedEntry(id)
         if (at) batch.push(this.keepPack(at, now).then(() => void present.add(id)))
       }
