@@ -18,6 +18,7 @@ import {status, type StatusResult} from '../ops/status.js'
 import {Workspace} from '../ops/workspace.js'
 import {generateDatabase} from '../sample/generate-database.js'
 import {makeTilePng, prng} from '../sample/tile-png.js'
+import {PackWriter} from '../store/pack-writer.js'
 
 /**
  * Crash trials: a tilesync command runs as its own process and is killed with SIGKILL after a
@@ -272,6 +273,17 @@ function specs(): Record<CrashOp, OpSpec> {
         const dir = await newProject(root)
         const ws = await Workspace.open(dir)
         s.base = (await commit(ws, {message: 'base', author: AUTHOR})).id!
+        // Objects the base commit needs, moved into 20 small packs: gc merges them, so a kill
+        // during the merge that lost one would show as a missing object in fsck.
+        const reachable: string[] = []
+        for await (const o of ws.repo.store.list()) if (!o.pack) reachable.push(o.id)
+        if (reachable.length < 40) fail(`the gc trial needs 40 loose objects to pack, the base commit made ${reachable.length}`)
+        for (let p = 0; p < 20; p++) {
+          const writer = new PackWriter(path.join(ws.repo.layout.objects, 'pack'), ws.repo.layout.tmp, {durable: true})
+          for (const id of reachable.slice(p * 2, p * 2 + 2)) writer.append(id, await ws.repo.store.get(id))
+          await writer.finish()
+        }
+        for (const id of reachable.slice(0, 40)) fs.rmSync(ws.repo.store.pathOf(id))
         // Leftovers of killed commands: objects nothing refers to, and temp files; made old.
         const rand = prng(99)
         const old = new Date(Date.now() - 3_600_000)
@@ -301,6 +313,8 @@ function specs(): Record<CrashOp, OpSpec> {
         const r = await fsckLocal(ws)
         if (r.unreferenced.objects !== 0) fail(`after the re-run ${r.unreferenced.objects} unreachable objects are left`)
         if (fs.readdirSync(ws.repo.layout.tmp).some((f) => f.startsWith('leftover'))) fail('after the re-run stale temp files are left')
+        const packs = fs.readdirSync(path.join(ws.repo.layout.objects, 'pack')).filter((f) => f.endsWith('.idx'))
+        if (packs.length !== 1) fail(`after the re-run ${packs.length} packs are left, not one merged pack`)
       },
     },
   }
