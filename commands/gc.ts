@@ -31,7 +31,7 @@ object packs into one. Takes the repository lock.`
     const r = await gc(await this.workspace(), {dryRun: flags['dry-run'], graceMs})
     const verb = r.dryRun ? 'Would remove' : 'Removed'
     this.say(`${verb} ${r.removed.objects} unreachable object(s) (${formatBytes(r.removed.bytes)}) and ${r.tmp.files} temp file(s) (${formatBytes(r.tmp.bytes)}); ${r.reachable} reachable object(s) kept.`)
-    if (r.packsMerged) this.say(`${r.dryRun ? 'Would merge' : 'Merged'} ${r.packsMerged} small pack(s) into one.`)
+    if (r.packsMerged) this.say(`${r.dryRun ? 'Would merge' : 'Merged'} ${r.packsMerged} object pack(s) into others.`)
     if (r.young.objects) this.say(`Kept ${r.young.objects} unreachable object(s) (${formatBytes(r.young.bytes)}) younger than ${formatDuration(r.graceMs)}.`)
     return r
   }

@@ -15,6 +15,7 @@ import {addRemote} from '../src/ops/remotes.js'
 import {Workspace} from '../src/ops/workspace.js'
 import {HashingPool} from '../src/store/hashing-pool.js'
 import {decodeIndex} from '../src/store/pack-format.js'
+import {PackWriter} from '../src/store/pack-writer.js'
 import {LocalObjectStore} from '../src/store/local-object-store.js'
 import {setGeneration} from './support/edit.js'
 import {dumpDatabase, makeProject, tmpDir} from './support/fixtures.js'
@@ -196,7 +197,7 @@ describe('object packs', function () {
     expect(packs()).to.deep.equal([path.basename(merged)])
   })
 
-  it('a merge killed after writing the new pack but before removing the old ones loses nothing, and the next merge keeps each object once', async () => {
+  it('a merge killed after writing the new pack but before removing the old ones loses nothing, and the next gc drops the sources', async () => {
     const {dir} = freshStore()
     const packDir = path.join(dir, 'objects', 'pack')
     const ids: string[] = []
@@ -209,12 +210,41 @@ describe('object packs', function () {
     expect(packFiles(dir).filter((f) => f.endsWith('.pack'))).to.have.length(17)
     const other = reopen(dir)
     for (const id of ids) expect(await other.has(id)).to.equal(true)
-    expect(await reopen(dir).consolidatePacks()).to.equal(17)
+    // The merged pack holds everything its 16 sources do: they go, it stays.
+    expect(await reopen(dir).consolidatePacks({dryRun: true})).to.equal(16)
+    expect(packFiles(dir).filter((f) => f.endsWith('.pack'))).to.have.length(17)
+    expect(await reopen(dir).consolidatePacks()).to.equal(16)
     const idx = packFiles(dir).filter((f) => f.endsWith('.idx'))
     expect(idx).to.have.length(1)
     const packedIds = ids.filter((id) => !fs.existsSync(other.pathOf(id)))
     const entries = decodeIndex(fs.readFileSync(path.join(packDir, idx[0])))
     expect(entries.map((e) => e.id).sort()).to.deep.equal([...packedIds].sort())
+  })
+
+  it('packs whose every object another pack holds are dropped, smallest first, and the pack kept takes the newer time', async () => {
+    const {dir} = freshStore()
+    const packDir = path.join(dir, 'objects', 'pack')
+    const [x, y, z] = blobs(3)
+    const [ix, iy, iz] = [x, y, z].map((b) => hashBytes(b))
+    const writePack = async (items: Buffer[], hoursAgo: number): Promise<string> => {
+      const writer = new PackWriter(packDir, path.join(dir, 'tmp'), {durable: false})
+      for (const b of items) writer.append(hashBytes(b), b)
+      const [made] = await writer.finish()
+      const time = new Date(Date.now() - hoursAgo * 3_600_000)
+      fs.utimesSync(path.join(packDir, `${made.name}.pack`), time, time)
+      return made.name
+    }
+    // What a merge killed half-way leaves: the merged pack, and some of its sources.
+    const merged = await writePack([x, y, z], 10)
+    await writePack([x], 1)
+    await writePack([y, z], 5)
+    // A pack that holds something no other does stays.
+    const own = await writePack([blobs(1)[0], x], 7)
+    expect(await reopen(dir).consolidatePacks()).to.equal(2)
+    expect(packFiles(dir).filter((f) => f.endsWith('.pack')).sort()).to.deep.equal([`${merged}.pack`, `${own}.pack`].sort())
+    expect(fs.statSync(path.join(packDir, `${merged}.pack`)).mtimeMs).to.be.closeTo(Date.now() - 3_600_000, 60_000)
+    const other = reopen(dir)
+    for (const [id, b] of [[ix, x], [iy, y], [iz, z]] as const) expect((await other.get(id)).equals(b)).to.equal(true)
   })
 
   it('a pack left without an index by a killed write holds no objects, and gc removes it once old', async () => {

@@ -24,7 +24,10 @@ export interface GcResult {
   young: {objects: number; bytes: number}
   /** Stale temp files in .tilesync/tmp removed. */
   tmp: {files: number; bytes: number}
-  /** Small packs merged into one (with --dry-run: that would be); 0 when there are few. */
+  /**
+   * Packs merged away (with --dry-run: that would be): small ones merged into one once there
+   * are many, and any whose objects other packs all hold (left by an interrupted merge).
+   */
   packsMerged: number
 }
 

@@ -165,23 +165,70 @@ export class PackSet {
    * Merges the small packs into one (gc), as git's repack does: every commit that packs a few
    * dozen tiles leaves a pack per hashing worker, and each pack is one more index to read
    * whenever a process first looks for a packed object. Packs of `smallBytes` or more stay
-   * as they are; nothing happens below `minCount` small packs.
+   * as they are; nothing is merged below `minCount` small packs. First, packs whose every
+   * object another pack also holds are dropped (see dropRedundant). Says how many packs went.
    */
   async consolidate(tmpDir: string, durable: boolean, options: {smallBytes?: number; minCount?: number; dryRun?: boolean} = {}): Promise<{merged: number}> {
     const smallBytes = options.smallBytes ?? 32 * 1024 * 1024
     await this.reload()
+    const dropped = await this.dropRedundant(Boolean(options.dryRun))
+    if (dropped.size > 0 && !options.dryRun) await this.reload()
     const small: string[] = []
     for (const name of this.loaded.keys()) {
+      if (dropped.has(name)) continue
       const st = await fs.stat(this.packPath(name)).catch(() => null)
       if (st && st.size < smallBytes) small.push(name)
     }
-    if (small.length < (options.minCount ?? 16)) return {merged: 0}
-    if (options.dryRun) return {merged: small.length}
+    if (small.length < (options.minCount ?? 16)) return {merged: dropped.size}
+    if (options.dryRun) return {merged: dropped.size + small.length}
     const seen = new Set<string>()
-    // An object held twice (a crash between writing a merged pack and removing its sources) is kept once.
+    // An object held twice (two writers packed it at once) is kept once.
     await this.rewrite(small.sort(), (e) => !seen.has(e.id) && (seen.add(e.id), true), tmpDir, durable)
     await this.reload()
-    return {merged: small.length}
+    return {merged: dropped.size + small.length}
+  }
+
+  /**
+   * Drops packs whose every object another indexed (so durable) pack also holds: what a merge
+   * or rewrite killed before removing its sources leaves behind (git's pack-redundant). The
+   * smallest go first, so a merged pack outlives its sources, and a pack goes only while each
+   * of its objects keeps a copy elsewhere. gc ages a packed object by its pack's file time, so
+   * a pack that keeps the copy takes the dropped pack's time when that is newer: no object
+   * looks older than it did.
+   */
+  private async dropRedundant(dryRun: boolean): Promise<Set<string>> {
+    // Only packs whose file is there count as holding a copy.
+    const stats = new Map<string, {size: number; mtimeMs: number}>()
+    for (const name of this.loaded.keys()) {
+      const st = await fs.stat(this.packPath(name)).catch(() => null)
+      if (st) stats.set(name, {size: st.size, mtimeMs: st.mtimeMs})
+    }
+    const holders = new Map<string, Set<string>>()
+    for (const name of stats.keys()) {
+      for (const e of this.loaded.get(name)!) {
+        let h = holders.get(e.id)
+        if (!h) holders.set(e.id, (h = new Set()))
+        h.add(name)
+      }
+    }
+    const dropped = new Set<string>()
+    for (const name of [...stats.keys()].sort((a, b) => stats.get(a)!.size - stats.get(b)!.size)) {
+      const entries = this.loaded.get(name)!
+      if (!entries.every((e) => holders.get(e.id)!.size > 1)) continue
+      for (const e of entries) holders.get(e.id)!.delete(name)
+      dropped.add(name)
+      if (dryRun) continue
+      const time = stats.get(name)!.mtimeMs
+      for (const keeper of new Set(entries.flatMap((e) => [...holders.get(e.id)!]))) {
+        const kept = stats.get(keeper)!
+        if (kept.mtimeMs >= time) continue
+        await fs.utimes(this.packPath(keeper), new Date(time), new Date(time))
+        kept.mtimeMs = time
+      }
+      await fs.rm(this.indexPath(name), {force: true})
+      await fs.rm(this.packPath(name), {force: true})
+    }
+    return dropped
   }
 
   /**
