@@ -171,14 +171,15 @@ export class PackSet {
   async consolidate(tmpDir: string, durable: boolean, options: {smallBytes?: number; minCount?: number; dryRun?: boolean} = {}): Promise<{merged: number}> {
     const smallBytes = options.smallBytes ?? 32 * 1024 * 1024
     await this.reload()
-    const dropped = await this.dropRedundant(Boolean(options.dryRun))
-    if (dropped.size > 0 && !options.dryRun) await this.reload()
-    const small: string[] = []
+    // Only packs whose file is there count (as holding a copy, or as small).
+    const stats = new Map<string, {size: number; mtimeMs: number}>()
     for (const name of this.loaded.keys()) {
-      if (dropped.has(name)) continue
       const st = await fs.stat(this.packPath(name)).catch(() => null)
-      if (st && st.size < smallBytes) small.push(name)
+      if (st) stats.set(name, {size: st.size, mtimeMs: st.mtimeMs})
     }
+    const dropped = await this.dropRedundant(stats, Boolean(options.dryRun))
+    if (dropped.size > 0 && !options.dryRun) await this.reload()
+    const small = [...stats].filter(([name, st]) => !dropped.has(name) && st.size < smallBytes).map(([name]) => name)
     if (small.length < (options.minCount ?? 16)) return {merged: dropped.size}
     if (options.dryRun) return {merged: dropped.size + small.length}
     const seen = new Set<string>()
@@ -196,13 +197,7 @@ export class PackSet {
    * a pack that keeps the copy takes the dropped pack's time when that is newer: no object
    * looks older than it did.
    */
-  private async dropRedundant(dryRun: boolean): Promise<Set<string>> {
-    // Only packs whose file is there count as holding a copy.
-    const stats = new Map<string, {size: number; mtimeMs: number}>()
-    for (const name of this.loaded.keys()) {
-      const st = await fs.stat(this.packPath(name)).catch(() => null)
-      if (st) stats.set(name, {size: st.size, mtimeMs: st.mtimeMs})
-    }
+  private async dropRedundant(stats: Map<string, {size: number; mtimeMs: number}>, dryRun: boolean): Promise<Set<string>> {
     const holders = new Map<string, Set<string>>()
     for (const name of stats.keys()) {
       for (const e of this.loaded.get(name)!) {
@@ -225,8 +220,7 @@ export class PackSet {
         await fs.utimes(this.packPath(keeper), new Date(time), new Date(time))
         kept.mtimeMs = time
       }
-      await fs.rm(this.indexPath(name), {force: true})
-      await fs.rm(this.packPath(name), {force: true})
+      await this.removeFiles(name)
     }
     return dropped
   }
@@ -251,10 +245,13 @@ export class PackSet {
     const made = await writer.finish()
     const time = new Date(newest)
     for (const pack of made) await fs.utimes(this.packPath(pack.name), time, time)
-    for (const name of sources) {
-      await fs.rm(this.indexPath(name), {force: true})
-      await fs.rm(this.packPath(name), {force: true})
-    }
+    for (const name of sources) await this.removeFiles(name)
+  }
+
+  /** Index first: without it the pack holds nothing, so a crash in between leaves an orphan gc removes. */
+  private async removeFiles(name: string): Promise<void> {
+    await fs.rm(this.indexPath(name), {force: true})
+    await fs.rm(this.packPath(name), {force: true})
   }
 
   /** Forgets every index read so far (keeping this process's unfinished packs) and reads them again. */
