@@ -28,4 +28,22 @@ describe('flushWhileWriting', () => {
     const flusher = flushWhileWriting(path.join(tmpDir('flush'), 'missing.db'), 5)
     expect(await flusher.stop()).to.equal(0)
   })
+
+  it('stop() during a flush returns when that flush ends, without waiting out the pause', async () => {
+    const file = path.join(tmpDir('flush'), 'slow.db')
+    fs.writeFileSync(file, 'x')
+    let release!: () => void
+    let inFlight!: () => void
+    const started = new Promise<void>((resolve) => { inFlight = resolve })
+    const slowFlush = (): Promise<void> => {
+      inFlight()
+      return new Promise<void>((resolve) => { release = resolve })
+    }
+    // An hour's pause: if stop() left the loop waiting on it, the test would time out.
+    const flusher = flushWhileWriting(file, 3_600_000, slowFlush)
+    await started
+    const stopped = flusher.stop()
+    release()
+    expect(await stopped).to.equal(1)
+  })
 })

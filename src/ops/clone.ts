@@ -3,8 +3,6 @@ import * as fs from 'node:fs/promises'
 import * as path from 'node:path'
 
 import {TilesyncError} from '../core/errors.js'
-import {applyToDatabase} from '../db/apply-snapshot.js'
-import {createDatabase} from '../db/open-database.js'
 import type {RemoteConfig} from '../repo/config.js'
 import {Repository} from '../repo/repository.js'
 import {openBackend} from '../remote/open-backend.js'
@@ -12,12 +10,11 @@ import {RemoteStore} from '../remote/remote-store.js'
 import {cloneOxen, type OxenTuning} from '../remote/oxen/oxen-sync.js'
 import {parseRemoteUrl} from '../remote/remote-url.js'
 import {downloadHistory, transferConcurrency} from '../remote/transfer.js'
-import {flushWhileWriting} from '../util/flush-while-writing.js'
-import {createProgress} from '../util/progress.js'
-import {rawChanges} from './change-set.js'
 import {DEFAULT_DB} from './init.js'
+import {createProgress} from '../util/progress.js'
 import {appendSyncLog} from './sync-log.js'
-import {EMPTY_STATE, markBaseline, Workspace} from './workspace.js'
+import {Workspace} from './workspace.js'
+import {writeNewDatabase} from './write-new-database.js'
 import type {TreeReader} from '../snapshot/tree-reader.js'
 
 export interface CloneOptions {
@@ -122,32 +119,7 @@ export async function clone(options: CloneOptions): Promise<CloneResult> {
     // inserting overlap. It goes to a temp file, renamed into place only when complete.
     const buildDatabase = async (reader: TreeReader): Promise<void> => {
       const {commit, snapshot, tables, tableIds} = await reader.tablesOf(tip)
-      const target = {snapshotId: commit.tree, snapshot, tables, tableIds}
-      const db = createDatabase(tmpDb)
-      // A brand-new file renamed into place only when complete needs no journal: a crash
-      // leaves just the temp file, which is removed.
-      db.pragma('journal_mode = OFF')
-      db.pragma('synchronous = OFF')
-      const flusher = flushWhileWriting(tmpDb)
-      try {
-        const progress = await createProgress('rows')
-        progress.start([...tables.values()].reduce((s, t) => s + t.rowCount, 0), 'checkout')
-        const changes = await rawChanges(EMPTY_STATE, target, reader)
-        const applied = await applyToDatabase(db, {changes, targetSchema: snapshot.schema, targetTables: tables}, reader, () => progress.increment())
-        progress.stop()
-        rows = applied.rowsWritten
-        if (await ws.ensureTracking(db)) markBaseline(db, target.snapshotId, 0)
-        db.pragma('journal_mode = DELETE')
-        db.close()
-        await flusher.stop()
-        const h = await fs.open(tmpDb, 'r+')
-        await h.datasync()
-        await h.close()
-      } catch (error) {
-        if (db.open) db.close()
-        await flusher.stop()
-        throw error
-      }
+      rows = await writeNewDatabase(tmpDb, {snapshotId: commit.tree, snapshot, tables, tableIds}, reader, ws)
     }
     let stats, commits
     try {

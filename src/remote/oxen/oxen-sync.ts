@@ -4,8 +4,6 @@ import * as path from 'node:path'
 import pLimit from 'p-limit'
 
 import {isTilesyncError, TilesyncError} from '../../core/errors.js'
-import {applyToDatabase} from '../../db/apply-snapshot.js'
-import {createDatabase} from '../../db/open-database.js'
 import {buildDataset, type DatasetPlan} from '../../dataset/build-dataset.js'
 import {BLOBS_DIR, LIMITS, MANIFEST_PATH, ROWS_DIR} from '../../dataset/layout.js'
 import {parseManifest} from '../../dataset/manifest.js'
@@ -18,7 +16,7 @@ import type {RemoteConfig} from '../../repo/config.js'
 import {Repository} from '../../repo/repository.js'
 import {type Commit, encodeCommit} from '../../snapshot/model.js'
 import {createProgress} from '../../util/progress.js'
-import {computeChangeSet, rawChanges} from '../../ops/change-set.js'
+import {computeChangeSet} from '../../ops/change-set.js'
 import type {CloneOptions, CloneResult} from '../../ops/clone.js'
 import type {FetchResult} from '../../ops/fetch.js'
 import {DEFAULT_DB} from '../../ops/init.js'
@@ -27,7 +25,8 @@ import type {PullResult} from '../../ops/pull.js'
 import type {PushResult} from '../../ops/push.js'
 import {remoteConfig} from '../../ops/remotes.js'
 import {appendSyncLog, recordSync} from '../../ops/sync-log.js'
-import {EMPTY_STATE, markBaseline, sameTables, type TreeState, Workspace} from '../../ops/workspace.js'
+import {EMPTY_STATE, sameTables, type TreeState, Workspace} from '../../ops/workspace.js'
+import {writeNewDatabase} from '../../ops/write-new-database.js'
 import {parseRemoteUrl} from '../remote-url.js'
 import {readOxenIdentity} from './oxen-auth.js'
 import {OxenClient, type OxenClientOptions} from './oxen-client.js'
@@ -625,19 +624,11 @@ async function buildDatabase(ws: Workspace, target: TreeState, dbPath: string): 
   await fs.mkdir(path.dirname(dbPath), {recursive: true})
   const tmpDb = `${dbPath}.tilesync-clone.tmp`
   await fs.rm(tmpDb, {force: true})
-  const db = createDatabase(tmpDb)
   try {
-    const progress = await createProgress('rows')
-    progress.start([...target.tables.values()].reduce((s, t) => s + t.rowCount, 0), 'checkout')
-    const changes = await rawChanges(EMPTY_STATE, target, ws.reader)
-    const applied = await applyToDatabase(db, {changes, targetSchema: target.snapshot.schema, targetTables: target.tables}, ws.reader, () => progress.increment())
-    progress.stop()
-    if (await ws.ensureTracking(db)) markBaseline(db, target.snapshotId, 0)
-    db.close()
+    const rows = await writeNewDatabase(tmpDb, target, ws.reader, ws)
     await fs.rename(tmpDb, dbPath)
-    return applied.rowsWritten
+    return rows
   } catch (error) {
-    if (db.open) db.close()
     await fs.rm(tmpDb, {force: true})
     throw error
   }

@@ -1,0 +1,46 @@
+import * as fs from 'node:fs/promises'
+
+import {applyToDatabase} from '../db/apply-snapshot.js'
+import {createDatabase} from '../db/open-database.js'
+import type {TreeReader} from '../snapshot/tree-reader.js'
+import {flushWhileWriting} from '../util/flush-while-writing.js'
+import {createProgress} from '../util/progress.js'
+import {rawChanges} from './change-set.js'
+import {EMPTY_STATE, markBaseline, type TreeState, type Workspace} from './workspace.js'
+
+/**
+ * Writes `target` into a brand-new database file (a clone's) and makes it durable; returns
+ * the rows written. The file must be a temp name that the caller renames into place only
+ * when this returns, and removes when it throws: that is what makes it safe to write with
+ * no journal and no syncs of SQLite's own. The file is flushed in the background while it is
+ * built, so the final fdatasync has little left to do.
+ */
+export async function writeNewDatabase(file: string, target: TreeState, reader: TreeReader, ws: Workspace): Promise<number> {
+  const db = createDatabase(file)
+  db.pragma('journal_mode = OFF')
+  db.pragma('synchronous = OFF')
+  const flusher = flushWhileWriting(file)
+  try {
+    const progress = await createProgress('rows')
+    progress.start([...target.tables.values()].reduce((s, t) => s + t.rowCount, 0), 'checkout')
+    const changes = await rawChanges(EMPTY_STATE, target, reader)
+    const applied = await applyToDatabase(db, {changes, targetSchema: target.snapshot.schema, targetTables: target.tables}, reader, () => progress.increment())
+    progress.stop()
+    if (await ws.ensureTracking(db)) markBaseline(db, target.snapshotId, 0)
+    // The user's later writes get SQLite's usual rollback journal.
+    db.pragma('journal_mode = DELETE')
+    db.close()
+    await flusher.stop()
+    const h = await fs.open(file, 'r+')
+    try {
+      await h.datasync()
+    } finally {
+      await h.close()
+    }
+    return applied.rowsWritten
+  } catch (error) {
+    if (db.open) db.close()
+    await flusher.stop()
+    throw error
+  }
+}
