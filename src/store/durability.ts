@@ -38,3 +38,17 @@ export class DurabilityBarrier {
     }
   }
 }
+
+/**
+ * Makes a directory's entries durable (new names, removals). Where the platform cannot open
+ * a directory for syncing (Windows), the rename is left to the file system's own ordering.
+ */
+export async function syncDirectory(dir: string): Promise<void> {
+  const h = await fs.open(dir, 'r').catch(() => null)
+  if (!h) return
+  try {
+    await h.sync().catch(() => {})
+  } finally {
+    await h.close()
+  }
+}

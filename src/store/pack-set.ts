@@ -3,6 +3,7 @@ import * as fs from 'node:fs/promises'
 import * as path from 'node:path'
 
 import {hashBytes} from '../core/hash.js'
+import {syncDirectory} from './durability.js'
 import {decodeIndex, encodeIndex, PACK_MAGIC, PACK_NAME, type PackEntry, RECORD_HEADER} from './pack-format.js'
 import {PackWriter} from './pack-writer.js'
 
@@ -245,6 +246,8 @@ export class PackSet {
     const made = await writer.finish()
     const time = new Date(newest)
     for (const pack of made) await fs.utimes(this.packPath(pack.name), time, time)
+    // The new indexes' names reach the disk before the sources' removal can.
+    if (durable) await syncDirectory(this.dir)
     for (const name of sources) await this.removeFiles(name)
   }
 

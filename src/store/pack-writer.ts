@@ -82,6 +82,10 @@ export class PackWriter {
   /**
    * Finishes the open pack: its bytes are flushed first and only then is the index written
    * (temp file, then rename), so an index never describes bytes that a power cut could lose.
+   * The index is flushed before its rename too: gc removes the packs a merge replaced right
+   * after the merge, with no barrier in between, and a new index lost to a power cut (a
+   * renamed file whose bytes never reached the disk reads back empty) would leave the merged
+   * objects in a pack nothing indexes.
    * The flush runs in the background while the next pack fills.
    */
   private seal(): void {
@@ -97,7 +101,7 @@ export class PackWriter {
         await new Promise<void>((resolve) => fs.close(fd, () => resolve()))
       }
       const tmp = path.join(this.tmpDir, `${name}.idx.${process.pid}.tmp`)
-      await fs.promises.writeFile(tmp, encodeIndex(entries))
+      await fs.promises.writeFile(tmp, encodeIndex(entries), durable ? {flush: true} : {})
       await fs.promises.rename(tmp, path.join(this.packDir, `${name}.idx`))
       this.finished.push({name, count: entries.length, bytes: offset})
     })()
