@@ -267,7 +267,85 @@ describe('object packs', function () {
     expect(fs.existsSync(db)).to.equal(true)
   })
 
+  it('packing loose objects: a loose copy of a packed object just goes, a file that does not match its name stays, nothing below the minimum', async () => {
+    const {dir, store} = freshStore()
+    const packDir = path.join(dir, 'objects', 'pack')
+    const items = blobs(5)
+    const ids: string[] = []
+    for (const b of items) ids.push(await store.put(b))
+    // What a packing killed after its pack was indexed leaves: two objects both loose and packed.
+    const writer = new PackWriter(packDir, path.join(dir, 'tmp'), {durable: false})
+    writer.append(ids[0], items[0])
+    writer.append(ids[1], items[1])
+    const [killed] = await writer.finish()
+    const tenHoursAgo = new Date(Date.now() - 10 * 3_600_000)
+    fs.utimesSync(path.join(packDir, `${killed.name}.pack`), tenHoursAgo, tenHoursAgo)
+    const damaged = Buffer.from(items[2])
+    damaged[7] ^= 0xff
+    fs.writeFileSync(store.pathOf(ids[2]), damaged)
+    expect(await reopen(dir).packLoose(ids, {minCount: 4, dryRun: true})).to.equal(2)
+    expect(await reopen(dir).packLoose(ids, {minCount: 3, dryRun: true})).to.equal(5)
+    expect(ids.every((id) => fs.existsSync(store.pathOf(id))), 'a dry run changes nothing').to.equal(true)
+    // Below the minimum no pack is made, but loose copies of packed objects still go.
+    expect(await reopen(dir).packLoose(ids, {minCount: 4})).to.equal(2)
+    expect(ids.filter((id) => fs.existsSync(store.pathOf(id)))).to.deep.equal(ids.slice(2))
+    expect(packFiles(dir).filter((f) => f.endsWith('.pack'))).to.have.length(1)
+    expect(await reopen(dir).packLoose(ids, {minCount: 1})).to.equal(2)
+    expect(ids.filter((id) => fs.existsSync(store.pathOf(id))), 'only the damaged file is still loose').to.deep.equal([ids[2]])
+    expect(packFiles(dir).filter((f) => f.endsWith('.pack'))).to.have.length(2)
+    // The pack that kept the copies took their newer time.
+    expect(fs.statSync(path.join(packDir, `${killed.name}.pack`)).mtimeMs).to.be.closeTo(Date.now(), 60_000)
+    const other = reopen(dir)
+    for (const i of [0, 1, 3, 4]) expect((await other.get(ids[i])).equals(items[i])).to.equal(true)
+    let error: unknown
+    await other.get(ids[2]).catch((e: unknown) => { error = e })
+    expect((error as {code?: string}).code).to.equal('OBJECT_CORRUPT')
+  })
+
   describe('in a repository', () => {
+    it('gc packs the loose files of reachable objects; young strays and files hard-linked elsewhere stay loose', async () => {
+      const {dir, db, ws} = await bigProject()
+      const first = await commit(ws, {message: 'first', author})
+      const original = dumpDatabase(db)
+      for (let i = 0; i < 8; i++) {
+        setGeneration(db, i % 6, Math.floor(i / 6), 5000 + i)
+        await commit(ws, {message: `edit ${i}`, author})
+      }
+      const store = ws.repo.store
+      const looseFiles = async (): Promise<string[]> => {
+        const out: string[] = []
+        for await (const o of reopen(path.join(dir, '.tilesync')).list()) if (!o.pack) out.push(o.id)
+        return out.sort()
+      }
+      const reachableLoose = await looseFiles()
+      expect(reachableLoose.length).to.be.at.least(64)
+      // Ages: all old, one two days old; the new pack must take the newest time.
+      const old = new Date(Date.now() - 10 * 24 * 3_600_000)
+      const twoDays = new Date(Date.now() - 2 * 24 * 3_600_000)
+      for (const id of reachableLoose) fs.utimesSync(store.pathOf(id), old, old)
+      fs.utimesSync(store.pathOf(reachableLoose[3]), twoDays, twoDays)
+      // A file shared with another store (a clone's hard link) and a young unreachable stray.
+      const shared = reachableLoose[0]
+      fs.linkSync(store.pathOf(shared), path.join(tmpDir('elsewhere'), 'shared-object'))
+      const stray = await store.put(randomBytes(5000))
+      const packsBefore = packFiles(path.join(dir, '.tilesync')).filter((f) => f.endsWith('.pack'))
+      const preview = await gc(await Workspace.open(dir), {dryRun: true})
+      expect(preview.loosePacked).to.equal(reachableLoose.length - 1)
+      expect(await looseFiles()).to.deep.equal([...reachableLoose, stray].sort())
+      const result = await gc(await Workspace.open(dir))
+      expect(result.loosePacked).to.equal(preview.loosePacked)
+      expect(await looseFiles()).to.deep.equal([shared, stray].sort())
+      const made = packFiles(path.join(dir, '.tilesync')).filter((f) => f.endsWith('.pack') && !packsBefore.includes(f))
+      expect(made).to.have.length(1)
+      expect(fs.statSync(path.join(dir, '.tilesync', 'objects', 'pack', made[0])).mtimeMs).to.be.closeTo(twoDays.getTime(), 1000)
+      const after = await Workspace.open(dir)
+      const check = await fsckLocal(after)
+      expect(check.ok, JSON.stringify(check.problems)).to.equal(true)
+      await checkout(after, {revision: first.id!})
+      expect(dumpDatabase(db)).to.deep.equal(original)
+      expect((await gc(await Workspace.open(dir))).loosePacked, 'nothing left to pack').to.equal(0)
+    })
+
     /** Tiles big enough (noisy 96 px PNGs) to be hashed on workers, so the first commit packs them. */
     async function bigProject(): Promise<{dir: string; db: string; ws: Workspace}> {
       const {dir, db} = makeProject({imageSize: 96, noise: 1})

@@ -12,6 +12,8 @@ import {collectRoots} from './roots.js'
 import type {Workspace} from './workspace.js'
 
 export const DEFAULT_GRACE_MS = 60 * 60 * 1000
+/** Fewer loose reachable objects than this stay as they are: a pack of a handful buys nothing. */
+export const LOOSE_PACK_MIN = 64
 
 export interface GcResult {
   dryRun: boolean
@@ -29,19 +31,21 @@ export interface GcResult {
    * are many, and any whose objects other packs all hold (left by an interrupted merge).
    */
   packsMerged: number
+  /** Loose files of reachable objects moved into a pack (with --dry-run: that would be). */
+  loosePacked: number
 }
 
 /**
  * Removes local objects that nothing can reach: not a ref, not any reflog entry, not the
  * merge in progress, not a push journal or other remote state, not the database's
- * change-tracking baseline; then merges many small packs into one. Only objects older than
- * the grace period go, and everything an object younger than that refers to is kept too, so
- * objects a concurrent command is writing (or has just written and is about to point a ref
- * at) are never removed. Runs under
- * the repository lock; a reachable object that cannot be read stops it before anything is
- * removed (run `tilesync fsck` first).
+ * change-tracking baseline; then packs loose reachable objects and merges many small packs
+ * into one. Only objects older than the grace period go, and everything an object younger
+ * than that refers to is kept too, so objects a concurrent command is writing (or has just
+ * written and is about to point a ref at) are never removed. Runs under the repository lock;
+ * a reachable object that cannot be read stops it before anything is removed (run
+ * `tilesync fsck` first).
  */
-export async function gc(ws: Workspace, options: {dryRun?: boolean; graceMs?: number} = {}): Promise<GcResult> {
+export async function gc(ws: Workspace, options: {dryRun?: boolean; graceMs?: number; loosePackMin?: number} = {}): Promise<GcResult> {
   const graceMs = options.graceMs ?? DEFAULT_GRACE_MS
   const repo = ws.repo
   return repo.withLock('gc', async () => {
@@ -50,7 +54,11 @@ export async function gc(ws: Workspace, options: {dryRun?: boolean; graceMs?: nu
     // 1. What is there, and how old: young objects are roots of their own.
     const old = new Map<string, number>()
     const young = new Map<string, number>()
-    for await (const o of repo.store.list()) (o.mtimeMs < cutoff ? old : young).set(o.id, o.size)
+    const loose: string[] = []
+    for await (const o of repo.store.list()) {
+      ;(o.mtimeMs < cutoff ? old : young).set(o.id, o.size)
+      if (!o.pack) loose.push(o.id)
+    }
     // 2. Mark.
     const marker = new Marker(repo)
     const roots = await collectRoots(repo)
@@ -60,7 +68,9 @@ export async function gc(ws: Workspace, options: {dryRun?: boolean; graceMs?: nu
     await marker.history([...roots.refs.map((r) => r.id!), ...roots.merge.map((m) => m.id), ...roots.reflogs.flatMap((l) => [l.entry.old, l.entry.new]).filter((id): id is string => typeof id === 'string' && isObjectId(id))])
     if (roots.baseline) await marker.mark(roots.baseline, 'snapshot', 'the database\'s change-tracking baseline')
     for (const id of roots.remoteState) await marker.markAny(id)
-    const result: GcResult = {dryRun: Boolean(options.dryRun), graceMs, reachable: marker.live.size, removed: {objects: 0, bytes: 0}, young: {objects: 0, bytes: 0}, tmp: {files: 0, bytes: 0}, packsMerged: 0}
+    const result: GcResult = {dryRun: Boolean(options.dryRun), graceMs, reachable: marker.live.size, removed: {objects: 0, bytes: 0}, young: {objects: 0, bytes: 0}, tmp: {files: 0, bytes: 0}, packsMerged: 0, loosePacked: 0}
+    // Reachable, not merely young: a young stray is left loose until it is old enough to go.
+    const looseReachable = loose.filter((id) => marker.live.has(id))
     for (const [id, size] of young) {
       if (marker.live.has(id)) continue
       result.young.objects++
@@ -82,6 +92,8 @@ export async function gc(ws: Workspace, options: {dryRun?: boolean; graceMs?: nu
     }
     // Packs holding any victim are rewritten once each, with what they keep.
     if (victims.length) await repo.store.deleteMany(victims)
+    // Loose files of reachable objects go into a pack, as git gc packs loose objects.
+    result.loosePacked = await repo.store.packLoose(looseReachable, {minCount: options.loosePackMin ?? LOOSE_PACK_MIN, dryRun: options.dryRun})
     // Then many small packs become one, so later lookups read one index instead of hundreds.
     result.packsMerged = await repo.store.consolidatePacks({dryRun: options.dryRun})
     // 4. Temp files and unfinished packs (no index) left by killed commands.

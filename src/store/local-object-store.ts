@@ -5,10 +5,11 @@ import * as path from 'node:path'
 
 import {TilesyncError} from '../core/errors.js'
 import {hashBytes, isObjectId} from '../core/hash.js'
-import {DurabilityBarrier} from './durability.js'
+import {DurabilityBarrier, syncDirectory} from './durability.js'
 import {chargeDiskWrite} from './fault.js'
 import type {ObjectStore} from './object-store.js'
 import {type PackedObject, PackSet} from './pack-set.js'
+import {PackWriter} from './pack-writer.js'
 
 /**
  * Objects as files under `objects/ab/cdef…` (git's fan-out keeps directories small), and,
@@ -235,6 +236,66 @@ export class LocalObjectStore implements ObjectStore {
     const drop = new Set(ids)
     for (const id of drop) await fs.rm(this.pathOf(id), {force: true})
     await this.packs.remove(drop, this.tmpDir, this.durable)
+  }
+
+  /**
+   * Moves loose objects into a pack (gc), as git's repack and prune-packed do: every small
+   * commit leaves its tree nodes and first few blobs as files, one per object, and a year of
+   * hourly commits would leave hundreds of thousands. The pack is durable and indexed before
+   * any file goes, so a crash leaves each object loose, packed, or both; a loose copy of an
+   * object a pack already holds is simply removed. Files shared with another store by a hard
+   * link (a clone from a directory on this machine) stay: a packed copy would store their
+   * bytes a second time. A file whose bytes do not match its name stays for fsck. No pack is
+   * made for fewer than `minCount` files. Says how many loose files went (dryRun: would go).
+   */
+  async packLoose(ids: Iterable<string>, options: {minCount?: number; dryRun?: boolean} = {}): Promise<number> {
+    await this.packs.reload()
+    const toPack: Array<{id: string; mtimeMs: number}> = []
+    const alreadyPacked: Array<{id: string; mtimeMs: number; pack: string}> = []
+    for (const id of ids) {
+      const st = await fs.lstat(this.pathOf(id)).catch(() => null)
+      if (!st?.isFile() || st.nlink > 1) continue
+      const at = this.packs.loadedEntry(id)
+      if (at) alreadyPacked.push({id, mtimeMs: st.mtimeMs, pack: at.pack})
+      else toPack.push({id, mtimeMs: st.mtimeMs})
+    }
+    // Loose copies of packed objects always go (git's prune-packed); a new pack is made only
+    // for enough objects to be worth it.
+    if (toPack.length < (options.minCount ?? 1)) toPack.length = 0
+    if (options.dryRun) return toPack.length + alreadyPacked.length
+    const gone: string[] = []
+    // The new pack takes its newest object's time and a keeping pack is raised to its loose
+    // copy's: gc ages packed objects by their pack, and no object may look older than it was.
+    const newestOf = new Map<string, number>()
+    const raise = (pack: string, mtimeMs: number): void => {
+      newestOf.set(pack, Math.max(newestOf.get(pack) ?? 0, mtimeMs))
+    }
+    if (toPack.length > 0) {
+      const writer = new PackWriter(this.packs.dir, this.tmpDir, {durable: this.durable})
+      const packedHere: Array<{id: string; mtimeMs: number}> = []
+      for (const o of toPack) {
+        const bytes = await this.readRaw(o.id)
+        if (bytes === null || hashBytes(bytes) !== o.id) continue
+        writer.append(o.id, bytes)
+        packedHere.push(o)
+      }
+      const made = await writer.finish()
+      const newest = Math.max(0, ...packedHere.map((o) => o.mtimeMs))
+      for (const p of made) raise(p.name, newest)
+      gone.push(...packedHere.map((o) => o.id))
+    }
+    for (const o of alreadyPacked) {
+      const st = await fs.stat(this.packs.packPath(o.pack)).catch(() => null)
+      if (!st) continue
+      raise(o.pack, Math.max(st.mtimeMs, o.mtimeMs))
+      gone.push(o.id)
+    }
+    for (const [pack, mtimeMs] of newestOf) await fs.utimes(this.packs.packPath(pack), new Date(mtimeMs), new Date(mtimeMs))
+    // The new indexes' names reach the disk before the loose files' removal can.
+    if (this.durable) await syncDirectory(this.packs.dir)
+    for (const id of gone) await fs.rm(this.pathOf(id), {force: true})
+    await this.packs.reload()
+    return gone.length
   }
 
   /** Merges many small packs into one (gc); says how many were (or, with dryRun, would be) merged. */

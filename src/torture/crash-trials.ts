@@ -9,7 +9,7 @@ import {checkout} from '../ops/checkout.js'
 import {clone} from '../ops/clone.js'
 import {commit} from '../ops/commit.js'
 import {fsckLocal, fsckRemote} from '../ops/fsck.js'
-import {gc} from '../ops/gc.js'
+import {gc, LOOSE_PACK_MIN} from '../ops/gc.js'
 import {initRepository} from '../ops/init.js'
 import {pull} from '../ops/pull.js'
 import {push} from '../ops/push.js'
@@ -148,9 +148,9 @@ function specs(): Record<CrashOp, OpSpec> {
   // Filled by prepare, read by the checks.
   const s = {before: '', after: '', base: '', target: '', remoteBase: ''}
 
-  const newProject = async (root: string): Promise<string> => {
+  const newProject = async (root: string, size = {width: 6, height: 5}): Promise<string> => {
     const dir = path.join(root, 'project')
-    generateDatabase(path.join(dir, DB_REL), {width: 6, height: 5, imageSize: 16, seed: 7})
+    generateDatabase(path.join(dir, DB_REL), {...size, imageSize: 16, seed: 7})
     await initRepository({dir})
     return dir
   }
@@ -270,20 +270,23 @@ function specs(): Record<CrashOp, OpSpec> {
     gc: {
       args: ['gc', '--grace', '1s'],
       async prepare(root) {
-        const dir = await newProject(root)
+        // Larger than the other trials' project: enough loose objects for gc to pack them.
+        const dir = await newProject(root, {width: 8, height: 8})
         const ws = await Workspace.open(dir)
         s.base = (await commit(ws, {message: 'base', author: AUTHOR})).id!
         // Objects the base commit needs, moved into 20 small packs: gc merges them, so a kill
-        // during the merge that lost one would show as a missing object in fsck.
+        // during the merge that lost one would show as a missing object in fsck. Half of them
+        // keep their loose copy too (what a killed packing of loose objects leaves), and the
+        // rest of the loose objects are enough for gc to pack: kills land in that as well.
         const reachable: string[] = []
         for await (const o of ws.repo.store.list()) if (!o.pack) reachable.push(o.id)
-        if (reachable.length < 40) fail(`the gc trial needs 40 loose objects to pack, the base commit made ${reachable.length}`)
+        if (reachable.length < 40 + LOOSE_PACK_MIN) fail(`the gc trial needs ${40 + LOOSE_PACK_MIN} loose objects, the base commit made ${reachable.length}`)
         for (let p = 0; p < 20; p++) {
           const writer = new PackWriter(path.join(ws.repo.layout.objects, 'pack'), ws.repo.layout.tmp, {durable: true})
           for (const id of reachable.slice(p * 2, p * 2 + 2)) writer.append(id, await ws.repo.store.get(id))
           await writer.finish()
         }
-        for (const id of reachable.slice(0, 40)) fs.rmSync(ws.repo.store.pathOf(id))
+        for (const id of reachable.slice(0, 20)) fs.rmSync(ws.repo.store.pathOf(id))
         // Leftovers of killed commands: objects nothing refers to, and temp files; made old.
         const rand = prng(99)
         const old = new Date(Date.now() - 3_600_000)
@@ -315,6 +318,9 @@ function specs(): Record<CrashOp, OpSpec> {
         if (fs.readdirSync(ws.repo.layout.tmp).some((f) => f.startsWith('leftover'))) fail('after the re-run stale temp files are left')
         const packs = fs.readdirSync(path.join(ws.repo.layout.objects, 'pack')).filter((f) => f.endsWith('.idx'))
         if (packs.length !== 1) fail(`after the re-run ${packs.length} packs are left, not one merged pack`)
+        let loose = 0
+        for await (const o of ws.repo.store.list()) if (!o.pack) loose++
+        if (loose !== 0) fail(`after the re-run ${loose} objects are still loose`)
       },
     },
   }
