@@ -8,10 +8,7 @@ import {parseBBox} from '../src/ops/diff.js'
 
 export default class Checkout extends TilesyncCommand {
   static override summary = 'Make the database equal to a revision (rollback), or restore some tiles of it.'
-  static override description = `Writes only the rows that differ, in one SQLite transaction: all or nothing.
-Refuses when the database has uncommitted changes unless --force; with --force those changes are
-first saved as a commit on refs/saved (see \`tilesync reflog saved\`), so they can be got back.
-With --tile or --bbox only those tiles are restored and HEAD does not move.`
+  static override description = `Writes only the rows that differ, in one SQLite transaction: all or nothing. Refuses when the database has uncommitted changes unless --force; with --force those changes are first saved as a commit on refs/saved (see \`tilesync reflog saved\`), so they can be got back. With --tile or --bbox only those tiles are restored and HEAD does not move.`
 
   static override examples = [
     '<%= config.bin %> checkout HEAD~1',

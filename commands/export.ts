@@ -6,11 +6,7 @@ import {exportDataset, type ExportResult} from '../src/dataset/export-dataset.js
 
 export default class Export extends TilesyncCommand {
   static override summary = 'Write a commit as an oxen-style dataset folder (PNG files, generations.csv, README.md, tilesync/).'
-  static override description = `The same layout \`push\` publishes to an oxen remote: renders/ and quadrants/ hold each tile's
-images as <x>_<y>_<md5>.png, generations.csv lists the tiles, and tilesync/ keeps everything else
-(other columns and tables, schema, commit) so \`tilesync import\` gives the database back exactly.
-Exporting again into the same folder writes only what changed; files of tiles that no longer
-exist stay unless --prune.`
+  static override description = `The same layout \`push\` publishes to an oxen remote: renders/ and quadrants/ hold each tile's images as <x>_<y>_<md5>.png, generations.csv lists the tiles, and tilesync/ keeps everything else (other columns and tables, schema, commit) so \`tilesync import\` gives the database back exactly. Exporting again into the same folder writes only what changed; files of tiles that no longer exist stay unless --prune.`
 
   static override examples = [
     '<%= config.bin %> export ../city-dataset',

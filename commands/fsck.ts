@@ -7,13 +7,7 @@ import {openRemoteStore} from '../src/ops/remotes.js'
 
 export default class Fsck extends TilesyncCommand {
   static override summary = 'Check that every ref points at a complete commit and every object is present and sound.'
-  static override description = `Walks every ref (HEAD, branches, tags, remote branches, refs/saved, a merge in progress)
-and every commit in their history: each object is read once, hashed against its id and decoded
-as what refers to it says it is. Commits kept only by reflogs are checked too and listed as
-recoverable. Each problem is one line saying what is wrong and what to do; the exit code is 1
-when there is any. With --remote the same is done on a remote's branches (each object is read
-back from the remote). --repair brings back what is missing or damaged: locally from the
-configured remotes, on a remote (with --remote) from the local store.`
+  static override description = `Walks every ref (HEAD, branches, tags, remote branches, refs/saved, a merge in progress) and every commit in their history: each object is read once, hashed against its id and decoded as what refers to it says it is. Commits kept only by reflogs are checked too and listed as recoverable. Each problem is one line saying what is wrong and what to do; the exit code is 1 when there is any. With --remote the same is done on a remote's branches (each object is read back from the remote). --repair brings back what is missing or damaged: locally from the configured remotes, on a remote (with --remote) from the local store.`
 
   static override examples = [
     '<%= config.bin %> fsck',

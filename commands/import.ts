@@ -6,11 +6,7 @@ import {importDataset, type ImportResult} from '../src/dataset/import-dataset.js
 
 export default class Import extends TilesyncCommand {
   static override summary = 'Make the database equal to a dataset folder written by `tilesync export` (or an oxen clone of one).'
-  static override description = `The whole folder is checked before the database is written: symbolic links, paths that
-leave the folder, unknown files, MD5 and BLAKE3 mismatches, malformed CSV and absurd sizes are
-refused (HOSTILE_PATH / BAD_DATASET) and nothing changes. Then the differences are written in one
-transaction. Refuses over uncommitted changes unless --force (they are saved first, as with
-checkout). HEAD does not move: commit the result.`
+  static override description = `The whole folder is checked before the database is written: symbolic links, paths that leave the folder, unknown files, MD5 and BLAKE3 mismatches, malformed CSV and absurd sizes are refused (HOSTILE_PATH / BAD_DATASET) and nothing changes. Then the differences are written in one transaction. Refuses over uncommitted changes unless --force (they are saved first, as with checkout). HEAD does not move: commit the result.`
 
   static override examples = [
     '<%= config.bin %> import ../city-dataset',

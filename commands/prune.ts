@@ -9,12 +9,7 @@ import {formatDuration, parseDuration} from '../src/util/duration.js'
 
 export default class Prune extends TilesyncCommand {
   static override summary = 'On a remote, keep the last N commits of every branch and remove what only older commits used.'
-  static override description = `Follows each branch's first parents back N commits and removes every object on the remote
-those commits do not reach (older commits included). The oldest kept commits become shallow
-roots, recorded on the remote before anything is removed: clone, fetch and log end history
-there. Objects modified less than the grace period ago are never removed, so a push running at
-the same time keeps everything it uploads. Local repositories are not touched: clones that have
-the older commits keep them.`
+  static override description = `Follows each branch's first parents back N commits and removes every object on the remote those commits do not reach (older commits included). The oldest kept commits become shallow roots, recorded on the remote before anything is removed: clone, fetch and log end history there. Objects modified less than the grace period ago are never removed, so a push running at the same time keeps everything it uploads. Local repositories are not touched: clones that have the older commits keep them.`
 
   static override examples = [
     '<%= config.bin %> prune origin --keep-last 20 --dry-run',

@@ -7,10 +7,7 @@ import {pullRelease} from '../src/release/consume.js'
 
 export default class Pull extends TilesyncCommand {
   static override summary = 'Fetch a remote branch and merge it into the current branch (per tile and layer).'
-  static override description = `Fast-forwards when possible. When both sides changed, changes to different tiles (or
-different columns of one tile) combine into a merge commit; the same cell changed differently on
-both sides is a conflict: the database is left untouched and \`tilesync merge --ours|--theirs\`
-(optionally --tile X,Y) or \`tilesync merge --abort\` decides.`
+  static override description = `Fast-forwards when possible. When both sides changed, changes to different tiles (or different columns of one tile) combine into a merge commit; the same cell changed differently on both sides is a conflict: the database is left untouched and \`tilesync merge --ours|--theirs\` (optionally --tile X,Y) or \`tilesync merge --abort\` decides.`
 
   static override examples = ['<%= config.bin %> pull', '<%= config.bin %> pull origin main', '<%= config.bin %> pull --dry-run', '<%= config.bin %> pull --release', '<%= config.bin %> pull production --release --manifest city/tilesync.release.json']
   static override args = {

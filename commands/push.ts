@@ -8,15 +8,9 @@ import {push, type PushResult} from '../src/ops/push.js'
 
 export default class Push extends TilesyncCommand {
   static override summary = 'Send a branch to a remote: only the objects it lacks; the remote ref moves last.'
-  static override description = `Objects are uploaded first (tiles, then trees, then commits) and the branch on the remote
-is moved only after all of them are stored, with compare-and-swap: if someone else pushed in the
-meantime the push is refused ("remote moved: pull first") unless --force. An interrupted push
-leaves the remote branch where it was; run it again to send only what is still missing.
+  static override description = `Objects are uploaded first (tiles, then trees, then commits) and the branch on the remote is moved only after all of them are stored, with compare-and-swap: if someone else pushed in the meantime the push is refused ("remote moved: pull first") unless --force. An interrupted push leaves the remote branch where it was; run it again to send only what is still missing.
 
-With --from, promotes between two remotes instead (staging -> production): the commit at the
-other remote's BRANCH (or --commit) is copied with the objects REMOTE lacks, server-side when both
-are buckets of the same S3/R2 account, then REMOTE's branch moves with compare-and-swap. It is
-refused if REMOTE's branch is not an ancestor of that commit; running it again copies nothing.`
+With --from, promotes between two remotes instead (staging -> production): the commit at the other remote's BRANCH (or --commit) is copied with the objects REMOTE lacks, server-side when both are buckets of the same S3/R2 account, then REMOTE's branch moves with compare-and-swap. It is refused if REMOTE's branch is not an ancestor of that commit; running it again copies nothing.`
 
   static override examples = [
     '<%= config.bin %> push',

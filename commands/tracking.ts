@@ -6,11 +6,7 @@ import {setTracking, trackingInfo, type TrackingInfo} from '../src/ops/tracking.
 
 export default class Tracking extends TilesyncCommand {
   static override summary = 'Show, enable or remove change tracking in the database (what makes status and commit fast).'
-  static override description = `tilesync adds to the database a table _tilesync_changes, a table _tilesync_state and three
-triggers per versioned table (_tilesync_<table>_ins/_upd/_del). They record the key of every row any
-process inserts, updates or deletes, so status and commit read only those rows. \`tracking off\`
-removes all of them; status and commit then read every row. \`tracking on\` puts them back (commit
-also installs them unless tracking is off).`
+  static override description = `tilesync adds to the database a table _tilesync_changes, a table _tilesync_state and three triggers per versioned table (_tilesync_<table>_ins/_upd/_del). They record the key of every row any process inserts, updates or deletes, so status and commit read only those rows. \`tracking off\` removes all of them; status and commit then read every row. \`tracking on\` puts them back (commit also installs them unless tracking is off).`
 
   static override examples = ['<%= config.bin %> tracking', '<%= config.bin %> tracking off', '<%= config.bin %> tracking on']
   static override args = {action: Args.string({options: ['status', 'on', 'off'], default: 'status', description: 'status (default), on or off'})}
