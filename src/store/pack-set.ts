@@ -1,4 +1,4 @@
-import {readFileSync} from 'node:fs'
+import {closeSync, openSync, readFileSync, readSync} from 'node:fs'
 import * as fs from 'node:fs/promises'
 import * as path from 'node:path'
 
@@ -63,11 +63,16 @@ export class PackSet {
     for (const [id, at] of this.byId) yield {id, ...at}
   }
 
-  /** Reads an object's bytes as stored (unverified); null when its pack has gone. */
+  /**
+   * Reads an object's bytes as stored (unverified); null when its pack has gone. Synchronous,
+   * as loose objects are read: one object is a small read from the page cache, and the
+   * promise API's round trips to the thread pool (open, read, close) cost more than the read
+   * when fsck, push or a tree walk reads thousands of packed objects.
+   */
   async read(at: PackedObject): Promise<Buffer | null> {
-    let handle: fs.FileHandle
+    let fd: number
     try {
-      handle = await fs.open(this.packPath(at.pack), 'r')
+      fd = openSync(this.packPath(at.pack), 'r')
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null
       throw error
@@ -76,14 +81,14 @@ export class PackSet {
       const bytes = Buffer.allocUnsafe(at.length)
       let done = 0
       while (done < at.length) {
-        const {bytesRead} = await handle.read(bytes, done, at.length - done, at.offset + done)
-        if (bytesRead === 0) break
-        done += bytesRead
+        const n = readSync(fd, bytes, done, at.length - done, at.offset + done)
+        if (n === 0) break
+        done += n
       }
       // A pack cut short reads as the bytes that are there; the caller's hash check reports it.
       return done === at.length ? bytes : bytes.subarray(0, done)
     } finally {
-      await handle.close()
+      closeSync(fd)
     }
   }
 
