@@ -302,6 +302,23 @@ describe('object packs', function () {
     expect((error as {code?: string}).code).to.equal('OBJECT_CORRUPT')
   })
 
+  it('packing loose objects keeps a loose copy whose packed copy is damaged', async () => {
+    const {dir, store} = freshStore()
+    const packDir = path.join(dir, 'objects', 'pack')
+    const [item] = blobs(1)
+    const id = await store.put(item)
+    const writer = new PackWriter(packDir, path.join(dir, 'tmp'), {durable: false})
+    const at = writer.append(id, item)
+    const [made] = await writer.finish()
+    const packFile = path.join(packDir, `${made.name}.pack`)
+    const bytes = fs.readFileSync(packFile)
+    bytes[at.offset + 10] ^= 0xff
+    fs.writeFileSync(packFile, bytes)
+    expect(await reopen(dir).packLoose([id], {minCount: 1})).to.equal(0)
+    expect(fs.existsSync(store.pathOf(id))).to.equal(true)
+    expect((await reopen(dir).get(id)).equals(item)).to.equal(true)
+  })
+
   describe('in a repository', () => {
     it('gc packs the loose files of reachable objects; young strays and files hard-linked elsewhere stay loose', async () => {
       const {dir, db, ws} = await bigProject()

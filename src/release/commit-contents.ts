@@ -45,7 +45,7 @@ export async function readCommitContents(reader: TreeReader, commitId: string): 
   const seen = new Set<string>()
   while (level.length > 0) {
     const todo = level.filter((id) => !seen.has(id) && (seen.add(id), true))
-    structure.push(...todo)
+    for (const id of todo) structure.push(id)
     const nodes = await Promise.all(todo.map((id) => limit(() => reader.node(id))))
     level = []
     for (const node of nodes) {

@@ -280,13 +280,18 @@ export class LocalObjectStore implements ObjectStore {
         packedHere.push(o)
       }
       const made = await writer.finish()
-      const newest = Math.max(0, ...packedHere.map((o) => o.mtimeMs))
+      // Folds and loops, not Math.max(...list) or push(...list): a year of loose files is more
+      // arguments than a call takes.
+      const newest = packedHere.reduce((m, o) => Math.max(m, o.mtimeMs), 0)
       for (const p of made) raise(p.name, newest)
-      gone.push(...packedHere.map((o) => o.id))
+      for (const o of packedHere) gone.push(o.id)
     }
     for (const o of alreadyPacked) {
       const st = await fs.stat(this.packs.packPath(o.pack)).catch(() => null)
       if (!st) continue
+      // The loose copy is the good one when the packed copy is damaged: it stays, for fsck.
+      const packed = await this.packs.read(this.packs.loadedEntry(o.id)!)
+      if (packed === null || hashBytes(packed) !== o.id) continue
       raise(o.pack, Math.max(st.mtimeMs, o.mtimeMs))
       gone.push(o.id)
     }

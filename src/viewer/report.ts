@@ -123,10 +123,16 @@ ${rows.join('\n')}</table>${columns}</article>`)
   for (const c of cells) counts[c.status]++
   let grid = ''
   if (cells.length) {
-    const x0 = Math.min(...cells.map((c) => c.x))
-    const y0 = Math.min(...cells.map((c) => c.y))
-    const w = Math.max(...cells.map((c) => c.x)) - x0 + 1
-    const h = Math.max(...cells.map((c) => c.y)) - y0 + 1
+    // Folds, not Math.min(...cells): a whole city's tiles are more arguments than a call takes.
+    let [x0, y0, x1, y1] = [Infinity, Infinity, -Infinity, -Infinity]
+    for (const c of cells) {
+      x0 = Math.min(x0, c.x)
+      y0 = Math.min(y0, c.y)
+      x1 = Math.max(x1, c.x)
+      y1 = Math.max(y1, c.y)
+    }
+    const w = x1 - x0 + 1
+    const h = y1 - y0 + 1
     const step = CELL + 2
     const items = cells.map((c) => {
       const cls = `cell ${c.status}${c.object ? ` ${thumbClass.get(c.object)}` : ' empty'}`
