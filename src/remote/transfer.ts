@@ -73,12 +73,9 @@ export async function uploadPlan(local: ObjectReader, remote: RemoteStore, plan:
   return stats
 }
 
-/**
- * Brings the history of `tip` from a remote into the local store. Only objects missing
- * locally are fetched (a present node implies its whole subtree is present, because
- * everything is stored children first); each is verified by hash before it is kept, and
- * structured objects are written bottom-up after their blobs.
- */
+/** Hard links asked of the hashing workers at once (a clone from a directory on this machine). */
+const LINKS_IN_FLIGHT = 64
+
 export interface DownloadOptions {
   concurrency: number
   progress?: Progress
@@ -93,6 +90,12 @@ export interface DownloadOptions {
   hardLinks?: boolean
 }
 
+/**
+ * Brings the history of `tip` from a remote into the local store. Only objects missing
+ * locally are fetched (a present node implies its whole subtree is present, because
+ * everything is stored children first); each is verified by hash before it is kept, and
+ * structured objects are written bottom-up after their blobs.
+ */
 export async function downloadHistory(local: LocalObjectStore, remote: RemoteStore, tip: string, options: DownloadOptions): Promise<{stats: TransferStats; commits: string[]; plan: ObjectPlan}> {
   const stats: TransferStats = {objects: 0, bytes: 0, skipped: 0}
   const fetched = new Map<string, Buffer>()
@@ -216,7 +219,11 @@ export async function downloadHistory(local: LocalObjectStore, remote: RemoteSto
       promise.catch(() => {})
       arrived.set(id, {promise, resolve, reject})
     }
-    const downloads = Promise.allSettled([...plan.blobs.keys()].map((id) => limit(async () => {
+    // Links carry no bytes, so many can wait at the workers: the main thread, busy writing
+    // the database, reads their replies late, and with only the download limit in flight the
+    // workers sat idle for a quarter of a clone.
+    const blobLimit = options.hardLinks && pool ? pLimit(LINKS_IN_FLIGHT) : limit
+    const downloads = Promise.allSettled([...plan.blobs.keys()].map((id) => blobLimit(async () => {
       if (stopped) return
       try {
         const size = await fetchBlob(id)

@@ -1,4 +1,5 @@
 import {existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
+import {readFile} from 'node:fs/promises'
 import * as path from 'node:path'
 import {parentPort, workerData} from 'node:worker_threads'
 
@@ -93,7 +94,7 @@ function store(id: string, bytes: Uint8Array): {wrote: boolean; at?: PackedAt} {
  * its bytes first; the link is made under a temp name and renamed into place only when they
  * match. `linked: false` means no link could be made (the caller copies instead).
  */
-function link(source: string, expect: string): {linked: boolean; id?: string; size?: number; wrote?: boolean} {
+async function link(source: string, expect: string): Promise<{linked: boolean; id?: string; size?: number; wrote?: boolean}> {
   const tmp = path.join(tmpDir, `${expect.slice(0, 16)}.${process.pid}.w${tmpCounter++}.link`)
   try {
     linkSync(source, tmp)
@@ -103,7 +104,10 @@ function link(source: string, expect: string): {linked: boolean; id?: string; si
   try {
     // link() does not follow a symlink: a remote that planted one gets it copied, not linked.
     if (!lstatSync(tmp).isFile()) return {linked: false}
-    const bytes = readFileSync(tmp)
+    // Read on the thread pool, not here: the links queued on this worker then read from disk
+    // together while this thread hashes whichever arrived first. A remote that is not in the
+    // page cache was otherwise read one file at a time per worker.
+    const bytes = await readFile(tmp)
     const id = hashBytes(bytes)
     if (id !== expect) return {linked: true, id, size: bytes.length, wrote: false}
     const dir = path.join(objectsDir, id.slice(0, 2))
@@ -125,11 +129,7 @@ function fail(seq: number, error: unknown): void {
 
 parentPort!.on('message', (job: Job | {finish: true; seq: number} | {seq: number; link: string; expect: string}) => {
   if ('link' in job) {
-    try {
-      parentPort!.postMessage({seq: job.seq, ...link(job.link, job.expect)})
-    } catch (error) {
-      fail(job.seq, error)
-    }
+    link(job.link, job.expect).then((r) => parentPort!.postMessage({seq: job.seq, ...r}), (error: unknown) => fail(job.seq, error))
     return
   }
   if ('finish' in job) {
