@@ -1,5 +1,6 @@
 /**
- * `npm run bench [-- --quadrants N --size PX --runs R --only a,b]`: builds the benchmark
+ * `npm run bench [-- --quadrants N --size PX --runs R --only a,b]` (cases: first-commit,
+ * incremental, clone, clone-cold, diff, s3, version): builds the benchmark
  * database with the project's own generator, runs each operation several times as a user
  * would (a fresh process each time), and prints medians and peak memory. Where restic, git,
  * b3sum and rclone are installed, runs them on the same tiles in the same run and prints the
@@ -90,6 +91,49 @@ function changeTiles(dbFile: string, tilesDir: string | null, count: number, rou
     }
   })()
   db.close()
+}
+
+/** Empties the page cache (Linux, root): what is read next comes from the disk. */
+function dropCaches(): boolean {
+  try {
+    run('sync', [], out)
+    fs.writeFileSync('/proc/sys/vm/drop_caches', '3')
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Clone against `cp -r` and `cp -r` + `sync -f`, in turns from the same state: the clone ends
+ * durable, a plain copy does not. With `cold`, the page cache is emptied before each.
+ */
+function cloneCase(remote: string, label: string, cold: boolean): void {
+  const cloneS: Sample[] = []
+  const cpS: Sample[] = []
+  const cpSyncS: Sample[] = []
+  const copy = path.join(work, 'cp')
+  const settle = (): void => {
+    if (cold) dropCaches()
+    else run('sync', [], work)
+  }
+  for (let i = 0; i < runs; i++) {
+    const target = path.join(work, 'clone')
+    fs.rmSync(target, {recursive: true, force: true})
+    settle()
+    cloneS.push(tilesync(work, 'clone', remote, target))
+    fs.rmSync(copy, {recursive: true, force: true})
+    settle()
+    cpS.push(measure('cp', ['-r', remote, copy], {cwd: work}))
+    fs.rmSync(copy, {recursive: true, force: true})
+    settle()
+    cpSyncS.push(measure('sh', ['-c', 'cp -r "$0" "$1" && sync -f "$1"', remote, copy], {cwd: work}))
+  }
+  fs.rmSync(copy, {recursive: true, force: true})
+  const c = record(label, 'tilesync', cloneS, {target: '<= 1.5x cp'})
+  const cp = record(label, 'cp -r of the remote', cpS)
+  const cps = record(label, 'cp -r + sync -f', cpSyncS)
+  console.log(`  ratio tilesync / cp: ${(c.medianSeconds / cp.medianSeconds).toFixed(2)}; tilesync / (cp + sync): ${(c.medianSeconds / cps.medianSeconds).toFixed(2)}`)
 }
 
 async function main(): Promise<void> {
@@ -184,7 +228,7 @@ async function main(): Promise<void> {
     record('checkout HEAD~1 after 1%', 'tilesync', checkoutS, {target: '< 0.5 s'})
   }
 
-  if (wanted('clone')) {
+  if (wanted('clone') || wanted('clone-cold')) {
     if (!fs.existsSync(path.join(project, '.tilesync'))) {
       resetProject()
       run(process.execPath, [BIN, 'commit', '-m', 'first'], project, env)
@@ -194,28 +238,12 @@ async function main(): Promise<void> {
     run(process.execPath, [BIN, 'remote', 'add', 'bench', remote], project, env)
     run(process.execPath, [BIN, 'push', 'bench', 'main'], project, env)
     run(process.execPath, [BIN, 'remote', 'remove', 'bench'], project, env)
-    const cloneS: Sample[] = []
-    const cpS: Sample[] = []
-    const cpSyncS: Sample[] = []
-    // Three contenders in turn from the same state: the clone (which ends durable), a plain
-    // copy, and a copy made durable as the clone is (cp, then sync of that filesystem).
-    for (let i = 0; i < runs; i++) {
-      const target = path.join(work, 'clone')
-      fs.rmSync(target, {recursive: true, force: true})
-      run('sync', [], work)
-      cloneS.push(tilesync(work, 'clone', remote, target))
-      fs.rmSync(path.join(work, 'cp'), {recursive: true, force: true})
-      run('sync', [], work)
-      cpS.push(measure('cp', ['-r', remote, path.join(work, 'cp')], {cwd: work}))
-      fs.rmSync(path.join(work, 'cp'), {recursive: true, force: true})
-      run('sync', [], work)
-      cpSyncS.push(measure('sh', ['-c', 'cp -r "$0" "$1" && sync -f "$1"', remote, path.join(work, 'cp')], {cwd: work}))
+    if (wanted('clone')) cloneCase(remote, 'clone from a directory remote', false)
+    // The remote read from disk, not memory: a remote on another disk, or not read lately.
+    if (wanted('clone-cold')) {
+      if (dropCaches()) cloneCase(remote, 'clone, remote not in the page cache', true)
+      else console.log('clone, remote not in the page cache: skipped (dropping the page cache needs root on Linux)')
     }
-    fs.rmSync(path.join(work, 'cp'), {recursive: true, force: true})
-    const c = record('clone from a directory remote', 'tilesync', cloneS, {target: '<= 1.5x cp'})
-    const cp = record('clone from a directory remote', 'cp -r of the remote', cpS)
-    const cps = record('clone from a directory remote', 'cp -r + sync -f', cpSyncS)
-    console.log(`  ratio tilesync / cp: ${(c.medianSeconds / cp.medianSeconds).toFixed(2)}; tilesync / (cp + sync): ${(c.medianSeconds / cps.medianSeconds).toFixed(2)}`)
   }
 
   if (wanted('diff')) {
