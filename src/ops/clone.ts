@@ -7,7 +7,7 @@ import type {RemoteConfig} from '../repo/config.js'
 import {Repository} from '../repo/repository.js'
 import {openBackend} from '../remote/open-backend.js'
 import {RemoteStore} from '../remote/remote-store.js'
-import {cloneOxen, type OxenTuning} from '../remote/oxen/oxen-sync.js'
+import type {OxenTuning} from '../remote/oxen/oxen-sync.js'
 import {parseRemoteUrl} from '../remote/remote-url.js'
 import {downloadHistory, transferConcurrency} from '../remote/transfer.js'
 import {DEFAULT_DB} from './init.js'
@@ -60,7 +60,7 @@ export function defaultCloneDir(url: string): string {
 export async function clone(options: CloneOptions): Promise<CloneResult> {
   if (parseRemoteUrl(options.url).kind === 'oxen') {
     if (options.commit) throw new TilesyncError('REMOTE_UNSUPPORTED', 'cloning a pinned commit (a release) is not supported from oxen remotes', {hint: 'clone the release from the bucket or directory it was published to'})
-    return cloneOxen(options)
+    return (await import('../remote/oxen/oxen-sync.js')).cloneOxen(options)
   }
   const root = path.resolve(options.dir ?? defaultCloneDir(options.url))
   if (existsSync(path.join(root, '.tilesync'))) {

@@ -1,9 +1,9 @@
 import {TilesyncError} from '../core/errors.js'
-import {fetchOxen, isOxenRemote, type OxenTuning} from '../remote/oxen/oxen-sync.js'
+import type {OxenTuning} from '../remote/oxen/oxen-sync.js'
 import {downloadHistory, transferConcurrency} from '../remote/transfer.js'
 import type {RemoteStore} from '../remote/remote-store.js'
 import {createProgress} from '../util/progress.js'
-import {defaultRemoteName, openRemoteStore} from './remotes.js'
+import {defaultRemoteName, isOxenRemote, openRemoteStore} from './remotes.js'
 import {recordSync} from './sync-log.js'
 import type {Workspace} from './workspace.js'
 
@@ -27,7 +27,7 @@ export interface FetchResult {
 /** Downloads what a remote has that we lack and moves `refs/remotes/NAME/*`. The database is not touched. */
 export async function fetchRemote(ws: Workspace, options: {remote?: string; branch?: string; dryRun?: boolean; oxen?: OxenTuning} = {}): Promise<FetchResult> {
   const name = defaultRemoteName(ws.repo, options.remote)
-  if (isOxenRemote(ws.repo, name)) return fetchOxen(ws, name, options)
+  if (isOxenRemote(ws.repo, name)) return (await import('../remote/oxen/oxen-sync.js')).fetchOxen(ws, name, options)
   const remote = await openRemoteStore(ws.repo, name)
   return recordSync(ws.repo, {op: 'fetch', remote: name, branch: options.branch}, () => fetchFrom(ws, remote, name, options))
 }

@@ -6,8 +6,8 @@ import {createProgress} from '../util/progress.js'
 import {computeChangeSet} from './change-set.js'
 import {fetchFrom, type FetchResult} from './fetch.js'
 import {mergeCommit, type MergeResult} from './merge.js'
-import {isOxenRemote, type OxenTuning, pullOxen} from '../remote/oxen/oxen-sync.js'
-import {defaultRemoteName, openRemoteStore} from './remotes.js'
+import type {OxenTuning} from '../remote/oxen/oxen-sync.js'
+import {defaultRemoteName, isOxenRemote, openRemoteStore} from './remotes.js'
 import {recordSync} from './sync-log.js'
 import type {Workspace} from './workspace.js'
 
@@ -33,7 +33,7 @@ export async function pull(ws: Workspace, options: {remote?: string; branch?: st
   if (!branch) throw new TilesyncError('BAD_ARGUMENT', 'HEAD is detached: say which branch to pull', {hint: 'e.g. `tilesync pull origin main`'})
   if (isOxenRemote(ws.repo, name)) {
     if (options.commit) throw new TilesyncError('REMOTE_UNSUPPORTED', 'pulling a pinned commit (a release) is not supported from oxen remotes', {hint: 'pull the release from the bucket or directory it was published to'})
-    return pullOxen(ws, name, branch, options)
+    return (await import('../remote/oxen/oxen-sync.js')).pullOxen(ws, name, branch, options)
   }
   const remote = await openRemoteStore(ws.repo, name)
   if (options.commit) {

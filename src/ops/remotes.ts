@@ -64,6 +64,11 @@ export function remoteConfig(repo: Repository, name: string): RemoteConfig {
   return r
 }
 
+/** Whether a configured remote is an oxen repository (its code is loaded only when it is). */
+export function isOxenRemote(repo: Repository, name: string): boolean {
+  return parseRemoteUrl(remoteConfig(repo, name).url, repo.root).kind === 'oxen'
+}
+
 export async function openRemoteStore(repo: Repository, name: string): Promise<RemoteStore> {
   return new RemoteStore(await openBackend(remoteConfig(repo, name), repo.root), name)
 }

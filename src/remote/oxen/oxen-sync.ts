@@ -54,10 +54,6 @@ import {sameOxenHash, xxh3_128Hex} from './xxh3.js'
 export type OxenTuning = Partial<Omit<OxenClientOptions, 'namespace' | 'repo'>> & {env?: Record<string, string | undefined>}
 
 /** True when the named remote is an oxen:// remote. */
-export function isOxenRemote(repo: Repository, name: string): boolean {
-  return parseRemoteUrl(remoteConfig(repo, name).url, repo.root).kind === 'oxen'
-}
-
 async function openClient(config: RemoteConfig, tuning: OxenTuning = {}): Promise<OxenClient> {
   const loc = parseRemoteUrl(config.url)
   if (loc.kind !== 'oxen') throw new TilesyncError('REMOTE_UNSUPPORTED', `${config.url} is not an oxen remote`)
