@@ -7,6 +7,7 @@ import {addShallow, loadShallow, shallowFileOf} from '../repo/shallow.js'
 import {HashingPool} from '../store/hashing-pool.js'
 import type {LocalObjectStore} from '../store/local-object-store.js'
 import type {ObjectReader} from '../store/object-store.js'
+import {byteBudget} from '../util/byte-budget.js'
 import type {Progress} from '../util/progress.js'
 import {emptyPlan, type ObjectPlan, planCount, planGroups} from './object-plan.js'
 import {linkObject} from './link-objects.js'
@@ -73,8 +74,12 @@ export async function uploadPlan(local: ObjectReader, remote: RemoteStore, plan:
   return stats
 }
 
-/** Hard links asked of the hashing workers at once (a clone from a directory on this machine). */
+/**
+ * Hard links asked of the hashing workers at once (a clone from a directory on this machine),
+ * and the bytes those links may hold: each linked file is read whole to be hashed.
+ */
 const LINKS_IN_FLIGHT = 64
+const LINK_BYTES_IN_FLIGHT = 32 * 1024 * 1024
 
 export interface DownloadOptions {
   concurrency: number
@@ -219,11 +224,12 @@ export async function downloadHistory(local: LocalObjectStore, remote: RemoteSto
       promise.catch(() => {})
       arrived.set(id, {promise, resolve, reject})
     }
-    // Links carry no bytes, so many can wait at the workers: the main thread, busy writing
-    // the database, reads their replies late, and with only the download limit in flight the
-    // workers sat idle for a quarter of a clone.
-    const blobLimit = options.hardLinks && pool ? pLimit(LINKS_IN_FLIGHT) : limit
-    const downloads = Promise.allSettled([...plan.blobs.keys()].map((id) => blobLimit(async () => {
+    // Many links wait at the workers: the main thread, busy writing the database, reads their
+    // replies late, and with only the download limit in flight the workers sat idle for a
+    // quarter of a clone. Their bytes are bounded too, since a worker reads each file whole.
+    const links = byteBudget(LINK_BYTES_IN_FLIGHT, LINKS_IN_FLIGHT)
+    const blobLimit = <T>(id: string, job: () => Promise<T>): Promise<T> => (options.hardLinks && pool ? links(plan.blobs.get(id)!, job) : limit(job))
+    const downloads = Promise.allSettled([...plan.blobs.keys()].map((id) => blobLimit(id, async () => {
       if (stopped) return
       try {
         const size = await fetchBlob(id)
