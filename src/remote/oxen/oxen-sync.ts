@@ -53,7 +53,6 @@ import {sameOxenHash, xxh3_128Hex} from './xxh3.js'
 /** Knobs for tests and tuning: anything OxenClient takes except the repository. */
 export type OxenTuning = Partial<Omit<OxenClientOptions, 'namespace' | 'repo'>> & {env?: Record<string, string | undefined>}
 
-/** True when the named remote is an oxen:// remote. */
 async function openClient(config: RemoteConfig, tuning: OxenTuning = {}): Promise<OxenClient> {
   const loc = parseRemoteUrl(config.url)
   if (loc.kind !== 'oxen') throw new TilesyncError('REMOTE_UNSUPPORTED', `${config.url} is not an oxen remote`)
