@@ -19,11 +19,10 @@ import {createDatabase} from '../db/open-database.js'
 interface Share {files: string[]}
 interface Timed {seconds: number; bytes: number}
 
-function filesUnder(dir: string): string[] {
-  const out: string[] = []
+function filesUnder(dir: string, out: string[] = []): string[] {
   for (const e of readdirSync(dir, {withFileTypes: true})) {
     const p = path.join(dir, e.name)
-    if (e.isDirectory()) out.push(...filesUnder(p))
+    if (e.isDirectory()) filesUnder(p, out)
     else if (e.isFile()) out.push(p)
   }
   return out
