@@ -26,6 +26,9 @@ export async function commit(ws: Workspace, options: {message: string; author?: 
   }
   // git (asked for the author) runs while the database is scanned.
   const author = options.author ? Promise.resolve(options.author) : defaultAuthor()
+  // Awaited only once the scan is done: should the commit fail first (a held lock, a merge in
+  // progress), a failed author lookup must not surface as an unhandled rejection instead.
+  author.catch(() => {})
   return ws.repo.withLock('commit', async () => {
     if (existsSync(ws.repo.layout.mergeState)) {
       throw new TilesyncError('MERGE_IN_PROGRESS', 'a merge is in progress', {
