@@ -1,6 +1,6 @@
 import {randomBytes} from 'node:crypto'
 
-import {OWN_PREFIX, quoteIdent} from './introspect.js'
+import {CHANGES_TABLE, isOwnTable, isOwnTrigger, ownTriggerName, quoteIdent, STATE_TABLE} from './introspect.js'
 import type {Db} from './open-database.js'
 import type {TableSpec} from './table-spec.js'
 
@@ -15,11 +15,10 @@ import type {TableSpec} from './table-spec.js'
  * Whenever that cannot be trusted (triggers missing or altered, schema changed since the
  * baseline, the database copied from elsewhere), callers fall back to a full rescan.
  */
-export const CHANGES_TABLE = `${OWN_PREFIX}_changes`
-export const STATE_TABLE = `${OWN_PREFIX}_state`
+export {CHANGES_TABLE, STATE_TABLE}
 export const MAX_TRACKED_KEY_COLUMNS = 4
 
-const triggerName = (table: string, op: 'ins' | 'upd' | 'del'): string => `${OWN_PREFIX}_${table}_${op}`
+const triggerName = ownTriggerName
 
 export interface TrackingState {
   installed: boolean
@@ -66,7 +65,7 @@ export function readTrackingState(db: Db): TrackingState {
 
 /** True when every trackable table has exactly our three triggers. */
 export function triggersIntact(db: Db, specs: TableSpec[]): boolean {
-  const present = new Map((db.prepare(`SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE '${OWN_PREFIX}%'`).all() as Array<{name: string; sql: string}>).map((r) => [r.name, r.sql]))
+  const present = new Map(ownObjects(db).filter((o) => o.type === 'trigger').map((r) => [r.name, r.sql]))
   for (const spec of specs) {
     if (!isTrackable(db, spec)) continue
     for (const t of triggerSql(spec)) if (present.get(t.name) !== t.sql) return false
@@ -92,8 +91,20 @@ export function installTracking(db: Db, specs: TableSpec[], trackingId?: string)
   return id
 }
 
+/**
+ * tilesync's own tables and triggers, recognised by exact name (and, for a trigger, by writing
+ * the change record): a pattern such as LIKE '_tilesync%' would also match the user's
+ * `Xtilesync_backup` or `_TileSyncNotes` (`_` is a wildcard there and LIKE ignores case).
+ */
+function ownObjects(db: Db): Array<{type: string; name: string; sql: string}> {
+  const rows = db.prepare(`SELECT type, name, tbl_name AS tblName, sql FROM sqlite_master WHERE type IN ('trigger', 'table')`).all() as Array<{type: string; name: string; tblName: string; sql: string | null}>
+  return rows
+    .filter((r) => (r.type === 'table' ? isOwnTable(r.name) : isOwnTrigger(r.name, r.tblName, r.sql)))
+    .map((r) => ({type: r.type, name: r.name, sql: r.sql ?? ''}))
+}
+
 function removeTrackingObjects(db: Db): void {
-  const own = db.prepare(`SELECT type, name FROM sqlite_master WHERE name LIKE '${OWN_PREFIX}%' AND type IN ('trigger', 'table')`).all() as Array<{type: string; name: string}>
+  const own = ownObjects(db)
   for (const o of own.filter((o) => o.type === 'trigger')) db.exec(`DROP TRIGGER IF EXISTS ${quoteIdent(o.name)}`)
   for (const o of own.filter((o) => o.type === 'table')) db.exec(`DROP TABLE IF EXISTS ${quoteIdent(o.name)}`)
 }

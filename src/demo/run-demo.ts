@@ -33,7 +33,7 @@ function tilesync(cwd: string, ...args: string[]): string {
 function fingerprint(file: string): string {
   const db = new Database(file, {readonly: true})
   const h = createHash('sha256')
-  const tables = db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND substr(name, 1, 9) != '_tilesync' ORDER BY name`).all() as Array<{name: string}>
+  const tables = db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT IN ('_tilesync_changes', '_tilesync_state') ORDER BY name`).all() as Array<{name: string}>
   for (const {name} of tables) {
     for (const row of db.prepare(`SELECT * FROM "${name}" ORDER BY 1, 2`).raw(true).iterate() as Iterable<unknown[]>) {
       h.update(name)
