@@ -1,6 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {TilesyncCommand} from '../src/cli/base-command.js'
+import {formatShapeReport} from '../src/cli/format.js'
 import {initRepository, type InitResult} from '../src/ops/init.js'
 
 const list = (v?: string): string[] | undefined => v?.split(',').map((s) => s.trim()).filter(Boolean)
@@ -34,7 +35,7 @@ export default class Init extends TilesyncCommand {
     this.say(`Initialised tilesync in ${result.root}/.tilesync`)
     this.say(`  database:  ${result.database}`)
     this.say(`  tiles:     table ${result.tileTable}, key ${result.keyColumns.join(', ')}, layers ${result.imageColumns.join(', ') || '(none)'}`)
-    this.say(`  versioned: ${result.tables.join(', ')}`)
+    for (const line of formatShapeReport(result.report)) this.say(line)
     this.say('Next: tilesync commit -m "first snapshot"')
     return result
   }

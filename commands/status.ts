@@ -1,14 +1,17 @@
 import {Flags} from '@oclif/core'
 
 import {TilesyncCommand} from '../src/cli/base-command.js'
-import {formatChangeSet, short} from '../src/cli/format.js'
+import {formatChangeSet, formatShapeReport, short} from '../src/cli/format.js'
 import {status, type StatusResult} from '../src/ops/status.js'
 
 export default class Status extends TilesyncCommand {
   static override summary = 'Show what differs between the database and HEAD, per tile and layer.'
   static override description = 'Normally reads only the rows the database recorded as changed (see `tilesync tracking`); --rescan reads every row.'
-  static override examples = ['<%= config.bin %> status', '<%= config.bin %> status --json', '<%= config.bin %> status --rescan']
-  static override flags = {rescan: Flags.boolean({description: 'read every row instead of the change record'})}
+  static override examples = ['<%= config.bin %> status', '<%= config.bin %> status --json', '<%= config.bin %> status --rescan', '<%= config.bin %> status --verbose']
+  static override flags = {
+    rescan: Flags.boolean({description: 'read every row instead of the change record'}),
+    verbose: Flags.boolean({char: 'v', description: 'also list every versioned table and how its changes are found'}),
+  }
 
   async run(): Promise<StatusResult> {
     const {flags} = await this.parse(Status)
@@ -18,6 +21,7 @@ export default class Status extends TilesyncCommand {
     if (!result.head) this.say('No commits yet.')
     if (result.clean) this.say('Nothing to commit: the database matches HEAD.')
     else for (const line of formatChangeSet(result.changes, {limit: 200})) this.say(line)
+    for (const line of formatShapeReport(result.report, {versioned: flags.verbose})) this.say(line)
     return result
   }
 }

@@ -1,3 +1,4 @@
+import type {ShapeReport} from '../db/shapes.js'
 import type {ChangeSet, RowChangeView} from '../ops/change-set.js'
 
 export const short = (id: string | null | undefined): string => (id ? id.slice(0, 10) : '(none)')
@@ -42,5 +43,21 @@ export function formatChangeSet(set: ChangeSet, options: {stat?: boolean; limit?
     if (rows.length < t.rows.length) lines.push(`  … ${t.rows.length - rows.length} more (use --json for all)`)
   }
   if (set.schemaChanged) lines.push('schema changed')
+  for (const h of set.headerChanges ?? []) lines.push(h)
+  return lines
+}
+
+/** What is versioned and what is left out, for `init` and `status --shapes`. */
+export function formatShapeReport(report: ShapeReport, options: {versioned?: boolean} = {}): string[] {
+  const lines: string[] = []
+  if (options.versioned !== false) {
+    lines.push('  versioned:')
+    for (const v of report.versioned) lines.push(`    ${v.name}: ${v.how}`)
+  }
+  if (report.leftOut.length) {
+    lines.push('  left out:')
+    for (const l of report.leftOut) lines.push(`    ${l.name}: ${l.why}`)
+  }
+  if (options.versioned !== false) for (const n of report.notes) lines.push(`  ${n}`)
   return lines
 }

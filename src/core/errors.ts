@@ -43,6 +43,13 @@ export type ErrorCode =
   | 'DISK_FULL'
   | 'HOSTILE_PATH'
   | 'BAD_DATASET'
+  | 'UNSUPPORTED_SHAPE'
+  | 'UNSUPPORTED_VALUE'
+  | 'DB_CHANGED'
+  | 'DB_CORRUPT'
+  | 'DB_READONLY'
+  | 'DB_CONSTRAINT'
+  | 'DB_ERROR'
 
 export class TilesyncError extends Error {
   readonly code: ErrorCode

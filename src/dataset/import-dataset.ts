@@ -93,7 +93,7 @@ async function writeTarget(ws: Workspace, target: TreeState, force: boolean): Pr
         }
         const changes = await rawChanges(working.state, target, ws.reader)
         const unchanged = sameTables(working.state, target)
-        const applied = await applyToDatabase(db, {changes, targetSchema: target.snapshot.schema, targetTables: target.tables}, ws.reader)
+        const applied = await applyToDatabase(db, {changes, targetSchema: target.snapshot.schema, targetTables: target.tables, targetHeader: target.snapshot.header}, ws.reader)
         markBaseline(db, target.snapshotId, readTrackingState(db).installed ? maxSeq(db) : 0)
         return {rowsWritten: applied.rowsWritten, rowsDeleted: applied.rowsDeleted, unchanged, savedAs}
       })

@@ -1,6 +1,6 @@
 import {randomBytes} from 'node:crypto'
 
-import {CHANGES_TABLE, isOwnTable, isOwnTrigger, ownTriggerName, quoteIdent, STATE_TABLE} from './introspect.js'
+import {CHANGES_TABLE, isOwnTable, isOwnTrigger, ownTriggerName, quoteIdent, STATE_TABLE, tableColumns} from './introspect.js'
 import type {Db} from './open-database.js'
 import type {TableSpec} from './table-spec.js'
 
@@ -29,10 +29,18 @@ export interface TrackingState {
 /** Whether a table's changes can be captured completely by row triggers. */
 export function isTrackable(db: Db, spec: TableSpec): boolean {
   if (spec.keyKind !== 'pk' || spec.key.length > MAX_TRACKED_KEY_COLUMNS) return false
+  // SQLite allows no triggers on virtual tables (nor on their shadow tables).
+  const sql = (db.prepare(`SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?`).pluck(true).get(spec.name) as string | undefined) ?? ''
+  if (/^\s*CREATE\s+VIRTUAL\s/i.test(sql)) return false
   // INSERT OR REPLACE can silently delete rows that collide on another UNIQUE index, and
   // those deletes fire no trigger: such tables are always rescanned.
   const indexes = db.prepare(`PRAGMA index_list(${quoteIdent(spec.name)})`).all() as Array<{unique: number; origin: string}>
-  return !indexes.some((i) => i.unique === 1 && i.origin !== 'pk')
+  if (indexes.some((i) => i.unique === 1 && i.origin !== 'pk')) return false
+  // The record finds a changed row by its key, which names one row only when SQLite keeps it
+  // unique: the primary key (a `--key` on other columns is read in full instead).
+  const pk = tableColumns(db, spec.name).filter((c) => c.pk > 0).map((c) => c.name)
+  const key = spec.key.map((i) => spec.columns[i].name)
+  return pk.length === key.length && pk.every((c) => key.includes(c))
 }
 
 function keyExpr(spec: TableSpec, alias: 'NEW' | 'OLD'): string {

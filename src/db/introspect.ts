@@ -1,4 +1,4 @@
-import type {SchemaEntry} from '../snapshot/model.js'
+import type {DatabaseHeader, SchemaEntry} from '../snapshot/model.js'
 import type {Db} from './open-database.js'
 
 /** Tables and triggers tilesync adds to a database for change tracking start with this. */
@@ -116,4 +116,20 @@ export function readSchema(db: Db): SchemaEntry[] {
   return rows
     .filter((r) => !isOwnName(r.name) && !isOwnName(r.tblName) && !shadows.has(r.tblName) && !(r.type === 'trigger' && isOwnTrigger(r.name, r.tblName, r.sql)))
     .sort((a, b) => (order[a.type] ?? 9) - (order[b.type] ?? 9) || a.name.localeCompare(b.name))
+}
+
+/**
+ * The header fields and AUTOINCREMENT counters a snapshot keeps (tilesync's own counter, of
+ * the change record, is not the user's and is left out).
+ */
+export function readHeader(db: Db): DatabaseHeader {
+  const userVersion = Number(db.pragma('user_version', {simple: true}))
+  const applicationId = Number(db.pragma('application_id', {simple: true}))
+  const hasSequences = db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '${SEQUENCE_TABLE}'`).get() !== undefined
+  const sequences = hasSequences
+    ? (db.prepare(`SELECT name, seq FROM ${SEQUENCE_TABLE} WHERE name IS NOT '${CHANGES_TABLE}' AND typeof(name) = 'text' AND typeof(seq) = 'integer'`).safeIntegers(true).all() as Array<{name: string; seq: bigint}>)
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0))
+      .map((r) => ({name: r.name, seq: r.seq >= BigInt(Number.MIN_SAFE_INTEGER) && r.seq <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(r.seq) : r.seq}))
+    : []
+  return {userVersion, applicationId, sequences}
 }

@@ -24,6 +24,7 @@ export function openDatabase(file: string, options: {readonly?: boolean; recover
     db = new Database(file, {readonly: options.readonly ?? false, fileMustExist: true, timeout: busyTimeoutMs()})
     // Touch the schema now so a damaged file fails here, with a clear message.
     db.prepare('SELECT count(*) FROM sqlite_master').get()
+    withSqliteDefaults(db)
   } catch (error) {
     db?.close()
     const code = (error as {code?: string}).code
@@ -62,6 +63,19 @@ export function createDatabase(file: string): Db {
   const db = new Database(file, {timeout: busyTimeoutMs()})
   // Takes effect because nothing has been written yet.
   db.pragma(`page_size = ${CREATED_PAGE_SIZE}`)
+  return withSqliteDefaults(db)
+}
+
+/**
+ * better-sqlite3 is built with foreign keys and recursive triggers ON; SQLite (and Python's
+ * sqlite3, and the sqlite3 shell) has both off. tilesync writes whole consistent states, and
+ * with foreign keys on, deleting or replacing a parent row would cascade into (or null) child
+ * rows that the state keeps, and a clone would refuse a child table that sorts before its
+ * parent. It can only be changed outside a transaction, so every connection starts this way.
+ */
+function withSqliteDefaults(db: Db): Db {
+  db.pragma('foreign_keys = OFF')
+  db.pragma('recursive_triggers = OFF')
   return db
 }
 

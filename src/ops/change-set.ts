@@ -1,3 +1,4 @@
+import {headerChanges} from '../snapshot/header.js'
 import type {BlobRef, Row, TableTree} from '../snapshot/model.js'
 import {diffTables, type RowChange} from '../snapshot/diff-tables.js'
 import {cellsEqual, displayKey, tileXY} from '../snapshot/rows.js'
@@ -36,6 +37,8 @@ export interface ChangeSet {
   tiles: RowChangeView[]
   tables: TableChanges[]
   schemaChanged: boolean
+  /** user_version, application_id and AUTOINCREMENT counters that changed, as lines to show. */
+  headerChanges: string[]
   summary: {tilesAdded: number; tilesModified: number; tilesDeleted: number; rowsChanged: number}
 }
 
@@ -90,6 +93,7 @@ export async function computeChangeSet(from: TreeState, to: TreeState, reader: T
   const set: ChangeSet = {
     tiles: [], tables: [],
     schemaChanged: JSON.stringify(from.snapshot.schema) !== JSON.stringify(to.snapshot.schema) && from.snapshotId !== '',
+    headerChanges: from.snapshotId === '' ? [] : headerChanges(from.snapshot.header, to.snapshot.header),
     summary: {tilesAdded: 0, tilesModified: 0, tilesDeleted: 0, rowsChanged: 0},
   }
   for (const [name, {before, after, changes}] of raw) {
@@ -116,5 +120,5 @@ function compareViews(a: RowChangeView, b: RowChangeView): number {
 }
 
 export function isEmpty(set: ChangeSet): boolean {
-  return set.summary.rowsChanged === 0 && !set.schemaChanged
+  return set.summary.rowsChanged === 0 && !set.schemaChanged && set.headerChanges.length === 0
 }

@@ -141,6 +141,7 @@ async function checkoutLocked(ws: Workspace, db: Db, options: CheckoutOptions, c
       changes,
       targetSchema: partial ? undefined : target.snapshot.schema,
       targetTables: target.tables,
+      targetHeader: partial ? undefined : target.snapshot.header,
     }, ws.reader, () => progress.increment())
   } finally {
     progress.stop()

@@ -2,6 +2,7 @@ import * as path from 'node:path'
 
 import {TilesyncError} from '../core/errors.js'
 import {openDatabase} from '../db/open-database.js'
+import {describeShapes, refuseUnsupportedShapes, type ShapeReport} from '../db/shapes.js'
 import {detectTileTable, resolveTableSpecs, type TableSpec} from '../db/table-spec.js'
 import type {RepoConfig} from '../repo/config.js'
 import {Repository} from '../repo/repository.js'
@@ -25,6 +26,8 @@ export interface InitResult {
   keyColumns: string[]
   imageColumns: string[]
   tables: string[]
+  /** What is versioned (and how changes are found), what is left out and why. */
+  report: ShapeReport
 }
 
 export function describeTile(spec: TableSpec): {keyColumns: string[]; imageColumns: string[]} {
@@ -42,9 +45,13 @@ export async function initRepository(options: InitOptions): Promise<InitResult> 
   const db = openDatabase(dbAbs, {readonly: true})
   let specs: TableSpec[]
   let tileTable: string
+  let report: ShapeReport
   try {
     tileTable = detectTileTable(db, options.table)
     specs = resolveTableSpecs(db, {tileTable, keyColumns: options.key, imageColumns: options.images, xyColumns: options.xy})
+    // Refused before .tilesync/ exists: nothing is set up for a database tilesync cannot keep.
+    refuseUnsupportedShapes(db, specs, {data: true})
+    report = describeShapes(db, specs)
   } finally {
     db.close()
   }
@@ -60,5 +67,5 @@ export async function initRepository(options: InitOptions): Promise<InitResult> 
   }
   await Repository.create(root, config)
   const tile = specs.find((s) => s.isTileTable)!
-  return {root, database: config.database, tileTable, ...describeTile(tile), tables: specs.map((s) => s.name)}
+  return {root, database: config.database, tileTable, ...describeTile(tile), tables: specs.map((s) => s.name), report}
 }

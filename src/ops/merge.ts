@@ -52,7 +52,7 @@ export async function writeState(ws: Workspace, db: Db, from: TreeState, to: Tre
   progress.start([...changes.values()].reduce((s, c) => s + c.changes.length, 0), 'write')
   try {
     return await inTransaction(db, 'write', async () => {
-      const r = await applyToDatabase(db, {changes, targetSchema: to.snapshot.schema, targetTables: to.tables}, ws.reader, () => progress.increment())
+      const r = await applyToDatabase(db, {changes, targetSchema: to.snapshot.schema, targetTables: to.tables, targetHeader: to.snapshot.header}, ws.reader, () => progress.increment())
       markBaseline(db, to.snapshotId, readTrackingState(db).installed ? maxSeq(db) : 0)
       return r.rowsWritten + r.rowsDeleted
     })

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs'
 
-import {type ChangeSet, computeChangeSet} from './change-set.js'
+import {describeShapes, type ShapeReport} from '../db/shapes.js'
+import {type ChangeSet, computeChangeSet, isEmpty} from './change-set.js'
 import {Workspace} from './workspace.js'
 
 export interface StatusResult {
@@ -12,6 +13,8 @@ export interface StatusResult {
   merging: boolean
   /** How the working database was read: from the change record, or in full (and why). */
   scan: {incremental: boolean; reason: string}
+  /** What is versioned (and how changes are found), what is left out and why. */
+  report: ShapeReport
 }
 
 /** What differs between the working database and HEAD. */
@@ -26,10 +29,11 @@ export async function status(ws: Workspace, options: {rescan?: boolean} = {}): P
       branch: head.kind === 'branch' ? head.branch : null,
       head: id,
       database: ws.repo.config.database,
-      clean: changes.summary.rowsChanged === 0 && !changes.schemaChanged,
+      clean: isEmpty(changes),
       changes,
       merging: fs.existsSync(ws.repo.layout.mergeState),
       scan: {incremental: working.tracking.used, reason: working.tracking.reason},
+      report: describeShapes(db, ws.specs(db), {tracking: ws.repo.config.tracking?.enabled !== false}),
     }
   } finally {
     db.close()

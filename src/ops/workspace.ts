@@ -3,11 +3,13 @@ import {randomBytes} from 'node:crypto'
 
 import {changedKeys, installTracking, isTrackable, maxSeq, readTrackingState, resetBaseline, triggersIntact} from '../db/change-tracking.js'
 import {readSchema} from '../db/introspect.js'
+import {refuseUnsupportedShapes} from '../db/shapes.js'
 import {type IncrementalBase, snapshotDatabase, type SnapshotResult} from '../db/snapshot-database.js'
 import {inTransaction} from '../db/transactions.js'
 import {resolveTableSpecs, type TableSpec} from '../db/table-spec.js'
 import {resolveRevision} from '../history/revisions.js'
 import {Repository} from '../repo/repository.js'
+import {sameHeader} from '../snapshot/header.js'
 import type {Snapshot, TableTree} from '../snapshot/model.js'
 import {TreeReader} from '../snapshot/tree-reader.js'
 import {HashingPool} from '../store/hashing-pool.js'
@@ -70,6 +72,7 @@ export class Workspace {
    */
   async scan(db: Db, options: {store: boolean; progress?: Progress; rescan?: boolean}): Promise<ScanResult> {
     const specs = this.specs(db)
+    refuseUnsupportedShapes(db, specs)
     const overlay = options.store ? undefined : new OverlayStore(this.repo.store)
     const reader = overlay ? new TreeReader(overlay) : this.reader
     let bytes = 0
@@ -151,7 +154,7 @@ export function sameTables(a: TreeState, b: TreeState): boolean {
   if (a.snapshotId && a.snapshotId === b.snapshotId) return true
   if (a.tableIds.size !== b.tableIds.size) return false
   for (const [name, id] of a.tableIds) if (b.tableIds.get(name) !== id) return false
-  return JSON.stringify(a.snapshot.schema) === JSON.stringify(b.snapshot.schema)
+  return JSON.stringify(a.snapshot.schema) === JSON.stringify(b.snapshot.schema) && sameHeader(a.snapshot.header, b.snapshot.header)
 }
 
 export function rowCountOf(db: Db, specs: TableSpec[]): number {

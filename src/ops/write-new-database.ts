@@ -24,7 +24,7 @@ export async function writeNewDatabase(file: string, target: TreeState, reader: 
     const progress = await createProgress('rows')
     progress.start([...target.tables.values()].reduce((s, t) => s + t.rowCount, 0), 'checkout')
     const changes = await rawChanges(EMPTY_STATE, target, reader)
-    const applied = await applyToDatabase(db, {changes, targetSchema: target.snapshot.schema, targetTables: target.tables}, reader, () => progress.increment())
+    const applied = await applyToDatabase(db, {changes, targetSchema: target.snapshot.schema, targetTables: target.tables, targetHeader: target.snapshot.header}, reader, () => progress.increment())
     progress.stop()
     if (await ws.ensureTracking(db)) markBaseline(db, target.snapshotId, 0)
     // The user's later writes get SQLite's usual rollback journal.
