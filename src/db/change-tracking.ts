@@ -132,11 +132,13 @@ export function maxSeq(db: Db): number {
 /** Distinct changed keys per table up to `seq`, as raw SQLite values (bigints for integers). */
 export function changedKeys(db: Db, upTo: number): Map<string, unknown[][]> {
   const out = new Map<string, unknown[][]>()
-  const stmt = db.prepare(`SELECT DISTINCT tbl, k0, k1, k2, k3 FROM ${CHANGES_TABLE} WHERE seq <= ?`).raw(true).safeIntegers(true)
+  // DISTINCT compares numbers by value, so it would fold the INTEGER 1 and the REAL 1.0 (two
+  // different keys of an untyped column) into one: the types are part of what is distinct.
+  const stmt = db.prepare(`SELECT DISTINCT tbl, k0, k1, k2, k3, typeof(k0), typeof(k1), typeof(k2), typeof(k3) FROM ${CHANGES_TABLE} WHERE seq <= ?`).raw(true).safeIntegers(true)
   for (const r of stmt.iterate(upTo) as Iterable<unknown[]>) {
     const tbl = r[0] as string
     const list = out.get(tbl) ?? []
-    list.push(r.slice(1))
+    list.push(r.slice(1, 5))
     out.set(tbl, list)
   }
   return out

@@ -135,9 +135,15 @@ export async function snapshotDatabase(db: Db, specs: TableSpec[], tileTable: st
         // Exact lookups: under COLLATE NOCASE `=` alone would find 'A' for the recorded 'a'.
         const stmt = db.prepare(`SELECT ${selectColumnsSql(spec)} FROM ${quoteIdent(spec.name)} WHERE ${exactKeyWhere(spec)}`).raw(true).safeIntegers(true)
         const keys = incremental.changed.get(spec.name) ?? []
+        const nullKeyed = db.prepare(`SELECT 1 FROM ${quoteIdent(spec.name)} WHERE ${spec.key.map((i) => `${quoteIdent(spec.columns[i].name)} IS NULL`).join(' OR ')} LIMIT 1`)
         items = (function* () {
           for (const key of keys) {
             const k = key.slice(0, spec.key.length)
+            // `=` never finds a NULL key: a recorded one means such a row exists or existed.
+            if (k.some((v) => v === null)) {
+              if (nullKeyed.get()) refuseNullKey(spec, {types: spec.columns.map((_, i) => (spec.key.includes(i) && k[spec.key.indexOf(i)] === null ? 'n' : 'i')).join(''), values: []})
+              continue
+            }
             const raw = stmt.get(...keyParams(spec, k, k.map(typeLetter))) as unknown[] | undefined
             if (raw) textCheck.check(raw)
             yield raw ? {raw} : {gone: key}

@@ -68,7 +68,7 @@ const cell = (type: string, v: unknown): string => {
  * bytes; the rowid where it is the key), the schema, the AUTOINCREMENT counters and the
  * user_version / application_id header fields. Virtual tables are read through themselves.
  */
-export function exactDump(file: string): Record<string, unknown> {
+export function exactDump(file: string, options: {noRowid?: string[]} = {}): Record<string, unknown> {
   if (!fs.existsSync(file)) throw new Error(`no database at ${file}`)
   const db = new Database(file, {readonly: true})
   try {
@@ -81,7 +81,7 @@ export function exactDump(file: string): Record<string, unknown> {
       if (/content\s*=/i.test(sql) && /VIRTUAL/i.test(sql)) continue
       const q = `"${name.replaceAll('"', '""')}"`
       const cols = (db.prepare(`PRAGMA table_xinfo(${q})`).all() as Array<{name: string; pk: number; hidden: number}>).filter((c) => c.hidden !== 1)
-      const withRowid = !/WITHOUT\s+ROWID\s*$/i.test(sql) && !cols.some((c) => c.pk > 0) && !/rtree/i.test(sql)
+      const withRowid = !/WITHOUT\s+ROWID\s*$/i.test(sql) && !cols.some((c) => c.pk > 0) && !/rtree/i.test(sql) && !options.noRowid?.includes(name)
       const exprs = [...(withRowid ? ['rowid'] : []), ...cols.map((c) => `"${c.name.replaceAll('"', '""')}"`)]
       const sel = exprs.map((e) => `typeof(${e}), CASE WHEN typeof(${e}) = 'text' THEN CAST(${e} AS BLOB) ELSE ${e} END`).join(', ')
       const rows = db.prepare(`SELECT ${sel} FROM ${q}`).raw(true).safeIntegers(true).all() as unknown[][]
