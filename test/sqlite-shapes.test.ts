@@ -204,4 +204,62 @@ describe('SQLite shapes: every row comes back, or tilesync refuses up front', ()
     await checkout(ws, {revision: 'main'})
     expect(exactDump(db)).to.deep.equal(after)
   })
+
+  describe('full-text and R*Tree tables', () => {
+    const VT = `${TILES}
+      CREATE VIRTUAL TABLE docs USING fts5(title, body);
+      INSERT INTO docs (rowid, title, body) VALUES (5, 'harbour tiles', 'water edge'), (7, 'old town', 'roofs');
+      CREATE VIRTUAL TABLE f4 USING fts4(a);
+      INSERT INTO f4 (docid, a) VALUES (3, 'forest');
+      CREATE VIRTUAL TABLE rt USING rtree(id, minx, maxx, miny, maxy, +label);
+      INSERT INTO rt VALUES (1, 0.5, 1.5, 2.0, 3.0, 'a'), (2, -1, 1, -1, 1, 'b');
+      CREATE TABLE src (id INTEGER PRIMARY KEY, t TEXT);
+      CREATE VIRTUAL TABLE ext USING fts5(t, content='src', content_rowid='id');
+      CREATE TRIGGER src_ai AFTER INSERT ON src BEGIN INSERT INTO ext (rowid, t) VALUES (new.id, new.t); END;
+      CREATE TRIGGER src_ad AFTER DELETE ON src BEGIN INSERT INTO ext (ext, rowid, t) VALUES ('delete', old.id, old.t); END;
+      INSERT INTO src VALUES (1, 'bridge'), (2, 'tower');
+      CREATE VIRTUAL TABLE cl USING fts5(t, content='');
+      INSERT INTO cl (rowid, t) VALUES (1, 'gone after a clone');`
+    const search = (db: string): unknown => [
+      query(db, `SELECT rowid FROM docs WHERE docs MATCH 'water'`), query(db, `SELECT docid FROM f4 WHERE f4 MATCH 'forest'`),
+      query(db, `SELECT id FROM rt WHERE minx <= 0 AND maxx >= 0`), query(db, `SELECT rowid FROM ext WHERE ext MATCH 'tower OR castle'`),
+    ]
+
+    it('versions their rows, rebuilds their indexes on checkout and clone, and says what it leaves out', async () => {
+      const {db, ws} = await projectWith(VT, {table: 'tiles'})
+      const before = exactDump(db)
+      const one = await commit(ws, {message: 'one', author})
+      expect(one.committed).to.equal(true)
+      const report = (await status(ws)).report
+      expect(report.versioned.map((v) => v.name)).to.include.members(['docs', 'f4', 'rt', 'src', 'tiles'])
+      expect(report.versioned.find((v) => v.name === 'docs')!.how).to.match(/fts5 table.*read in full.*no triggers on virtual tables/)
+      const left = new Map(report.leftOut.map((l) => [l.name, l.why]))
+      expect(left.get('docs_data')).to.match(/index data of virtual table docs/)
+      expect(left.get('ext')).to.match(/fts5 index over table src: rebuilt/)
+      expect(left.get('cl')).to.match(/contentless fts5 index: its rows cannot be read back/)
+      run(db, `INSERT INTO docs (rowid, title, body) VALUES (9, 'new pier', 'water'); DELETE FROM docs WHERE rowid = 7; UPDATE rt SET maxx = 9 WHERE id = 1;
+        INSERT INTO src VALUES (3, 'castle'); DELETE FROM src WHERE id = 1; INSERT INTO f4 (docid, a) VALUES (4, 'forest path');`)
+      const after = exactDump(db)
+      const afterSearch = search(db)
+      const s = await status(ws)
+      expect(s.changes.tables.map((t) => [t.table, t.added, t.modified, t.deleted])).to.deep.equal([['docs', 1, 0, 1], ['f4', 1, 0, 0], ['rt', 0, 1, 0], ['src', 1, 0, 1]])
+      await commit(ws, {message: 'two', author})
+      await checkout(ws, {revision: 'HEAD~1'})
+      expect(exactDump(db)).to.deep.equal(before)
+      expect(search(db)).to.deep.equal([[{rowid: 5}], [{docid: 3}], [{id: 2}], [{rowid: 2}]])
+      expect(query(db, `SELECT * FROM ext WHERE ext MATCH 'bridge'`)).to.deep.equal([{t: 'bridge'}])
+      await checkout(ws, {revision: 'main'})
+      expect(exactDump(db)).to.deep.equal(after)
+      expect(search(db)).to.deep.equal(afterSearch)
+      const c = await cloneOf(ws)
+      expect(exactDump(c.db)).to.deep.equal(after)
+      expect(search(c.db)).to.deep.equal(afterSearch)
+      expect(query(c.db, `SELECT count(*) AS n FROM cl WHERE cl MATCH 'clone'`)).to.deep.equal([{n: 0}])
+      expect((await status(c.ws, {rescan: true})).clean).to.equal(true)
+    })
+
+    it('refuses a virtual table of a module it cannot read back', async () => {
+      await expectCode(projectWith(`${TILES} CREATE VIRTUAL TABLE g USING geopoly(a);`, {table: 'tiles'}), 'UNSUPPORTED_SHAPE', /virtual table of module geopoly/)
+    })
+  })
 })
