@@ -2,6 +2,7 @@ import {existsSync} from 'node:fs'
 
 import {TilesyncError} from '../core/errors.js'
 import {applyToDatabase} from '../db/apply-snapshot.js'
+import {firstUnexpectedRow} from '../db/verify-rows.js'
 import {maxSeq, readTrackingState} from '../db/change-tracking.js'
 import {inTransaction} from '../db/transactions.js'
 import {rawChanges} from '../ops/change-set.js'
@@ -80,7 +81,11 @@ async function writeTarget(ws: Workspace, target: TreeState, force: boolean): Pr
       await ws.ensureTracking(db)
       // Scan, check and write in ONE write transaction, as checkout does.
       return await inTransaction(db, 'write', async () => {
-        const working = await ws.scan(db, {store: true})
+        let working = await ws.scan(db, {store: true})
+        // Rows the change record did not see (blob I/O) make it read everything, as checkout does.
+        if (working.tracking.used && await firstUnexpectedRow(db, await rawChanges(working.state, target, ws.reader), ws.reader.objects) !== null) {
+          working = await ws.scan(db, {store: true, rescan: true})
+        }
         if (working.tracking.installed && !working.tracking.used) markBaseline(db, working.state.snapshotId, working.tracking.upTo)
         let savedAs: string | null = null
         if (headId !== null && !sameTables(headState, working.state)) {

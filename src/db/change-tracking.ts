@@ -2,6 +2,7 @@ import {randomBytes} from 'node:crypto'
 
 import {CHANGES_TABLE, isOwnTable, isOwnTrigger, ownTriggerName, quoteIdent, STATE_TABLE, tableColumns} from './introspect.js'
 import type {Db} from './open-database.js'
+import {counterAtWriteStart} from './outside-writes.js'
 import type {TableSpec} from './table-spec.js'
 
 /**
@@ -24,6 +25,10 @@ export interface TrackingState {
   installed: boolean
   trackingId: string | null
   baseline: string | null
+  /** The file change counter after tilesync's last transaction that left database = baseline + record (see outside-writes.ts). */
+  counter: number | null
+  /** The record's last sequence number at that moment. */
+  counterSeq: number | null
 }
 
 /** Whether a table's changes can be captured completely by row triggers. */
@@ -65,10 +70,14 @@ function tableExists(db: Db, name: string): boolean {
 }
 
 export function readTrackingState(db: Db): TrackingState {
-  if (!tableExists(db, STATE_TABLE) || !tableExists(db, CHANGES_TABLE)) return {installed: false, trackingId: null, baseline: null}
+  if (!tableExists(db, STATE_TABLE) || !tableExists(db, CHANGES_TABLE)) return {installed: false, trackingId: null, baseline: null, counter: null, counterSeq: null}
   const rows = db.prepare(`SELECT key, value FROM ${STATE_TABLE}`).all() as Array<{key: string; value: string}>
   const get = (k: string): string | null => rows.find((r) => r.key === k)?.value ?? null
-  return {installed: true, trackingId: get('tracking_id'), baseline: get('baseline')}
+  const int = (k: string): number | null => {
+    const v = get(k)
+    return v !== null && /^\d+$/.test(v) ? Number(v) : null
+  }
+  return {installed: true, trackingId: get('tracking_id'), baseline: get('baseline'), counter: int('file_counter'), counterSeq: int('file_counter_seq')}
 }
 
 /** True when every trackable table has exactly our three triggers. */
@@ -144,14 +153,48 @@ export function changedKeys(db: Db, upTo: number): Map<string, unknown[][]> {
   return out
 }
 
-/** After a commit or a full checkout: the database equals `baseline` apart from changes after `upTo`. */
-export function resetBaseline(db: Db, baseline: string, upTo: number): void {
+function setState(db: Db, key: string, value: string | null): void {
+  if (value === null) db.prepare(`DELETE FROM ${STATE_TABLE} WHERE key = ?`).run(key)
+  else db.prepare(`INSERT INTO ${STATE_TABLE} (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`).run(key, value)
+}
+
+/**
+ * Notes the file change counter this write transaction will leave (one more than it started
+ * from), at which the database is known to equal the baseline plus the record.
+ */
+function noteCounter(db: Db, value: number | null): void {
+  setState(db, 'file_counter', value === null ? null : String(value >>> 0))
+  setState(db, 'file_counter_seq', String(maxSeq(db)))
+}
+
+/**
+ * After a commit or a full checkout: the database equals `baseline` apart from changes after
+ * `upTo`. `observed` is the file change counter the scan that made `baseline` saw, when that
+ * scan ran in an earlier transaction (commit): if the file was written since by something the
+ * record did not see, the signal stays raised instead of being cleared.
+ */
+export function resetBaseline(db: Db, baseline: string, upTo: number, observed?: number | null): void {
   const run = (): void => {
+    const start = counterAtWriteStart(db)
     db.prepare(`DELETE FROM ${CHANGES_TABLE} WHERE seq <= ?`).run(upTo)
-    db.prepare(`INSERT INTO ${STATE_TABLE} (key, value) VALUES ('baseline', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`).run(baseline)
+    setState(db, 'baseline', baseline)
+    let counter = start === null ? null : start + 1
+    if (observed !== undefined && observed !== null && start !== null && observed !== start && maxSeq(db) <= upTo) counter = observed
+    noteCounter(db, counter)
   }
   if (db.inTransaction) run()
   else db.transaction(run).immediate()
+}
+
+/**
+ * After tilesync wrote rows without moving the baseline (a partial checkout): the record holds
+ * its writes, so if nothing outside it had been written before (`quiet`: the scan read every
+ * row, or saw the file untouched since the counter was noted), nothing has been now either.
+ */
+export function advanceCounter(db: Db, quiet: boolean): void {
+  const start = counterAtWriteStart(db)
+  if (start === null || !quiet) return
+  noteCounter(db, start + 1)
 }
 
 export function pendingChangeCount(db: Db): number {

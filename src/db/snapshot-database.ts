@@ -28,7 +28,7 @@ export interface SnapshotSinks {
   onRow?: (bytes: number) => void
 }
 
-export function selectColumnsSql(spec: TableSpec): string {
+export function selectColumnsSql(spec: Pick<TableSpec, 'columns' | 'keyKind'>): string {
   return spec.columns.map((c, i) => (spec.keyKind === 'rowid' && i === 0 ? 'rowid' : quoteIdent(c.name))).join(', ')
 }
 

@@ -9,11 +9,12 @@ import type {BBox, TreeReader} from '../snapshot/tree-reader.js'
 import {defaultAuthor} from '../util/author.js'
 import {createProgress} from '../util/progress.js'
 import {computeChangeSet, rawChanges, type RawChanges} from './change-set.js'
-import {maxSeq, readTrackingState} from '../db/change-tracking.js'
+import {advanceCounter, maxSeq, readTrackingState} from '../db/change-tracking.js'
+import {firstUnexpectedRow, tablesReplacedWhole} from '../db/verify-rows.js'
 import type {Db} from '../db/open-database.js'
 import {inTransaction} from '../db/transactions.js'
 import {previewApply} from './apply-preview.js'
-import {markBaseline, sameTables, type TreeState, Workspace} from './workspace.js'
+import {markBaseline, sameTables, type ScanResult, type TreeState, Workspace} from './workspace.js'
 
 export interface CheckoutOptions {
   revision: string
@@ -127,11 +128,28 @@ async function assessCheckout(reader: TreeReader, working: TreeState, options: C
   return {changes, dirty}
 }
 
+/**
+ * Reads the working database and decides what to write, trusting the change record only as
+ * far as the rows about to be written bear it out: each of those is read and compared first,
+ * and if one holds something the record never saw (a write through incremental blob I/O), the
+ * whole database is read again, so that what is overwritten is saved (or refused) like any
+ * other uncommitted change. Tables the checkout replaces whole are read in full from the start.
+ */
+async function scanAndAssess(ws: Workspace, db: Db, options: CheckoutOptions, ctx: {target: TreeState; headId: string | null; headState: TreeState; bbox?: BBox; partial: boolean}, store: boolean): Promise<{working: ScanResult; changes: RawChanges; dirty: boolean}> {
+  const fullTables = ctx.partial ? undefined : tablesReplacedWhole(db, ctx.target.snapshot.schema)
+  let working = await ws.scan(db, {store, fullTables})
+  let assessed = await assessCheckout(working.reader, working.state, options, ctx)
+  if (working.tracking.used && await firstUnexpectedRow(db, assessed.changes, working.reader.objects, fullTables) !== null) {
+    working = await ws.scan(db, {store, rescan: true})
+    assessed = await assessCheckout(working.reader, working.state, options, ctx)
+  }
+  return {working, ...assessed}
+}
+
 async function checkoutLocked(ws: Workspace, db: Db, options: CheckoutOptions, ctx: {targetId: string; target: TreeState; headId: string | null; headState: TreeState; bbox?: BBox; partial: boolean}): Promise<{result: CheckoutResult; head: Head | null}> {
   const {targetId, target, headId, headState, bbox, partial} = ctx
-  const working = await ws.scan(db, {store: true})
+  const {working, changes, dirty} = await scanAndAssess(ws, db, options, ctx, true)
   if (working.tracking.installed && !working.tracking.used) markBaseline(db, working.state.snapshotId, working.tracking.upTo)
-  const {changes, dirty} = await assessCheckout(ws.reader, working.state, options, {target, headId, headState, bbox, partial})
   const savedAs = dirty ? await saveWorking(ws, working.state, headId) : null
   const progress = await createProgress('rows')
   let applied: ApplyResult
@@ -148,6 +166,7 @@ async function checkoutLocked(ws: Workspace, db: Db, options: CheckoutOptions, c
   }
   // After a full checkout the database equals the target: the change record restarts there.
   if (!partial) markBaseline(db, target.snapshotId, readTrackingState(db).installed ? maxSeq(db) : 0)
+  else if (readTrackingState(db).installed) advanceCounter(db, !working.tracking.used || working.tracking.outside === 'none')
   let head: Head | null = null
   if (!partial) {
     const branch = await ws.repo.refs.read(`refs/heads/${options.revision}`).catch(() => null)
@@ -190,8 +209,7 @@ async function previewCheckout(ws: Workspace, options: CheckoutOptions, partial:
   const db = ws.openDb(true)
   try {
     return await inTransaction(db, 'read', async () => {
-      const working = await ws.scan(db, {store: false})
-      const {changes, dirty} = await assessCheckout(working.reader, working.state, options, {target, headId, headState, bbox, partial})
+      const {changes, dirty} = await scanAndAssess(ws, db, options, {target, headId, headState, bbox, partial}, false)
       const counts = previewApply(db, changes, partial ? undefined : target.snapshot.schema, target.tables)
       const branch = partial ? null : await ws.repo.refs.read(`refs/heads/${options.revision}`).catch(() => null)
       return {

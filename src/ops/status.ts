@@ -1,5 +1,6 @@
 import * as fs from 'node:fs'
 
+import type {OutsideWrites} from '../db/outside-writes.js'
 import {describeShapes, type ShapeReport} from '../db/shapes.js'
 import {type ChangeSet, computeChangeSet, isEmpty} from './change-set.js'
 import {Workspace} from './workspace.js'
@@ -13,6 +14,11 @@ export interface StatusResult {
   merging: boolean
   /** How the working database was read: from the change record, or in full (and why). */
   scan: {incremental: boolean; reason: string}
+  /**
+   * Whether the file was written outside the change record since the baseline (e.g. by
+   * incremental blob I/O): then a status from the record may miss those changes.
+   */
+  outsideWrites: OutsideWrites
   /** What is versioned (and how changes are found), what is left out and why. */
   report: ShapeReport
 }
@@ -23,7 +29,7 @@ export async function status(ws: Workspace, options: {rescan?: boolean} = {}): P
   const {id, state} = await ws.headState()
   const db = ws.openDb(true)
   try {
-    const working = await ws.scan(db, {store: false, rescan: options.rescan})
+    const working = await ws.scan(db, {store: false, rescan: options.rescan, outside: 'report'})
     const changes = await computeChangeSet(state, working.state, working.reader)
     return {
       branch: head.kind === 'branch' ? head.branch : null,
@@ -33,6 +39,7 @@ export async function status(ws: Workspace, options: {rescan?: boolean} = {}): P
       changes,
       merging: fs.existsSync(ws.repo.layout.mergeState),
       scan: {incremental: working.tracking.used, reason: working.tracking.reason},
+      outsideWrites: working.tracking.outside,
       report: describeShapes(db, ws.specs(db), {tracking: ws.repo.config.tracking?.enabled !== false}),
     }
   } finally {

@@ -4,6 +4,7 @@ import {randomBytes} from 'node:crypto'
 import {changedKeys, installTracking, isTrackable, maxSeq, readTrackingState, resetBaseline, triggersIntact} from '../db/change-tracking.js'
 import {readSchema} from '../db/introspect.js'
 import {refuseUnsupportedShapes} from '../db/shapes.js'
+import {fileChangeCounter, type OutsideWrites, outsideWritesSince} from '../db/outside-writes.js'
 import {type IncrementalBase, snapshotDatabase, type SnapshotResult} from '../db/snapshot-database.js'
 import {inTransaction} from '../db/transactions.js'
 import {resolveTableSpecs, type TableSpec} from '../db/table-spec.js'
@@ -70,14 +71,15 @@ export class Workspace {
    * hashed and kept in memory (status, diff). When change tracking can be trusted, only the
    * rows changed since its baseline are read; otherwise (or with `rescan`) every row is.
    */
-  async scan(db: Db, options: {store: boolean; progress?: Progress; rescan?: boolean}): Promise<ScanResult> {
+  async scan(db: Db, options: {store: boolean; progress?: Progress; rescan?: boolean; fullTables?: ReadonlySet<string>; outside?: 'rescan' | 'report'}): Promise<ScanResult> {
     const specs = this.specs(db)
     refuseUnsupportedShapes(db, specs)
     const overlay = options.store ? undefined : new OverlayStore(this.repo.store)
     const reader = overlay ? new TreeReader(overlay) : this.reader
     let bytes = 0
     return inTransaction(db, 'read', async () => {
-      const tracking = await this.trackingBase(db, specs, options.rescan ?? false)
+      const tracking = await this.trackingBase(db, specs, options)
+      const counter = fileChangeCounter(db)
       // A full read hashes on every core; a few changed rows are cheaper inline.
       const pool = tracking.base ? undefined : new HashingPool(this.repo.store, options.store ? 'store' : 'hash', {packed: true})
       let result: SnapshotResult
@@ -97,28 +99,32 @@ export class Workspace {
       return {
         state: {snapshotId: result.id, snapshot: result.snapshot, tables: result.tables, tableIds: result.tableIds},
         reader, bytes,
-        tracking: {installed: tracking.installed, used: tracking.base !== undefined, upTo: tracking.upTo, reason: tracking.reason},
+        tracking: {installed: tracking.installed, used: tracking.base !== undefined, upTo: tracking.upTo, reason: tracking.reason, counter, outside: tracking.outside},
       }
     })
   }
 
   /** Decides whether the change record can stand in for a full read, and why not if it cannot. */
-  private async trackingBase(db: Db, specs: TableSpec[], rescan: boolean): Promise<{installed: boolean; upTo: number; base?: IncrementalBase; reason: string}> {
+  private async trackingBase(db: Db, specs: TableSpec[], options: {rescan?: boolean; fullTables?: ReadonlySet<string>; outside?: 'rescan' | 'report'}): Promise<{installed: boolean; upTo: number; base?: IncrementalBase; reason: string; outside: OutsideWrites}> {
     const state = readTrackingState(db)
-    if (!state.installed) return {installed: false, upTo: 0, reason: 'change tracking is not installed'}
+    if (!state.installed) return {installed: false, upTo: 0, reason: 'change tracking is not installed', outside: 'unavailable'}
     const upTo = maxSeq(db)
+    const outside = outsideWritesSince(db, state, upTo)
     const expectedId = this.repo.config.tracking?.id
-    const no = (reason: string): {installed: boolean; upTo: number; reason: string} => ({installed: true, upTo, reason})
-    if (rescan) return no('full rescan requested')
+    const no = (reason: string): {installed: boolean; upTo: number; reason: string; outside: OutsideWrites} => ({installed: true, upTo, reason, outside})
+    if (options.rescan) return no('full rescan requested')
     if (!expectedId || state.trackingId !== expectedId) return no('the database was tracked by another repository')
     if (!state.baseline || !(await this.repo.store.has(state.baseline))) return no('no baseline snapshot yet')
     if (!triggersIntact(db, specs)) return no('tracking triggers are missing or were changed')
+    if (outside === 'detected' && options.outside !== 'report') return no('the database file was written outside the change record (e.g. incremental blob I/O)')
     const baseline = await this.reader.snapshot(state.baseline)
     if (JSON.stringify(baseline.schema) !== JSON.stringify(readSchema(db))) return no('the schema changed since the baseline')
     const tables = new Map<string, TableTree>()
     for (const t of baseline.tables) tables.set(t.name, await this.reader.table(t.id))
-    const tracked = new Set(specs.filter((s) => isTrackable(db, s)).map((s) => s.name))
-    return {installed: true, upTo, base: {tables, changed: changedKeys(db, upTo), tracked}, reason: 'using the change record'}
+    // Tables about to be replaced whole (checkout across a schema change) are read in full, so
+    // every row they lose is known to be what the snapshot says.
+    const tracked = new Set(specs.filter((s) => isTrackable(db, s) && !options.fullTables?.has(s.name)).map((s) => s.name))
+    return {installed: true, upTo, base: {tables, changed: changedKeys(db, upTo), tracked}, reason: 'using the change record', outside}
   }
 
   /** Installs or repairs tracking when it is enabled and not intact. Returns whether it is in place. */
@@ -142,12 +148,19 @@ export interface ScanResult {
   state: TreeState
   reader: TreeReader
   bytes: number
-  tracking: {installed: boolean; used: boolean; upTo: number; reason: string}
+  /**
+   * `counter`: the file change counter the scan saw; `outside`: whether the file was written
+   * outside the change record since the baseline (see db/outside-writes.ts).
+   */
+  tracking: {installed: boolean; used: boolean; upTo: number; reason: string; counter: number | null; outside: OutsideWrites}
 }
 
-/** Records that the database now equals `snapshotId` apart from changes after `upTo`. */
-export function markBaseline(db: Db, snapshotId: string, upTo: number): void {
-  if (readTrackingState(db).installed && !db.readonly) resetBaseline(db, snapshotId, upTo)
+/**
+ * Records that the database now equals `snapshotId` apart from changes after `upTo`; `observed`
+ * is the file change counter the scan saw, when it ran in an earlier transaction.
+ */
+export function markBaseline(db: Db, snapshotId: string, upTo: number, observed?: number | null): void {
+  if (readTrackingState(db).installed && !db.readonly) resetBaseline(db, snapshotId, upTo, observed)
 }
 
 export function sameTables(a: TreeState, b: TreeState): boolean {
