@@ -1,6 +1,7 @@
 import {Command} from '@oclif/core'
 
 import {isTilesyncError} from '../core/errors.js'
+import {lastDatabasePath, translateSqliteError} from '../db/open-database.js'
 import {Workspace} from '../ops/workspace.js'
 
 /**
@@ -22,6 +23,8 @@ export abstract class TilesyncCommand extends Command {
   }
 
   protected override async catch(err: Error & {exitCode?: number}): Promise<unknown> {
+    // A SQLite error no layer below translated still becomes one line naming the database.
+    if ((err as {code?: unknown}).code?.toString().startsWith('SQLITE_')) err = translateSqliteError(err, lastDatabasePath() ?? 'the database') as Error
     if (isTilesyncError(err)) {
       const payload = {code: err.code, message: err.message, hint: err.hint, ...(err.data ? {data: err.data} : {})}
       process.exitCode = 1

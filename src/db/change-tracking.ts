@@ -1,7 +1,8 @@
 import {randomBytes} from 'node:crypto'
 
 import {CHANGES_TABLE, isOwnTable, isOwnTrigger, ownTriggerName, quoteIdent, STATE_TABLE, tableColumns} from './introspect.js'
-import type {Db} from './open-database.js'
+import {TilesyncError} from '../core/errors.js'
+import {type Db, translated} from './open-database.js'
 import {counterAtWriteStart} from './outside-writes.js'
 import type {TableSpec} from './table-spec.js'
 
@@ -18,6 +19,9 @@ import type {TableSpec} from './table-spec.js'
  */
 export {CHANGES_TABLE, STATE_TABLE}
 export const MAX_TRACKED_KEY_COLUMNS = 4
+
+const CHANGES_SQL = `CREATE TABLE ${CHANGES_TABLE} (seq INTEGER PRIMARY KEY AUTOINCREMENT, tbl TEXT NOT NULL, k0, k1, k2, k3)`
+const STATE_SQL = `CREATE TABLE ${STATE_TABLE} (key TEXT PRIMARY KEY, value TEXT)`
 
 const triggerName = ownTriggerName
 
@@ -98,14 +102,27 @@ export function triggersIntact(db: Db, specs: TableSpec[]): boolean {
 export function installTracking(db: Db, specs: TableSpec[], trackingId?: string): string {
   const id = trackingId ?? randomBytes(8).toString('hex')
   const tx = db.transaction(() => {
+    refuseNameClash(db, specs)
     removeTrackingObjects(db)
-    db.exec(`CREATE TABLE ${CHANGES_TABLE} (seq INTEGER PRIMARY KEY AUTOINCREMENT, tbl TEXT NOT NULL, k0, k1, k2, k3)`)
-    db.exec(`CREATE TABLE ${STATE_TABLE} (key TEXT PRIMARY KEY, value TEXT)`)
+    db.exec(CHANGES_SQL)
+    db.exec(STATE_SQL)
     db.prepare(`INSERT INTO ${STATE_TABLE} (key, value) VALUES ('tracking_id', ?), ('format', '1')`).run(id)
     for (const spec of specs) if (isTrackable(db, spec)) for (const t of triggerSql(spec)) db.exec(t.sql)
   })
-  tx.immediate()
+  translated(db, () => tx.immediate())
   return id
+}
+
+/** A user's own trigger or table that has one of the exact names tracking needs: say so, rather than fail inside SQLite. */
+function refuseNameClash(db: Db, specs: TableSpec[]): void {
+  const mine = new Set(ownObjects(db).map((o) => o.name))
+  const wanted = new Set([CHANGES_TABLE, STATE_TABLE, ...specs.filter((s) => isTrackable(db, s)).flatMap((s) => triggerSql(s).map((t) => t.name))])
+  const taken = (db.prepare(`SELECT name FROM sqlite_master`).pluck(true).all() as string[]).filter((n) => wanted.has(n) && !mine.has(n))
+  if (taken.length) {
+    throw new TilesyncError('BAD_NAME', `the database already has its own "${taken[0]}", a name tilesync's change tracking needs`, {
+      hint: 'rename it, or turn change tracking off with `tilesync tracking off` (status and commit then read every row)',
+    })
+  }
 }
 
 /**
@@ -116,7 +133,7 @@ export function installTracking(db: Db, specs: TableSpec[], trackingId?: string)
 function ownObjects(db: Db): Array<{type: string; name: string; sql: string}> {
   const rows = db.prepare(`SELECT type, name, tbl_name AS tblName, sql FROM sqlite_master WHERE type IN ('trigger', 'table')`).all() as Array<{type: string; name: string; tblName: string; sql: string | null}>
   return rows
-    .filter((r) => (r.type === 'table' ? isOwnTable(r.name) : isOwnTrigger(r.name, r.tblName, r.sql)))
+    .filter((r) => (r.type === 'table' ? isOwnTable(r.name) && (r.sql === CHANGES_SQL || r.sql === STATE_SQL) : isOwnTrigger(r.name, r.tblName, r.sql)))
     .map((r) => ({type: r.type, name: r.name, sql: r.sql ?? ''}))
 }
 
@@ -128,7 +145,7 @@ function removeTrackingObjects(db: Db): void {
 
 /** `tilesync tracking off`: removes every trace of tracking from the database. */
 export function uninstallTracking(db: Db): void {
-  db.transaction(() => removeTrackingObjects(db)).immediate()
+  translated(db, () => db.transaction(() => removeTrackingObjects(db)).immediate())
   // sqlite_sequence is SQLite's own table for AUTOINCREMENT; drop our row from it.
   if (tableExists(db, 'sqlite_sequence')) db.prepare('DELETE FROM sqlite_sequence WHERE name = ?').run(CHANGES_TABLE)
 }
@@ -183,7 +200,7 @@ export function resetBaseline(db: Db, baseline: string, upTo: number, observed?:
     noteCounter(db, counter)
   }
   if (db.inTransaction) run()
-  else db.transaction(run).immediate()
+  else translated(db, () => db.transaction(run).immediate())
 }
 
 /**

@@ -1,4 +1,6 @@
 import {existsSync} from 'node:fs'
+import * as fs from 'node:fs/promises'
+import * as path from 'node:path'
 
 import {TilesyncError} from '../core/errors.js'
 import {applyToDatabase, type ApplyResult} from '../db/apply-snapshot.js'
@@ -15,6 +17,7 @@ import type {Db} from '../db/open-database.js'
 import {inTransaction} from '../db/transactions.js'
 import {previewApply} from './apply-preview.js'
 import {markBaseline, sameTables, type ScanResult, type TreeState, Workspace} from './workspace.js'
+import {writeNewDatabase} from './write-new-database.js'
 
 export interface CheckoutOptions {
   revision: string
@@ -228,4 +231,37 @@ async function previewCheckout(ws: Workspace, options: CheckoutOptions, partial:
   } finally {
     db.close()
   }
+}
+
+/**
+ * `checkout REV --into FILE`: writes the revision into a new database file, leaving the
+ * working database alone. It is how a damaged database is restored (its pages cannot be
+ * trusted, so nothing is written into it), and how a revision is looked at side by side. The
+ * file is built under a temp name and renamed into place when complete.
+ */
+export interface CheckoutIntoResult {
+  target: string
+  file: string
+  rows: number
+}
+
+export async function checkoutInto(ws: Workspace, revision: string, file: string): Promise<CheckoutIntoResult> {
+  const dest = path.resolve(file)
+  if (existsSync(dest)) throw new TilesyncError('DESTINATION_EXISTS', `${dest} already exists`, {hint: 'name a new file; tilesync never overwrites one with --into'})
+  if (dest === path.resolve(ws.repo.databasePath)) throw new TilesyncError('BAD_ARGUMENT', '--into names the working database itself', {hint: 'give a new file name, e.g. restored.db'})
+  return ws.repo.withLock('checkout', async () => {
+    const targetId = await ws.resolve(revision)
+    const target = await ws.stateOf(targetId)
+    await fs.mkdir(path.dirname(dest), {recursive: true})
+    const tmp = `${dest}.tilesync-into.tmp`
+    await fs.rm(tmp, {force: true})
+    try {
+      const rows = await writeNewDatabase(tmp, target, ws.reader, ws)
+      await fs.rename(tmp, dest)
+      return {target: targetId, file: dest, rows}
+    } catch (error) {
+      await fs.rm(tmp, {force: true})
+      throw error
+    }
+  })
 }

@@ -2,6 +2,7 @@ import {type Db, openDatabase} from '../db/open-database.js'
 import {randomBytes} from 'node:crypto'
 
 import {changedKeys, installTracking, isTrackable, maxSeq, readTrackingState, resetBaseline, triggersIntact} from '../db/change-tracking.js'
+import {assertIntact} from '../db/integrity.js'
 import {readSchema} from '../db/introspect.js'
 import {refuseUnsupportedShapes} from '../db/shapes.js'
 import {fileChangeCounter, type OutsideWrites, outsideWritesSince} from '../db/outside-writes.js'
@@ -74,6 +75,8 @@ export class Workspace {
   async scan(db: Db, options: {store: boolean; progress?: Progress; rescan?: boolean; fullTables?: ReadonlySet<string>; outside?: 'rescan' | 'report'}): Promise<ScanResult> {
     const specs = this.specs(db)
     refuseUnsupportedShapes(db, specs)
+    // A full rescan asked for is a full check too: damage outside the rows read would stay unseen.
+    if (options.rescan) assertIntact(db)
     const overlay = options.store ? undefined : new OverlayStore(this.repo.store)
     const reader = overlay ? new TreeReader(overlay) : this.reader
     let bytes = 0
