@@ -24,7 +24,7 @@ export default class Status extends TilesyncCommand {
       this.say('The database file was written outside the change record since the last commit (e.g. incremental blob I/O): this status may miss those changes; `tilesync status --rescan` reads every row (commit does so by itself).')
     }
     else for (const line of formatChangeSet(result.changes, {limit: 200})) this.say(line)
-    for (const line of formatShapeReport(result.report, {versioned: flags.verbose})) this.say(line)
+    for (const line of formatShapeReport(result.report, {versioned: Boolean(flags.verbose)})) this.say(line)
     return result
   }
 }

@@ -56,8 +56,12 @@ export function describeShapes(db: Db, specs: TableSpec[], options: {tracking: b
     } else if (isSqliteInternal(t.name)) {
       leftOut.push({name: t.name, why: 'SQLite\'s own'})
     } else if (t.type === 'shadow') {
-      const owner = shadowOwner(t.name)
-      leftOut.push({name: t.name, why: `index data of virtual table ${owner ?? '(unknown)'}, made again by SQLite from its rows`})
+      const owner = shadowOwner(t.name) ?? '(unknown)'
+      const why = `index data of virtual table ${owner}, made again by SQLite from its rows`
+      // One line per virtual table, not one per shadow table.
+      const same = leftOut.find((l) => l.why === why)
+      if (same) same.name += `, ${t.name}`
+      else leftOut.push({name: t.name, why})
     } else if (t.type === 'virtual') {
       const info = virtualTableInfo(t.sql)
       if (info.content === '') leftOut.push({name: t.name, why: `contentless ${info.module} index: its rows cannot be read back, so a checkout or clone has the table but not its entries; fill it again from your data`})
