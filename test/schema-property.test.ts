@@ -91,7 +91,7 @@ function randomSchema(r: Rand, variant: number): Table[] {
       cols: [{name: 'pid', kind: 'int'}, {name: 'v', kind: 'any'}], key: ['id'], keyValue: (q) => [BigInt(1 + int(q, 20))], extras: [],
     })
   }
-  maybe(0.5, {
+  maybe(0.8, {
     name: 'grid', sql: [`CREATE TABLE grid (id INTEGER PRIMARY KEY, r INTEGER, c INTEGER, v, UNIQUE (r, c)${r() < 0.5 ? ' ON CONFLICT REPLACE' : ''})`],
     cols: [{name: 'v', kind: 'any'}], key: ['id'], keyValue: (q) => [BigInt(1 + int(q, 8))], extras: [], swap: true,
   })
@@ -128,19 +128,42 @@ function keysOf(db: string, t: Table): unknown[][] {
   }
 }
 
-function blobWrite(db: string, r: Rand): boolean {
-  const rows = query<{rowid: number}>(db, `SELECT rowid FROM tiles ORDER BY rowid`)
+function blobWrite(db: string, r: Rand, only?: Array<[bigint, bigint]>): boolean {
+  const rows = query<{rowid: number; x: number; y: number}>(db, `SELECT rowid, x, y FROM tiles ORDER BY rowid`)
+    .filter((t) => !only || only.some(([x, y]) => BigInt(t.x) === x && BigInt(t.y) === y))
   if (rows.length === 0) return false
   const hex = Array.from({length: 8}, () => int(r, 256).toString(16).padStart(2, '0')).join('')
   execFileSync('python3', [path.join(REPO_ROOT, 'test', 'support', 'blob-write.py'), db, 'tiles', 'img', String(pick(r, rows).rowid), hex])
   return true
 }
 
+function insertRow(db: string, r: Rand, t: Table, existing: unknown[][], fk: boolean, nulls = true): void {
+  const cols = [...t.cols, ...t.extras.map((name) => ({name, kind: 'any' as Kind}))]
+  const key = t.key[0] === 'rowid' ? (t.fts ? t.keyValue(r) : []) : t.keyValue(r)
+  const keyCols = t.key[0] === 'rowid' ? (t.fts ? ['rowid'] : []) : t.key
+  if (nulls && t.nullableKey && r() < 0.25) key[0] = null
+  const all = [...keyCols.map((k) => (k === 'rowid' ? 'rowid' : q(k))), ...cols.map((x) => q(x.name))]
+  const vals = [...key, ...cols.map((x) => (t.swap && x.name === 'v' ? value(r, 'int') : value(r, x.kind)))]
+  if (t.swap) {
+    all.push('r', 'c')
+    vals.push(BigInt(int(r, 3)), BigInt(int(r, 3)))
+  }
+  // Full-text tables take no conflict clause: a rowid already there is skipped here.
+  if (t.fts && existing.some((e) => e[0] === key[0])) return
+  write(db, `INSERT ${t.fts ? '' : 'OR IGNORE '}INTO ${q(t.name)} (${all.join(', ')}) VALUES (${all.map(() => '?').join(', ')})`, vals, fk)
+}
+
 /** A few random writes; says whether one went through blob I/O and whether one broke what tilesync accepts. */
 function randomWrites(db: string, r: Rand, tables: Table[], step: number): {blobIO: boolean; other: boolean} {
   let blobIO = false
   let other = false
-  const n = 3 + int(r, 6)
+  // Some steps only write through blob I/O: what the file change counter must show by itself.
+  if (r() < 0.2) {
+    const blobs = 1 + int(r, 2)
+    for (let i = 0; i < blobs; i++) blobIO = blobWrite(db, r) || blobIO
+    return {blobIO, other}
+  }
+  const n = 6 + int(r, 8)
   for (let i = 0; i < n; i++) {
     const fk = r() < 0.3
     const op = int(r, 10)
@@ -166,18 +189,7 @@ function randomWrites(db: string, r: Rand, tables: Table[], step: number): {blob
     const c = pick(r, cols)
     const choice = int(r, 10)
     if (choice < 4 || existing.length === 0) {
-      const key = t.key[0] === 'rowid' ? (t.fts ? t.keyValue(r) : []) : t.keyValue(r)
-      const keyCols = t.key[0] === 'rowid' ? (t.fts ? ['rowid'] : []) : t.key
-      if (t.nullableKey && r() < 0.25) key[0] = null
-      const all = [...keyCols.map((k) => (k === 'rowid' ? 'rowid' : q(k))), ...cols.map((x) => q(x.name))]
-      const vals = [...key, ...cols.map((x) => (t.swap && x.name === 'v' ? value(r, 'int') : value(r, x.kind)))]
-      if (t.swap) {
-        all.push('r', 'c')
-        vals.push(BigInt(int(r, 3)), BigInt(int(r, 3)))
-      }
-      // Full-text tables take no conflict clause: a rowid already there is skipped here.
-      if (t.fts && existing.some((e) => e[0] === key[0])) continue
-      write(db, `INSERT ${t.fts ? '' : 'OR IGNORE '}INTO ${q(t.name)} (${all.join(', ')}) VALUES (${all.map(() => '?').join(', ')})`, vals, fk)
+      insertRow(db, r, t, existing, fk)
     } else if (choice < 6) {
       let v = value(r, c.kind)
       // Now and then TEXT that is not valid UTF-8, which tilesync must refuse rather than change.
@@ -209,7 +221,7 @@ function randomWrites(db: string, r: Rand, tables: Table[], step: number): {blob
   }
   // ALTER TABLE between commits: a column added, or one added earlier dropped.
   const alterable = tables.filter((t) => !t.fts)
-  if (alterable.length && r() < 0.35) {
+  if (alterable.length && r() < 0.25) {
     const t = pick(r, alterable)
     if (t.extras.length && r() < 0.4) write(db, `ALTER TABLE ${q(t.name)} DROP COLUMN ${q(t.extras.pop()!)}`)
     else {
@@ -243,7 +255,10 @@ function repair(db: string, tables: Table[]): void {
 async function history(seed: number): Promise<{commits: number; refusals: number}> {
   const r = prng(seed)
   const tables = randomSchema(r, seed % 3)
+  // WAL databases have no file change counter: blob I/O there is committed with --rescan.
+  const wal = r() < 0.3
   const {db, ws} = await projectWith([
+    `PRAGMA journal_mode = ${wal ? 'WAL' : 'DELETE'};`,
     'CREATE TABLE tiles (x INTEGER NOT NULL, y INTEGER NOT NULL, img BLOB, PRIMARY KEY (x, y));',
     "INSERT INTO tiles VALUES (0, 0, randomblob(8)), (1, 0, randomblob(8)), (0, 1, x'0102030405060708');",
     ...tables.flatMap((t) => t.sql.map((s) => `${s};`)),
@@ -252,12 +267,13 @@ async function history(seed: number): Promise<{commits: number; refusals: number
   let refusals = 0
   const steps = 5 + int(r, 3)
   for (let step = 0; step < steps; step++) {
+    if (step === 0) for (const t of tables) for (let i = 0; i < 6; i++) insertRow(db, r, t, keysOf(db, t), false, false)
     const {blobIO, other} = step === 0 ? {blobIO: false, other: true} : randomWrites(ws.repo.databasePath, r, tables, step)
     const before = exactDump(db)
     const head = await ws.repo.refs.headCommit()
     // Blob I/O mixed with recorded writes is what the change record cannot tell: the
     // documented answer is commit --rescan. Alone, the file change counter shows it.
-    const rescan = blobIO && other
+    const rescan = blobIO && (other || wal)
     if (refusable(db, tables)) {
       let code: string | undefined
       await commit(ws, {message: `step ${step}`, author, rescan}).catch((error: {code?: string}) => {
@@ -279,9 +295,36 @@ async function history(seed: number): Promise<{commits: number; refusals: number
     const j = int(r, i + 1);
     [ids[i], ids[j]] = [ids[j], ids[i]]
   }
+  const saved: Array<[string, Record<string, unknown>]> = []
+  // Tiles of the database a checkout of `target` must overwrite or delete (its row differs there).
+  const overwritten = (target: Record<string, unknown>): Array<[bigint, bigint]> => {
+    const keep = new Set(target.tiles as string[])
+    return (exactDump(db).tiles as string[]).filter((row) => !keep.has(row)).map((row) => {
+      const [x, y] = row.split(' | ')
+      return [BigInt(x.slice(2)), BigInt(y.slice(2))]
+    })
+  }
   for (const id of ids) {
-    await checkout(ws, {revision: id})
+    if (r() < 0.4 && blobWrite(db, r, overwritten(expected.get(id)!))) {
+      // A write the change record cannot see (with, now and then, one it can), to a tile the
+      // checkout would overwrite: it must refuse, and with --force save it first, exactly.
+      if (r() < 0.5) write(db, `UPDATE tiles SET img = randomblob(8) WHERE rowid = (SELECT max(rowid) FROM tiles)`)
+      let code: string | undefined
+      await checkout(ws, {revision: id}).catch((error: {code?: string}) => {
+        code = error.code
+      })
+      expect(code, `seed ${seed}: checkout over an unsaved blob I/O write`).to.equal('DIRTY')
+      const dirty = exactDump(db)
+      const forced = await checkout(ws, {revision: id, force: true})
+      saved.push([forced.savedAs!, dirty])
+    } else {
+      await checkout(ws, {revision: id})
+    }
     expect(exactDump(db), `seed ${seed}: checkout of ${id.slice(0, 10)}`).to.deep.equal(expected.get(id))
+  }
+  for (const [id, dump] of saved) {
+    await checkout(ws, {revision: id})
+    expect(exactDump(db), `seed ${seed}: the changes checkout --force saved (${id.slice(0, 10)})`).to.deep.equal(dump)
   }
   const last = ids[ids.length - 1]
   expect(exactDump((await cloneOf(ws, last)).db), `seed ${seed}: clone of ${last.slice(0, 10)}`).to.deep.equal(expected.get(last))
