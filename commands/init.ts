@@ -8,7 +8,7 @@ const list = (v?: string): string[] | undefined => v?.split(',').map((s) => s.tr
 
 export default class Init extends TilesyncCommand {
   static override summary = 'Start versioning a tile database: creates .tilesync/ in the current directory.'
-  static override description = `Detects the tile table (default "quadrants"), its key columns (the primary key), its image columns (BLOB columns) and every other table, and records them in .tilesync/config.json. Nothing is written to the database. Later commands find .tilesync/ from any subdirectory.`
+  static override description = `Detects the tile table (default "quadrants"), its key columns (the primary key), its image columns (BLOB columns) and every other table, and records them in .tilesync/config.json. Prints every table it versions and how their changes are found, and what it leaves out and why. A database it could not give back exactly (a virtual table it cannot read, an application-defined collation, NULL or duplicate keys) is refused with one line before anything is created. Nothing is written to the database. Later commands find .tilesync/ from any subdirectory.`
 
   static override examples = [
     '<%= config.bin %> init',

@@ -184,7 +184,8 @@ describe('SQLite shapes: every row comes back, or tilesync refuses up front', ()
       PRAGMA user_version = 7; PRAGMA application_id = 1297105496;
       CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, v ANY_TYPE, z);
       INSERT INTO jobs (v, z) VALUES ('a', -0.0), ('b', 0.0), ('c', 1), ('d', 2), ('e', 3);
-      DELETE FROM jobs WHERE id >= 4;`, {table: 'tiles'})
+      DELETE FROM jobs WHERE id >= 4;
+      CREATE TABLE strict_t (id INTEGER PRIMARY KEY, a ANY, b TEXT) STRICT; INSERT INTO strict_t VALUES (1, -0.0, 'x'), (2, x'00', NULL), (3, 1.5, '');`, {table: 'tiles'})
     await commit(ws, {message: 'one', author})
     const before = exactDump(db)
     expect(before.__header).to.deep.equal([7, 1297105496])
