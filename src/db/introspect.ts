@@ -54,7 +54,15 @@ export interface TableListing {
 
 /** Every table of the main schema with its kind (shadow tables are recognised by SQLite itself). */
 export function listTables(db: Db): TableListing[] {
-  const kinds = new Map((db.prepare(`SELECT name, type, strict FROM pragma_table_list WHERE schema = 'main'`).all() as Array<{name: string; type: string; strict: number}>).map((r) => [r.name, r]))
+  let listed: Array<{name: string; type: string; strict: number}>
+  try {
+    listed = db.prepare(`SELECT name, type, strict FROM pragma_table_list WHERE schema = 'main'`).all() as typeof listed
+  } catch {
+    // A virtual table whose module this SQLite lacks makes the pragma fail; sqlite_master still
+    // names every table (and the refusal of that table says what is wrong).
+    listed = []
+  }
+  const kinds = new Map(listed.map((r) => [r.name, r]))
   const rows = db.prepare(`SELECT name, sql FROM sqlite_master WHERE type = 'table' ORDER BY name`).all() as Array<{name: string; sql: string | null}>
   return rows.map((r) => {
     const k = kinds.get(r.name)
@@ -81,6 +89,8 @@ export function virtualTableInfo(sql: string): VirtualTableInfo {
 }
 
 const CONTENT_MODULES = new Set(['fts3', 'fts4', 'fts5', 'rtree', 'rtree_i32'])
+/** Read-only views of a full-text table's index: they hold nothing of their own. */
+export const VIEW_MODULES = new Set(['fts5vocab', 'fts4aux'])
 
 /**
  * Whether tilesync keeps a virtual table's rows: full-text and R*Tree tables that hold their own

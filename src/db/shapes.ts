@@ -1,6 +1,6 @@
 import {TilesyncError} from '../core/errors.js'
 import {isTrackable} from './change-tracking.js'
-import {isOwnTable, isSqliteInternal, listTables, quoteIdent, tableColumns, type TableListing, versionsVirtualRows, virtualTableInfo} from './introspect.js'
+import {isOwnTable, isSqliteInternal, listTables, quoteIdent, tableColumns, type TableListing, VIEW_MODULES, versionsVirtualRows, virtualTableInfo} from './introspect.js'
 import type {Db} from './open-database.js'
 import type {TableSpec} from './table-spec.js'
 
@@ -66,6 +66,7 @@ export function describeShapes(db: Db, specs: TableSpec[], options: {tracking: b
       const info = virtualTableInfo(t.sql)
       if (info.content === '') leftOut.push({name: t.name, why: `contentless ${info.module} index: its rows cannot be read back, so a checkout or clone has the table but not its entries; fill it again from your data`})
       else if (info.content) leftOut.push({name: t.name, why: `${info.module} index over table ${info.content}: rebuilt from it after a checkout or clone`})
+      else if (VIEW_MODULES.has(info.module)) leftOut.push({name: t.name, why: `${info.module} view of a full-text index: it holds nothing of its own`})
       else if (!versionsVirtualRows(info)) leftOut.push({name: t.name, why: `virtual table of module ${info.module}`})
     } else {
       leftOut.push({name: t.name, why: 'not versioned'})
@@ -77,7 +78,9 @@ export function describeShapes(db: Db, specs: TableSpec[], options: {tracking: b
     const options = (db.prepare(`SELECT k FROM ${quoteIdent(`${v.name}_config`)} WHERE k != 'version'`).all() as Array<{k: string}>).map((r) => r.k)
     if (options.length) leftOut.push({name: `${v.name} (options ${options.join(', ')})`, why: `FTS5 options set with INSERT INTO ${v.name}(${v.name}, ...): set them again after a clone`})
   }
+  const wal = String(db.pragma('journal_mode', {simple: true})).toLowerCase() === 'wal'
   const notes = [
+    ...(wal ? ['WAL mode: SQLite keeps no file change counter here, so a write no trigger sees (incremental blob I/O) is not noticed by status or commit; run `tilesync commit --rescan` after one (checkout still refuses to overwrite it)'] : []),
     'kept with each snapshot: every CREATE statement (tables, indexes, views, triggers), PRAGMA user_version, PRAGMA application_id and the AUTOINCREMENT counters (sqlite_sequence)',
     'never versioned: tilesync\'s own _tilesync_changes and _tilesync_state (see `tilesync tracking`)',
     'not kept: file settings (page size, journal mode, auto_vacuum, encoding); a clone uses 16 KiB pages and a rollback journal',
@@ -95,7 +98,7 @@ export function refuseUnsupportedShapes(db: Db, specs: TableSpec[], options: {da
   for (const t of listTables(db)) {
     if (t.type !== 'virtual' || isOwnTable(t.name)) continue
     const info = virtualTableInfo(t.sql)
-    if (versionsVirtualRows(info)) continue
+    if (versionsVirtualRows(info) || VIEW_MODULES.has(info.module)) continue
     if ((info.module === 'fts5' || info.module === 'fts4') && info.content !== null) continue
     throw new TilesyncError('UNSUPPORTED_SHAPE', `table "${t.name}" is a virtual table of module ${info.module || '(unknown)'}, which tilesync cannot read back and recreate exactly`, {
       hint: 'tilesync versions ordinary tables and fts3/fts4/fts5 and rtree virtual tables; move its data into an ordinary table, or keep this database out of tilesync',
