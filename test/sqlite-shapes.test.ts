@@ -41,6 +41,8 @@ describe('SQLite shapes: every row comes back, or tilesync refuses up front', ()
     await checkout(ws, {revision: 'HEAD~1'})
     expect(exactDump(db)).to.deep.equal(before)
     expect(exactDump((await cloneOf(ws)).db)).to.deep.equal(before)
+    // A table of the user's with exactly the reserved name is refused, not skipped.
+    await expectCode(projectWith(`${TILES} CREATE TABLE _tilesync_state (id INTEGER PRIMARY KEY, note TEXT);`, {table: 'tiles'}), 'UNSUPPORTED_SHAPE', /reserved for tilesync/)
   })
 
   describe('foreign keys', () => {

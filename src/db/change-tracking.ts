@@ -1,6 +1,6 @@
 import {randomBytes} from 'node:crypto'
 
-import {CHANGES_TABLE, isOwnTable, isOwnTrigger, ownTriggerName, quoteIdent, STATE_TABLE, tableColumns} from './introspect.js'
+import {CHANGES_TABLE, isOwnTable, isOwnTrigger, OWN_TABLE_SQL, ownTriggerName, quoteIdent, STATE_TABLE, tableColumns} from './introspect.js'
 import {TilesyncError} from '../core/errors.js'
 import {type Db, translated} from './open-database.js'
 import {counterAtWriteStart} from './outside-writes.js'
@@ -20,8 +20,8 @@ import type {TableSpec} from './table-spec.js'
 export {CHANGES_TABLE, STATE_TABLE}
 export const MAX_TRACKED_KEY_COLUMNS = 4
 
-const CHANGES_SQL = `CREATE TABLE ${CHANGES_TABLE} (seq INTEGER PRIMARY KEY AUTOINCREMENT, tbl TEXT NOT NULL, k0, k1, k2, k3)`
-const STATE_SQL = `CREATE TABLE ${STATE_TABLE} (key TEXT PRIMARY KEY, value TEXT)`
+const CHANGES_SQL = OWN_TABLE_SQL[CHANGES_TABLE]
+const STATE_SQL = OWN_TABLE_SQL[STATE_TABLE]
 
 const triggerName = ownTriggerName
 

@@ -6,6 +6,11 @@ export const OWN_PREFIX = '_tilesync'
 /** tilesync's own tables, by exact (case-sensitive) name: nothing else is ever treated as its own. */
 export const CHANGES_TABLE = `${OWN_PREFIX}_changes`
 export const STATE_TABLE = `${OWN_PREFIX}_state`
+/** Their CREATE statements, exactly as tilesync makes them. */
+export const OWN_TABLE_SQL: Readonly<Record<string, string>> = {
+  [CHANGES_TABLE]: `CREATE TABLE ${CHANGES_TABLE} (seq INTEGER PRIMARY KEY AUTOINCREMENT, tbl TEXT NOT NULL, k0, k1, k2, k3)`,
+  [STATE_TABLE]: `CREATE TABLE ${STATE_TABLE} (key TEXT PRIMARY KEY, value TEXT)`,
+}
 export const TRIGGER_OPS = ['ins', 'upd', 'del'] as const
 export type TriggerOp = typeof TRIGGER_OPS[number]
 /** SQLite's table of AUTOINCREMENT counters, versioned as rows keyed by table name. */

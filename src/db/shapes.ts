@@ -1,6 +1,6 @@
 import {TilesyncError} from '../core/errors.js'
 import {isTrackable} from './change-tracking.js'
-import {isOwnTable, isSqliteInternal, listTables, quoteIdent, tableColumns, type TableListing, VIEW_MODULES, versionsVirtualRows, virtualTableInfo} from './introspect.js'
+import {isOwnTable, isSqliteInternal, listTables, OWN_TABLE_SQL, quoteIdent, tableColumns, type TableListing, VIEW_MODULES, versionsVirtualRows, virtualTableInfo} from './introspect.js'
 import type {Db} from './open-database.js'
 import type {TableSpec} from './table-spec.js'
 
@@ -95,6 +95,13 @@ export function describeShapes(db: Db, specs: TableSpec[], options: {tracking: b
  * the first commit (NULL or duplicate keys), so `init` says so before anything is set up.
  */
 export function refuseUnsupportedShapes(db: Db, specs: TableSpec[], options: {data?: boolean} = {}): void {
+  for (const t of listTables(db)) {
+    if (isOwnTable(t.name) && OWN_TABLE_SQL[t.name] !== t.sql) {
+      throw new TilesyncError('UNSUPPORTED_SHAPE', `the database has its own table "${t.name}", a name reserved for tilesync's change record: it would be neither versioned nor left alone`, {
+        hint: `rename it (ALTER TABLE "${t.name}" RENAME TO ...)`,
+      })
+    }
+  }
   for (const t of listTables(db)) {
     if (t.type !== 'virtual' || isOwnTable(t.name)) continue
     const info = virtualTableInfo(t.sql)
