@@ -1,5 +1,7 @@
 import type {RawChanges} from '../ops/change-set.js'
-import type {BlobRef, SchemaEntry} from '../snapshot/model.js'
+import type {Statement} from 'better-sqlite3'
+
+import type {BlobRef, SchemaEntry, TableTree} from '../snapshot/model.js'
 import {displayKey, rowsEqual} from '../snapshot/rows.js'
 import type {ObjectReader} from '../store/object-store.js'
 import {hashOnlyWriter} from '../store/overlay-store.js'
@@ -28,13 +30,22 @@ export function tablesReplacedWhole(db: Db, targetSchema: SchemaEntry[]): Set<st
 export async function firstUnexpectedRow(db: Db, changes: RawChanges, objects: ObjectReader, skip: ReadonlySet<string> = new Set()): Promise<string | null> {
   for (const [name, {before, after, changes: list}] of changes) {
     if (skip.has(name) || list.length === 0) continue
+    const statements = new Map<TableTree, Statement<unknown[]>>()
+    const lookup = (shape: TableTree): Statement<unknown[]> => {
+      let stmt = statements.get(shape)
+      if (!stmt) {
+        stmt = db.prepare(`SELECT ${selectColumnsSql(shape)} FROM ${quoteIdent(name)} WHERE ${exactKeyWhere(shape)}`).raw(true).safeIntegers(true)
+        statements.set(shape, stmt)
+      }
+      return stmt
+    }
     for (const c of list) {
       // A row the plan believes present is read with the working layout; a row it believes
       // absent (an insert) is looked for by the target's key.
       const shape = c.old ? before : after
       if (!shape) continue
       const probe = (c.old ?? c.new)!
-      const stmt = db.prepare(`SELECT ${selectColumnsSql(shape)} FROM ${quoteIdent(name)} WHERE ${exactKeyWhere(shape)}`).raw(true).safeIntegers(true)
+      const stmt = lookup(shape)
       const key = await Promise.all(shape.key.map(async (i) => {
         const v = probe.values[i]
         if (probe.types[i] === 'i') return BigInt(v as number | bigint)
