@@ -233,18 +233,18 @@ async function previewCheckout(ws: Workspace, options: CheckoutOptions, partial:
   }
 }
 
-/**
- * `checkout REV --into FILE`: writes the revision into a new database file, leaving the
- * working database alone. It is how a damaged database is restored (its pages cannot be
- * trusted, so nothing is written into it), and how a revision is looked at side by side. The
- * file is built under a temp name and renamed into place when complete.
- */
 export interface CheckoutIntoResult {
   target: string
   file: string
   rows: number
 }
 
+/**
+ * `checkout REV --into FILE`: writes the revision into a new database file, leaving the
+ * working database alone. It is how a damaged database is restored (its pages cannot be
+ * trusted, so nothing is written into it), and how a revision is looked at side by side. The
+ * file is built under a temp name and renamed into place when complete.
+ */
 export async function checkoutInto(ws: Workspace, revision: string, file: string): Promise<CheckoutIntoResult> {
   const dest = path.resolve(file)
   if (existsSync(dest)) throw new TilesyncError('DESTINATION_EXISTS', `${dest} already exists`, {hint: 'name a new file; tilesync never overwrites one with --into'})
