@@ -37,6 +37,10 @@ describe('the CLI as a subprocess (README quick start)', function () {
 
     const remote = path.join(tmpDir('cli-remote'), 'tiles')
     expect(cli(dir, ['remote', 'add', 'origin', remote]).code).to.equal(0)
+    // A branch the remote does not have yet reads "none", with no brackets inside brackets.
+    const wouldPush = cli(dir, ['push', '--dry-run']).stdout
+    expect(wouldPush).to.match(/\(none -> [0-9a-f]{10}\)\.$/m)
+    expect(wouldPush).to.not.contain('((')
     const pushed = cliJson<{objects: number}>(dir, ['push'])
     expect(pushed.objects).to.be.greaterThan(30)
     const target = path.join(tmpDir('cli-clone'), 'copy')
