@@ -1,7 +1,7 @@
 import {Command} from '@oclif/core'
 
 import {isTilesyncError} from '../core/errors.js'
-import {Workspace} from '../ops/workspace.js'
+import {Workspace} from '../workspace/workspace.js'
 
 /**
  * Base for every command: commands parse flags, call the library and return data. oclif

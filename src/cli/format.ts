@@ -1,4 +1,4 @@
-import type {ChangeSet, RowChangeView} from '../ops/change-set.js'
+import type {ChangeSet, RowChangeView} from '../snapshot/change-set.js'
 
 export const short = (id: string | null | undefined): string => (id ? id.slice(0, 10) : '(none)')
 
