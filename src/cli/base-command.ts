@@ -1,7 +1,7 @@
 import {Command} from '@oclif/core'
 
 import {isTilesyncError, type TilesyncError} from '../core/errors.js'
-import {Workspace} from '../ops/workspace.js'
+import {Workspace} from '../workspace/workspace.js'
 import {errorJson} from './print-error.js'
 import {parseErrorOf} from './parse-errors.js'
 

@@ -1,4 +1,4 @@
-import type {ChangeSet, RowChangeView} from '../ops/change-set.js'
+import type {ChangeSet, RowChangeView} from '../snapshot/change-set.js'
 
 /**
  * A commit id as messages show it (its first 10 hex digits). A missing one (a branch that did

@@ -9,7 +9,7 @@ import type {Repository} from '../repo/repository.js'
 import {type BlobRef, decodeCommit, decodeNode, decodeSnapshot, decodeTable, type Row} from '../snapshot/model.js'
 import {type ObjectKind, short} from './object-walk.js'
 import {collectRoots} from './roots.js'
-import type {Workspace} from './workspace.js'
+import type {Workspace} from '../workspace/workspace.js'
 
 export const DEFAULT_GRACE_MS = 60 * 60 * 1000
 /** Fewer loose reachable objects than this stay as they are: a pack of a handful buys nothing. */
