@@ -7,7 +7,7 @@ import {checkoutInto} from '../src/ops/checkout.js'
 import {commit} from '../src/ops/commit.js'
 import {fsckLocal} from '../src/ops/fsck.js'
 import {status} from '../src/ops/status.js'
-import {Workspace} from '../src/ops/workspace.js'
+import {Workspace} from '../src/workspace/workspace.js'
 import {cli} from './support/cli.js'
 import {author, exactDump, projectWith, query, run} from './support/shapes.js'
 

@@ -5,7 +5,7 @@ import * as path from 'node:path'
 import {checkout} from '../src/ops/checkout.js'
 import {commit} from '../src/ops/commit.js'
 import {status} from '../src/ops/status.js'
-import type {Workspace} from '../src/ops/workspace.js'
+import type {Workspace} from '../src/workspace/workspace.js'
 import {cli, REPO_ROOT} from './support/cli.js'
 import {author, cloneOf, exactDump, projectWith, query, run} from './support/shapes.js'
 

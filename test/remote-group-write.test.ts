@@ -6,7 +6,7 @@ import {commit} from '../src/ops/commit.js'
 import {initRepository} from '../src/ops/init.js'
 import {push} from '../src/ops/push.js'
 import {addRemote} from '../src/ops/remotes.js'
-import {Workspace} from '../src/ops/workspace.js'
+import {Workspace} from '../src/workspace/workspace.js'
 import {makeProject, tmpDir} from './support/fixtures.js'
 import {author} from './support/shapes.js'
 

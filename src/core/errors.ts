@@ -50,6 +50,9 @@ export type ErrorCode =
   | 'DB_READONLY'
   | 'DB_CONSTRAINT'
   | 'DB_ERROR'
+  | 'UNKNOWN_COMMAND'
+  | 'UNKNOWN_FLAG'
+  | 'MISSING_ARGUMENT'
 
 export class TilesyncError extends Error {
   readonly code: ErrorCode

@@ -1,7 +1,7 @@
 import type {Statement} from 'better-sqlite3'
 
 import {TilesyncError} from '../core/errors.js'
-import type {RawChanges} from '../ops/change-set.js'
+import type {RawChanges} from '../snapshot/change-set.js'
 import type {BlobRef, Cell, DatabaseHeader, Row, SchemaEntry, TableTree} from '../snapshot/model.js'
 import {cellsEqual} from '../snapshot/rows.js'
 import type {TreeReader} from '../snapshot/tree-reader.js'

@@ -1,4 +1,4 @@
-import type {RawChanges} from '../ops/change-set.js'
+import type {RawChanges} from '../snapshot/change-set.js'
 import type {Statement} from 'better-sqlite3'
 
 import type {BlobRef, SchemaEntry, TableTree} from '../snapshot/model.js'

@@ -2,8 +2,8 @@ import * as fs from 'node:fs'
 
 import type {OutsideWrites} from '../db/outside-writes.js'
 import {describeShapes, type ShapeReport} from '../db/shapes.js'
-import {type ChangeSet, computeChangeSet, isEmpty} from './change-set.js'
-import {Workspace} from './workspace.js'
+import {type ChangeSet, computeChangeSet, isEmpty} from '../snapshot/change-set.js'
+import {Workspace} from '../workspace/workspace.js'
 
 export interface StatusResult {
   branch: string | null

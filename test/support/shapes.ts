@@ -6,7 +6,7 @@ import {clone} from '../../src/ops/clone.js'
 import {initRepository, type InitOptions} from '../../src/ops/init.js'
 import {push} from '../../src/ops/push.js'
 import {addRemote} from '../../src/ops/remotes.js'
-import {Workspace} from '../../src/ops/workspace.js'
+import {Workspace} from '../../src/workspace/workspace.js'
 import {tmpDir} from './fixtures.js'
 
 export const author = {name: 'Shapes', email: 'shapes@example.com'}
