@@ -4,7 +4,7 @@ import {TilesyncError} from '../core/errors.js'
 import {applyToDatabase} from '../db/apply-snapshot.js'
 import {maxSeq, readTrackingState} from '../db/change-tracking.js'
 import {inTransaction} from '../db/transactions.js'
-import {rawChanges} from '../ops/change-set.js'
+import {rawChanges, sameContent} from '../ops/change-set.js'
 import {saveWorking} from '../ops/checkout.js'
 import {markBaseline, sameTables, type TreeState, type Workspace} from '../ops/workspace.js'
 import {layerFolders, LIMITS, MANIFEST_PATH} from './layout.js'
@@ -83,7 +83,7 @@ async function writeTarget(ws: Workspace, target: TreeState, force: boolean): Pr
         const working = await ws.scan(db, {store: true})
         if (working.tracking.installed && !working.tracking.used) markBaseline(db, working.state.snapshotId, working.tracking.upTo)
         let savedAs: string | null = null
-        if (headId !== null && !sameTables(headState, working.state)) {
+        if (headId !== null && !(await sameContent(headState, working.state, ws.reader))) {
           if (!force) {
             throw new TilesyncError('DIRTY', 'the database has uncommitted changes', {
               hint: 'commit them first (`tilesync commit -m ...`), or pass --force to overwrite them (they are saved first)',
@@ -93,7 +93,7 @@ async function writeTarget(ws: Workspace, target: TreeState, force: boolean): Pr
         }
         const changes = await rawChanges(working.state, target, ws.reader)
         const unchanged = sameTables(working.state, target)
-        const applied = await applyToDatabase(db, {changes, targetSchema: target.snapshot.schema, targetTables: target.tables}, ws.reader)
+        const applied = await applyToDatabase(db, {changes, targetSchema: target.snapshot.schema, targetTables: target.tables, ignore: ws.ignoreRules()}, ws.reader)
         markBaseline(db, target.snapshotId, readTrackingState(db).installed ? maxSeq(db) : 0)
         return {rowsWritten: applied.rowsWritten, rowsDeleted: applied.rowsDeleted, unchanged, savedAs}
       })

@@ -6,6 +6,8 @@ import {TableTreeEditor} from '../snapshot/tree-editor.js'
 import type {TreeReader} from '../snapshot/tree-reader.js'
 import type {ObjectWriter} from '../store/object-store.js'
 import type {TreeState} from './workspace.js'
+import {IgnoreRules} from '../db/ignore-rules.js'
+import {versionedSchema} from '../db/versioned-schema.js'
 
 export type Side = 'ours' | 'theirs'
 
@@ -42,8 +44,15 @@ export async function threeWayMerge(
   const conflicts: Conflict[] = []
   const tables = new Map<string, {id: string; table: TableTree}>()
   const names = [...new Set([...ours.tables.keys(), ...theirs.tables.keys()])].sort()
+  const ignored = (ours.ignore ?? IgnoreRules.NONE).union(theirs.ignore)
 
   for (const name of names) {
+    if (ignored.tableIgnored(name)) {
+      // Left out of versioning: the merge keeps what ours recorded, never theirs.
+      const id = ours.tableIds.get(name)
+      if (id) tables.set(name, {id, table: ours.tables.get(name)!})
+      continue
+    }
     const b = base.tableIds.get(name)
     const o = ours.tableIds.get(name)
     const t = theirs.tableIds.get(name)
@@ -75,7 +84,9 @@ export async function threeWayMerge(
   }
 
   let schema: SchemaEntry[] = ours.snapshot.schema
-  const js = (s: SchemaEntry[]): string => JSON.stringify(s)
+  // Compared as versioned schemas: what either side ignores (a queue table's DDL) never conflicts.
+  const rules = (ours.ignore ?? IgnoreRules.NONE).union(theirs.ignore).union(base.ignore)
+  const js = (s: SchemaEntry[]): string => JSON.stringify(versionedSchema(s, rules))
   if (js(ours.snapshot.schema) !== js(theirs.snapshot.schema)) {
     if (js(ours.snapshot.schema) === js(base.snapshot.schema)) schema = theirs.snapshot.schema
     else if (js(theirs.snapshot.schema) !== js(base.snapshot.schema)) {

@@ -1,8 +1,10 @@
 import {type Db, openDatabase} from '../db/open-database.js'
 import {randomBytes} from 'node:crypto'
 
-import {changedKeys, installTracking, isTrackable, maxSeq, readTrackingState, resetBaseline, triggersIntact} from '../db/change-tracking.js'
+import {changedKeys, installTracking, isTrackable, maxSeq, readTrackingState, resetBaseline, strayTrackedTables, triggersIntact, untrackTable} from '../db/change-tracking.js'
+import {IgnoreRules} from '../db/ignore-rules.js'
 import {readSchema} from '../db/introspect.js'
+import {sameVersionedSchema} from '../db/versioned-schema.js'
 import {type IncrementalBase, snapshotDatabase, type SnapshotResult} from '../db/snapshot-database.js'
 import {inTransaction} from '../db/transactions.js'
 import {resolveTableSpecs, type TableSpec} from '../db/table-spec.js'
@@ -20,6 +22,11 @@ export interface TreeState {
   snapshot: Snapshot
   tables: Map<string, TableTree>
   tableIds: Map<string, string>
+  /**
+   * What the repository leaves out of versioning (`tilesync ignore`). Comparisons of two
+   * states skip what either side's rules name; states built without rules have none.
+   */
+  ignore?: IgnoreRules
 }
 
 export const EMPTY_STATE: TreeState = {snapshotId: '', snapshot: {schema: [], tables: [], tileTable: null}, tables: new Map(), tableIds: new Map()}
@@ -47,6 +54,11 @@ export class Workspace {
     return resolveTableSpecs(db, this.repo.config)
   }
 
+  /** The tables and columns `.tilesync/config.json` leaves out of versioning. */
+  ignoreRules(): IgnoreRules {
+    return new IgnoreRules(this.repo.config.ignore ?? [])
+  }
+
   resolve(revision: string): Promise<string> {
     return resolveRevision(this.repo, this.reader, revision)
   }
@@ -54,7 +66,7 @@ export class Workspace {
   async stateOf(commitId: string | null): Promise<TreeState> {
     if (!commitId) return EMPTY_STATE
     const {commit, snapshot, tables, tableIds} = await this.reader.tablesOf(commitId)
-    return {snapshotId: commit.tree, snapshot, tables, tableIds}
+    return {snapshotId: commit.tree, snapshot, tables, tableIds, ignore: this.ignoreRules()}
   }
 
   async headState(): Promise<{id: string | null; state: TreeState}> {
@@ -92,7 +104,7 @@ export class Workspace {
         await pool?.close()
       }
       return {
-        state: {snapshotId: result.id, snapshot: result.snapshot, tables: result.tables, tableIds: result.tableIds},
+        state: {snapshotId: result.id, snapshot: result.snapshot, tables: result.tables, tableIds: result.tableIds, ignore: this.ignoreRules()},
         reader, bytes,
         tracking: {installed: tracking.installed, used: tracking.base !== undefined, upTo: tracking.upTo, reason: tracking.reason},
       }
@@ -111,7 +123,9 @@ export class Workspace {
     if (!state.baseline || !(await this.repo.store.has(state.baseline))) return no('no baseline snapshot yet')
     if (!triggersIntact(db, specs)) return no('tracking triggers are missing or were changed')
     const baseline = await this.reader.snapshot(state.baseline)
-    if (JSON.stringify(baseline.schema) !== JSON.stringify(readSchema(db))) return no('the schema changed since the baseline')
+    // Only the versioned schema counts: the app altering an ignored table (or adding an ignored
+    // column) leaves every recorded change valid.
+    if (!sameVersionedSchema(baseline.schema, readSchema(db), this.ignoreRules())) return no('the schema changed since the baseline')
     const tables = new Map<string, TableTree>()
     for (const t of baseline.tables) tables.set(t.name, await this.reader.table(t.id))
     const tracked = new Set(specs.filter((s) => isTrackable(db, s)).map((s) => s.name))
@@ -124,6 +138,8 @@ export class Workspace {
     const specs = this.specs(db)
     const state = readTrackingState(db)
     let id = this.repo.config.tracking?.id
+    // A table left out of versioning loses its triggers (and its recorded keys).
+    if (state.installed) for (const t of strayTrackedTables(db, specs)) untrackTable(db, t)
     if (state.installed && id && state.trackingId === id && triggersIntact(db, specs)) return true
     if (!id) {
       id = randomBytes(8).toString('hex')
@@ -147,11 +163,18 @@ export function markBaseline(db: Db, snapshotId: string, upTo: number): void {
   if (readTrackingState(db).installed && !db.readonly) resetBaseline(db, snapshotId, upTo)
 }
 
+/**
+ * Whether two states hold the same versioned data: the same table objects (ignoring tables
+ * either side's rules leave out) and the same versioned schema.
+ */
 export function sameTables(a: TreeState, b: TreeState): boolean {
   if (a.snapshotId && a.snapshotId === b.snapshotId) return true
-  if (a.tableIds.size !== b.tableIds.size) return false
-  for (const [name, id] of a.tableIds) if (b.tableIds.get(name) !== id) return false
-  return JSON.stringify(a.snapshot.schema) === JSON.stringify(b.snapshot.schema)
+  const rules = (a.ignore ?? IgnoreRules.NONE).union(b.ignore)
+  const ids = (s: TreeState): Array<[string, string]> => [...s.tableIds].filter(([name]) => !rules.tableIgnored(name))
+  const ia = ids(a)
+  if (ia.length !== ids(b).length) return false
+  for (const [name, id] of ia) if (b.tableIds.get(name) !== id) return false
+  return sameVersionedSchema(a.snapshot.schema, b.snapshot.schema, rules)
 }
 
 export function rowCountOf(db: Db, specs: TableSpec[]): number {
