@@ -170,7 +170,9 @@ export function normalizeSql(sql: string): string {
   let prev: Token | null = null
   for (const t of tokens) {
     const glue = prev && (t.text === ')' || t.text === ',' || t.text === '.' || prev.text === '(' || prev.text === '.')
-    out += prev && !glue ? ` ${t.text}` : t.text
+    // "tiles" and tiles name the same table (SQLite writes the quotes itself after a RENAME).
+    const text = t.kind === 'quoted' && /^[A-Za-z_][A-Za-z0-9_]*$/.test(identifierOf(t)) ? identifierOf(t) : t.text
+    out += prev && !glue ? ` ${text}` : text
     prev = t
   }
   return out
