@@ -11,6 +11,8 @@ import {layerFolders, LIMITS, MANIFEST_PATH} from './layout.js'
 import {parseManifest} from './manifest.js'
 import {Md5Cache} from './md5-cache.js'
 import {restoreDataset} from './restore.js'
+import {copyBesideDatabase, type PipelineImport, pipelineTarget, readPipelineFiles} from './import-pipeline.js'
+import {isPipelineLayout} from './pipeline-layout.js'
 import {DirectorySource} from './source.js'
 
 export interface ImportOptions {
@@ -21,8 +23,11 @@ export interface ImportOptions {
 
 export interface ImportResult {
   dir: string
-  /** exact: rebuilt from tilesync/ and verified; edited: generations.csv was changed with other tools. */
-  mode: 'exact' | 'edited'
+  /**
+   * exact: rebuilt from tilesync/ and verified; edited: generations.csv was changed with other
+   * tools; pipeline: the generation pipeline's own export (generations/ + generations.csv).
+   */
+  mode: 'exact' | 'edited' | 'pipeline'
   snapshot: string
   /** The commit the dataset was exported from (exact mode). */
   commit: string | null
@@ -33,6 +38,8 @@ export interface ImportResult {
   unchanged: boolean
   /** Commit holding the uncommitted changes that --force overwrote, if any. */
   savedAs: string | null
+  /** In pipeline mode: tiles updated and added, metadata and files beside the database. */
+  pipeline?: PipelineImport
 }
 
 /**
@@ -44,6 +51,7 @@ export interface ImportResult {
  */
 export async function importDataset(ws: Workspace, options: ImportOptions): Promise<ImportResult> {
   const src = await DirectorySource.open(options.dir)
+  if (isPipelineLayout(src.files)) return importPipelineExport(ws, src, options.force ?? false)
   const {state: headState} = await ws.headState()
   let layerColumns: string[]
   if (src.files.has(MANIFEST_PATH)) {
@@ -65,11 +73,35 @@ export async function importDataset(ws: Workspace, options: ImportOptions): Prom
       hint: 'import into a repository of the same database, or clone it afresh',
     })
   }
-  const result = await writeTarget(ws, target, options.force ?? false)
+  const result = await writeTarget(ws, async () => target, options.force ?? false)
   return {dir: src.root, mode: restored.mode, snapshot: target.snapshotId, commit: restored.commit?.id ?? null, tiles: restored.tiles, ...result}
 }
 
-async function writeTarget(ws: Workspace, target: TreeState, force: boolean): Promise<Pick<ImportResult, 'rowsWritten' | 'rowsDeleted' | 'unchanged' | 'savedAs'>> {
+/**
+ * The pipeline's own export: every file checked and every image verified first, then the
+ * listed tiles' generation images written into the database (additively) in one transaction,
+ * then its JSON files copied beside the database.
+ */
+async function importPipelineExport(ws: Workspace, src: DirectorySource, force: boolean): Promise<ImportResult> {
+  const files = await readPipelineFiles(src, ws.repo.store, await Md5Cache.open(ws.repo))
+  let stats: Omit<PipelineImport, 'copied'> | undefined
+  let snapshot = ''
+  const result = await writeTarget(ws, async (base) => {
+    const built = await pipelineTarget(ws, base, files, src.label)
+    stats = built.stats
+    snapshot = built.state.snapshotId
+    return built.state
+  }, force)
+  const copied = await copyBesideDatabase(ws, files)
+  return {dir: src.root, mode: 'pipeline', snapshot, commit: null, tiles: files.records.length, ...result, pipeline: {...stats!, copied}}
+}
+
+/**
+ * Writes the target into the database in one transaction after the dirty check. `build`
+ * gets what the target is made from: the database's own state, or HEAD's when --force
+ * overwrites uncommitted changes.
+ */
+async function writeTarget(ws: Workspace, build: (base: TreeState) => Promise<TreeState>, force: boolean): Promise<Pick<ImportResult, 'rowsWritten' | 'rowsDeleted' | 'unchanged' | 'savedAs'>> {
   return ws.repo.withLock('import', async () => {
     if (existsSync(ws.repo.layout.mergeState)) {
       throw new TilesyncError('MERGE_IN_PROGRESS', 'a merge is in progress', {hint: 'finish it with `tilesync merge --ours|--theirs` or run `tilesync merge --abort`'})
@@ -91,6 +123,7 @@ async function writeTarget(ws: Workspace, target: TreeState, force: boolean): Pr
           }
           savedAs = await saveWorking(ws, working.state, headId)
         }
+        const target = await build(savedAs ? headState : working.state)
         const changes = await rawChanges(working.state, target, ws.reader)
         const unchanged = sameTables(working.state, target)
         const applied = await applyToDatabase(db, {changes, targetSchema: target.snapshot.schema, targetTables: target.tables, ignore: ws.ignoreRules()}, ws.reader)

@@ -48,6 +48,42 @@ export function columnDefaults(createSql: string): Map<string, TypedCell> {
   return out
 }
 
+export interface ColumnFacts {
+  declType: string
+  notNull: boolean
+  /** Generated (SQLite computes it) or hidden. */
+  computed: boolean
+}
+
+const factsCache = new Map<string, Map<string, ColumnFacts>>()
+
+/** Declared type and NOT NULL of each column of a CREATE TABLE statement, read back from SQLite itself. */
+export function columnFacts(createSql: string): Map<string, ColumnFacts> {
+  const hit = factsCache.get(createSql)
+  if (hit) return hit
+  const out = new Map<string, ColumnFacts>()
+  const db = scratchDb()
+  try {
+    db.exec('SAVEPOINT tilesync_facts')
+    try {
+      db.exec(createSql)
+      const name = (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).get() as {name: string} | undefined)?.name
+      if (name) {
+        for (const c of db.prepare(`PRAGMA table_xinfo("${name.replaceAll('"', '""')}")`).all() as Array<{name: string; type: string; notnull: number; hidden: number}>) {
+          out.set(c.name, {declType: c.type ?? '', notNull: c.notnull === 1, computed: c.hidden !== 0})
+        }
+      }
+    } finally {
+      db.exec('ROLLBACK TO tilesync_facts; RELEASE tilesync_facts')
+    }
+  } catch {
+    // Not replayable: nothing known.
+  }
+  if (factsCache.size > 256) factsCache.clear()
+  factsCache.set(createSql, out)
+  return out
+}
+
 function isConstant(expr: string): boolean {
   const tokens = tokenize(expr)
   for (let i = 0; i < tokens.length; i++) {
