@@ -124,7 +124,7 @@ export function generateDatabase(file: string, options: GenerateOptions): {quadr
     'schema_version', '3', 'generation_config', JSON.stringify({model: 'pixel-art-v2', size, seed}),
   )
   images += addRuntimeShape(db, {...options, x0, y0, size, seed})
-  if (options.queueItems) fillQueue(db, x0, y0, options.width, options.height, options.queueItems, seed)
+  if (options.queueItems) createWorkQueue(db, {x0, y0, width: options.width, height: options.height, items: options.queueItems, seed})
   db.pragma('wal_checkpoint(TRUNCATE)')
   db.pragma('journal_mode = DELETE')
   db.close()
@@ -170,8 +170,9 @@ function addRuntimeShape(db: Database.Database, o: GenerateOptions & {x0: number
   return images
 }
 
-/** Queue items as the app writes them: most done, some pending or running, one failed; a few old ones deleted. */
-function fillQueue(db: Database.Database, x0: number, y0: number, width: number, height: number, items: number, seed: number): void {
+/** The work queue table with items as the app writes them: most done, some pending or running, one failed; a few old ones deleted. */
+export function createWorkQueue(db: Database.Database, o: {x0: number; y0: number; width: number; height: number; items: number; seed: number}): void {
+  const {x0, y0, width, height, items, seed} = o
   db.exec(QUEUE_SCHEMA)
   const insert = db.prepare(`INSERT INTO generation_queue (item_type, quadrants, model_id, status, created_at, started_at, completed_at, error_message, result_message)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
