@@ -11,7 +11,7 @@ import {pull} from '../src/ops/pull.js'
 import {push} from '../src/ops/push.js'
 import {addRemote} from '../src/ops/remotes.js'
 import {status} from '../src/ops/status.js'
-import {Workspace} from '../src/ops/workspace.js'
+import {Workspace} from '../src/workspace/workspace.js'
 import {DB_REL, makeProject, png, tmpDir, withDb} from './support/fixtures.js'
 import {type OxenHub, startOxenHub} from './support/oxen-hub.js'
 

@@ -11,7 +11,7 @@ import {initRepository} from '../src/ops/init.js'
 import {push} from '../src/ops/push.js'
 import {addRemote} from '../src/ops/remotes.js'
 import {status} from '../src/ops/status.js'
-import {Workspace} from '../src/ops/workspace.js'
+import {Workspace} from '../src/workspace/workspace.js'
 import {REPO_ROOT, cli, cliJson} from './support/cli.js'
 import {DB_REL, makeProject, png, tmpDir, withDb} from './support/fixtures.js'
 

@@ -8,7 +8,7 @@ import {importDataset} from '../src/dataset/import-dataset.js'
 import {commit} from '../src/ops/commit.js'
 import {initRepository} from '../src/ops/init.js'
 import {status} from '../src/ops/status.js'
-import {Workspace} from '../src/ops/workspace.js'
+import {Workspace} from '../src/workspace/workspace.js'
 import {REPO_ROOT, cli} from './support/cli.js'
 import {dumpDatabase, makeProject, png, tmpDir, withDb} from './support/fixtures.js'
 

@@ -1,17 +1,17 @@
 import type {Statement} from 'better-sqlite3'
-import type {RawChanges} from '../ops/change-set.js'
+import type {RawChanges} from '../snapshot/change-set.js'
 import {type Fallbacks, LayoutPair, type TypedCell} from '../snapshot/layout-compare.js'
 import type {BlobRef, Cell, Row, SchemaEntry, TableTree} from '../snapshot/model.js'
 import type {TreeReader} from '../snapshot/tree-reader.js'
 import type {ObjectReader} from '../store/object-store.js'
-import {columnDefaults} from './column-defaults.js'
-import {ignoredInSnapshot, IgnoreRules} from './ignore-rules.js'
+import {columnDefaults} from '../snapshot/column-defaults.js'
+import {ignoredInSnapshot, IgnoreRules} from '../snapshot/ignore-rules.js'
 import {quoteIdent, readSchema, tableColumns} from './introspect.js'
 import type {Db} from './open-database.js'
-import {parseCreateTable} from './schema-text.js'
+import {parseCreateTable} from '../snapshot/schema-text.js'
 import {planTable, type TablePlan} from './table-migration.js'
 import {inTransaction} from './transactions.js'
-import {touchesColumns} from './versioned-schema.js'
+import {touchesColumns} from '../snapshot/versioned-schema.js'
 
 export interface ApplyPlan {
   /** Row changes per table, from the database's current state to the target. */

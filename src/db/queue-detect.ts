@@ -1,6 +1,6 @@
 import {listUserTables, quoteIdent, tableColumns} from './introspect.js'
 import type {Db} from './open-database.js'
-import {tokenize} from './schema-text.js'
+import {tokenize} from '../snapshot/schema-text.js'
 
 /** A table init proposes to leave out of versioning, and why. */
 export interface IgnoreProposal {

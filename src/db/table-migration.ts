@@ -1,4 +1,4 @@
-import {comparableTableSql, normalizeSql, parseCreateTable} from './schema-text.js'
+import {comparableTableSql, normalizeSql, parseCreateTable} from '../snapshot/schema-text.js'
 
 /**
  * How a checkout brings one table's definition from the database's to the target's:

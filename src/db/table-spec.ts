@@ -1,7 +1,7 @@
 import {TilesyncError} from '../core/errors.js'
 import type {RepoConfig} from '../repo/config.js'
 import type {ColumnInfo, Partition} from '../snapshot/model.js'
-import {IgnoreRules} from './ignore-rules.js'
+import {IgnoreRules} from '../snapshot/ignore-rules.js'
 import {listUserTables, tableColumns} from './introspect.js'
 import type {Db} from './open-database.js'
 

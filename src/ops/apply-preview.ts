@@ -1,10 +1,10 @@
 import {cellsToWrite, fallbacksFor, planSchema} from '../db/apply-snapshot.js'
-import type {IgnoreRules} from '../db/ignore-rules.js'
+import type {IgnoreRules} from '../snapshot/ignore-rules.js'
 import {readSchema, tableColumns} from '../db/introspect.js'
 import type {Db} from '../db/open-database.js'
 import {columnsAfter} from '../db/table-migration.js'
 import type {SchemaEntry, TableTree} from '../snapshot/model.js'
-import type {RawChanges} from './change-set.js'
+import type {RawChanges} from '../snapshot/change-set.js'
 
 /**
  * The row counts applyToDatabase would report for the same plan, computed without writing:

@@ -5,10 +5,11 @@ import {writeCommit} from '../history/write-commit.js'
 import type {Author} from '../snapshot/model.js'
 import {defaultAuthor} from '../util/author.js'
 import {createProgress} from '../util/progress.js'
-import {computeChangeSet, isEmpty} from './change-set.js'
-import type {SchemaChange} from '../db/versioned-schema.js'
+import {computeChangeSet, isEmpty} from '../snapshot/change-set.js'
+import type {SchemaChange} from '../snapshot/versioned-schema.js'
 import {type Db, translateSqliteError} from '../db/open-database.js'
-import {markBaseline, rowCountOf, sameTables, type TreeState, Workspace} from './workspace.js'
+import {markBaseline, rowCountOf, Workspace} from '../workspace/workspace.js'
+import {sameTables, type TreeState} from '../snapshot/tree-state.js'
 
 export interface CommitResult {
   committed: boolean

@@ -2,11 +2,11 @@ import {existsSync} from 'node:fs'
 
 import {isTilesyncError, TilesyncError} from '../core/errors.js'
 import {readTrackingState, untrackTable} from '../db/change-tracking.js'
-import {IgnoreRules, parseIgnoreEntry} from '../db/ignore-rules.js'
+import {IgnoreRules, parseIgnoreEntry} from '../snapshot/ignore-rules.js'
 import {listUserTables, tableColumns} from '../db/introspect.js'
 import {type Db, translateSqliteError} from '../db/open-database.js'
 import type {RepoConfig} from '../repo/config.js'
-import type {Workspace} from './workspace.js'
+import type {Workspace} from '../workspace/workspace.js'
 
 /** What is left out of versioning, and whether each entry names something in the database now. */
 export interface IgnoredReport {

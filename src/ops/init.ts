@@ -1,7 +1,7 @@
 import * as path from 'node:path'
 
 import {TilesyncError} from '../core/errors.js'
-import {IgnoreRules} from '../db/ignore-rules.js'
+import {IgnoreRules} from '../snapshot/ignore-rules.js'
 import {openDatabase} from '../db/open-database.js'
 import {type IgnoreProposal, proposeIgnores} from '../db/queue-detect.js'
 import {detectTileTable, resolveTableSpecs, type TableSpec} from '../db/table-spec.js'

@@ -1,7 +1,7 @@
-import type {SchemaChange} from '../db/versioned-schema.js'
+import type {SchemaChange} from '../snapshot/versioned-schema.js'
 import type {Commit} from '../snapshot/model.js'
-import {computeChangeSet, layerPhrase} from './change-set.js'
-import type {Workspace} from './workspace.js'
+import {computeChangeSet, layerPhrase} from '../snapshot/change-set.js'
+import type {Workspace} from '../workspace/workspace.js'
 
 /** What `log --stat` adds to a commit: per image layer, how many tiles gained, lost or changed it. */
 export interface LogStat {

@@ -1,8 +1,8 @@
 import * as fs from 'node:fs'
 
-import {type ChangeSet, computeChangeSet} from './change-set.js'
+import {type ChangeSet, computeChangeSet} from '../snapshot/change-set.js'
 import {type IgnoredReport, ignoredReport} from './ignore.js'
-import {Workspace} from './workspace.js'
+import {Workspace} from '../workspace/workspace.js'
 
 export interface StatusResult {
   branch: string | null

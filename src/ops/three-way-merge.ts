@@ -5,9 +5,9 @@ import {cellsEqual, displayKey, tileXY} from '../snapshot/rows.js'
 import {TableTreeEditor} from '../snapshot/tree-editor.js'
 import type {TreeReader} from '../snapshot/tree-reader.js'
 import type {ObjectWriter} from '../store/object-store.js'
-import type {TreeState} from './workspace.js'
-import {IgnoreRules} from '../db/ignore-rules.js'
-import {versionedSchema} from '../db/versioned-schema.js'
+import type {TreeState} from '../snapshot/tree-state.js'
+import {IgnoreRules} from '../snapshot/ignore-rules.js'
+import {versionedSchema} from '../snapshot/versioned-schema.js'
 
 export type Side = 'ours' | 'theirs'
 

@@ -1,5 +1,5 @@
 import {TilesyncError} from '../core/errors.js'
-import type {SchemaEntry} from '../snapshot/model.js'
+import type {SchemaEntry} from './model.js'
 import {parseCreateTable} from './schema-text.js'
 
 /**

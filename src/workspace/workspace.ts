@@ -2,34 +2,20 @@ import {type Db, openDatabase} from '../db/open-database.js'
 import {randomBytes} from 'node:crypto'
 
 import {changedKeys, installTracking, isTrackable, maxSeq, readTrackingState, resetBaseline, strayTrackedTables, triggersIntact, untrackTable} from '../db/change-tracking.js'
-import {IgnoreRules} from '../db/ignore-rules.js'
+import {IgnoreRules} from '../snapshot/ignore-rules.js'
 import {readSchema} from '../db/introspect.js'
-import {sameVersionedSchema} from '../db/versioned-schema.js'
+import {sameVersionedSchema} from '../snapshot/versioned-schema.js'
 import {type IncrementalBase, snapshotDatabase, type SnapshotResult} from '../db/snapshot-database.js'
 import {inTransaction} from '../db/transactions.js'
 import {resolveTableSpecs, type TableSpec} from '../db/table-spec.js'
 import {resolveRevision} from '../history/revisions.js'
 import {Repository} from '../repo/repository.js'
-import type {Snapshot, TableTree} from '../snapshot/model.js'
+import type {TableTree} from '../snapshot/model.js'
+import {EMPTY_STATE, type TreeState} from '../snapshot/tree-state.js'
 import {TreeReader} from '../snapshot/tree-reader.js'
 import {HashingPool} from '../store/hashing-pool.js'
 import {hashOnlyWriter, OverlayStore} from '../store/overlay-store.js'
 import type {Progress} from '../util/progress.js'
-
-/** A snapshot's tables, whether from a commit or from the working database. */
-export interface TreeState {
-  snapshotId: string
-  snapshot: Snapshot
-  tables: Map<string, TableTree>
-  tableIds: Map<string, string>
-  /**
-   * What the repository leaves out of versioning (`tilesync ignore`). Comparisons of two
-   * states skip what either side's rules name; states built without rules have none.
-   */
-  ignore?: IgnoreRules
-}
-
-export const EMPTY_STATE: TreeState = {snapshotId: '', snapshot: {schema: [], tables: [], tileTable: null}, tables: new Map(), tableIds: new Map()}
 
 /**
  * What most commands start from: the repository, a tree reader over its store, and ways to
@@ -161,20 +147,6 @@ export interface ScanResult {
 /** Records that the database now equals `snapshotId` apart from changes after `upTo`. */
 export function markBaseline(db: Db, snapshotId: string, upTo: number): void {
   if (readTrackingState(db).installed && !db.readonly) resetBaseline(db, snapshotId, upTo)
-}
-
-/**
- * Whether two states hold the same versioned data: the same table objects (ignoring tables
- * either side's rules leave out) and the same versioned schema.
- */
-export function sameTables(a: TreeState, b: TreeState): boolean {
-  if (a.snapshotId && a.snapshotId === b.snapshotId) return true
-  const rules = (a.ignore ?? IgnoreRules.NONE).union(b.ignore)
-  const ids = (s: TreeState): Array<[string, string]> => [...s.tableIds].filter(([name]) => !rules.tableIgnored(name))
-  const ia = ids(a)
-  if (ia.length !== ids(b).length) return false
-  for (const [name, id] of ia) if (b.tableIds.get(name) !== id) return false
-  return sameVersionedSchema(a.snapshot.schema, b.snapshot.schema, rules)
 }
 
 export function rowCountOf(db: Db, specs: TableSpec[]): number {

@@ -1,4 +1,4 @@
-import type {SchemaEntry} from '../snapshot/model.js'
+import type {SchemaEntry} from './model.js'
 import type {IgnoreRules} from './ignore-rules.js'
 import {comparableTableSql, indexColumns, normalizeSql, parseCreateTable} from './schema-text.js'
 

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3'
 
 import {hashBytes} from '../core/hash.js'
-import {NULL_CELL, type TypedCell} from '../snapshot/layout-compare.js'
+import {NULL_CELL, type TypedCell} from './layout-compare.js'
 import {tokenize} from './schema-text.js'
 
 const cache = new Map<string, Map<string, TypedCell>>()
