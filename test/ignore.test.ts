@@ -231,6 +231,32 @@ describe('ignored tables: a live work queue beside the tiles', () => {
     expect(bad.stderr).to.match(/tile table/)
   })
 
+  it('an ignored column or queue column the app adds later changes nothing: the record stays trusted, status clean, checkout rebuilds nothing', async () => {
+    const {dir, db} = makeProject({width: 6, height: 5, queueItems: 4})
+    await initRepository({dir, ignore: ['quadrants.water_type']})
+    const ws = await Workspace.open(dir)
+    await commit(ws, {message: 'base', author})
+    withDb(db, (d) => d.prepare('UPDATE quadrants SET notes = ? WHERE quadrant_x = 0 AND quadrant_y = 0').run('second'))
+    await commit(ws, {message: 'second', author})
+    // The app adds its columns: one to the ignored queue, one ignored column to the tile table.
+    withDb(db, (d) => {
+      d.exec('ALTER TABLE generation_queue ADD COLUMN priority INTEGER DEFAULT 0')
+      d.exec('ALTER TABLE quadrants ADD COLUMN water_type TEXT')
+      d.prepare(`UPDATE quadrants SET water_type = 'ALL_WATER' WHERE quadrant_y = 1`).run()
+    })
+    const st = await status(ws)
+    expect(st.clean, JSON.stringify(st.changes)).to.equal(true)
+    expect(st.scan.incremental, st.scan.reason).to.equal(true)
+    const water = (): unknown => withDb(db, (d) => d.prepare('SELECT quadrant_x, quadrant_y, water_type FROM quadrants ORDER BY 1, 2').raw(true).all())
+    const before = water()
+    const r = await checkout(ws, {revision: 'HEAD~1'})
+    // One row differs (notes of 0,0): that is all a checkout writes; no rebuild for the new column.
+    expect([r.rowsWritten, r.rowsDeleted]).to.deep.equal([1, 0])
+    expect(water()).to.deep.equal(before)
+    expect(withDb(db, (d) => (d.prepare(`SELECT sql FROM sqlite_master WHERE name = 'quadrants'`).get() as {sql: string}).sql)).to.contain('water_type TEXT')
+    expect(withDb(db, (d) => (d.prepare(`SELECT sql FROM sqlite_master WHERE name = 'generation_queue'`).get() as {sql: string}).sql)).to.contain('priority')
+  })
+
   it('an ignored column is never written by checkout, even when a versioned change rebuilds its table', async () => {
     const dir = tmpDir('rebuild')
     const db = path.join(dir, 'tiles.db')
