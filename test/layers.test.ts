@@ -4,6 +4,10 @@ import * as path from 'node:path'
 
 import {exportDataset} from '../src/dataset/export-dataset.js'
 import {checkout} from '../src/ops/checkout.js'
+import {clone} from '../src/ops/clone.js'
+import {pull} from '../src/ops/pull.js'
+import {push} from '../src/ops/push.js'
+import {addRemote} from '../src/ops/remotes.js'
 import {commit} from '../src/ops/commit.js'
 import {diff} from '../src/ops/diff.js'
 import {initRepository} from '../src/ops/init.js'
@@ -13,7 +17,7 @@ import {Workspace} from '../src/workspace/workspace.js'
 import {writeDiffReport} from '../src/viewer/report.js'
 import {RepoView} from '../src/viewer/repo-view.js'
 import {cli, cliJson} from './support/cli.js'
-import {dumpDatabase, makeProject, png, tmpDir, withDb} from './support/fixtures.js'
+import {DB_REL, dumpDatabase, makeProject, png, tmpDir, withDb} from './support/fixtures.js'
 
 const author = {name: 'T', email: 't@x'}
 
@@ -135,6 +139,41 @@ describe('layers the app adds while it runs', () => {
     const one = await checkout(ws, {revision: 'HEAD~1', tiles: [[0, -1]], force: true})
     expect(one.rowsWritten).to.equal(1)
     expect(withDb(db, (d) => d.prepare('SELECT water_mask, is_water FROM quadrants WHERE quadrant_x = 0 AND quadrant_y = -1').get())).to.deep.equal({water_mask: null, is_water: 0})
+  })
+
+  it('a pull merges tile changes across a layer one side added: no whole-table conflict', async function () {
+    this.timeout(60_000)
+    const a = makeProject({width: 5, height: 4})
+    await initRepository({dir: a.dir})
+    const aws = await Workspace.open(a.dir)
+    await commit(aws, {message: 'base', author})
+    const remote = path.join(tmpDir('remote'), 'r')
+    await addRemote(aws.repo, 'origin', remote)
+    await push(aws, {remote: 'origin'})
+    const bdir = path.join(tmpDir('clone'), 'b')
+    await clone({url: remote, dir: bdir})
+    const bws = await Workspace.open(bdir)
+    const bdb = path.join(bdir, DB_REL)
+    // Machine A's app adds the dark_mode layer; machine B's pipeline regenerates another tile.
+    withDb(a.db, (d) => {
+      d.exec('ALTER TABLE quadrants ADD COLUMN dark_mode BLOB')
+      d.prepare('UPDATE quadrants SET dark_mode = ? WHERE quadrant_x = 0 AND quadrant_y = 0').run(png(61))
+    })
+    await commit(aws, {message: 'a: dark mode', author})
+    await push(aws, {remote: 'origin'})
+    withDb(bdb, (d) => d.prepare('UPDATE quadrants SET generation = ?, notes = ? WHERE quadrant_x = -1 AND quadrant_y = 1').run(png(62), 'b'))
+    await commit(bws, {message: 'b: regenerated -1,1', author})
+    const r = await pull(bws)
+    expect(r.merge?.outcome, JSON.stringify(r.merge?.conflicts)).to.equal('merged')
+    const row = (x: number, y: number): {generation: Buffer; dark_mode: Buffer | null; notes: string | null} => withDb(bdb, (d) => d.prepare('SELECT generation, dark_mode, notes FROM quadrants WHERE quadrant_x = ? AND quadrant_y = ?').get(x, y)) as never
+    expect(row(0, 0).dark_mode).to.deep.equal(png(61))
+    expect(row(-1, 1)).to.deep.include({notes: 'b', dark_mode: null})
+    expect(row(-1, 1).generation).to.deep.equal(png(62))
+    expect((await status(bws, {rescan: true})).clean).to.equal(true)
+    const [merge] = await log(bws, {limit: 1, stat: true})
+    // Against B's own commit, the merge brought the layer and its one image.
+    expect(merge.stat!.schema).to.deep.equal([{kind: 'column', name: 'dark_mode', table: 'quadrants', change: 'added'}])
+    expect(merge.stat!.events).to.deep.equal(['dark_mode added to tile 0,0'])
   })
 
   it('compares rows by column name when two databases hold the columns in another order', async () => {
