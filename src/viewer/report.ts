@@ -110,7 +110,7 @@ export async function buildDiffReport(view: RepoView, result: DiffResult, option
       const a = changed ? changed.new : afterIds[layer] ?? null
       if (changed) {
         const what = change.status === 'modified' && changed.change !== 'modified' ? ` <span class="badge ${changed.change === 'added' ? 'added' : 'deleted'}">${changed.change}</span>` : ''
-        rows.push(`<tr data-layer="${esc(layer)}" data-changed="true" data-change="${changed.change}"><th>${esc(layer)}${what}</th><td>${await figure(view, b, 'before', edge)}</td><td>${await figure(view, a, 'after', edge)}</td></tr>`)
+        rows.push(`<tr data-layer="${esc(layer)}" data-changed="true"><th data-change="${changed.change}">${esc(layer)}${what}</th><td>${await figure(view, b, 'before', edge)}</td><td>${await figure(view, a, 'after', edge)}</td></tr>`)
       } else {
         rows.push(`<tr data-layer="${esc(layer)}" data-changed="false"><th>${esc(layer)}</th><td colspan="2">${await figure(view, a ?? b, 'unchanged', edge)}</td></tr>`)
       }
