@@ -96,14 +96,12 @@ export async function rawChanges(from: TreeState, to: TreeState, reader: TreeRea
   return out
 }
 
-function describe(change: RowChange, before: TableTree | null, after: TableTree | null, isTile: boolean, compare: LayoutCompareOptions): RowChangeView {
+function describe(change: RowChange, before: TableTree | null, after: TableTree | null, isTile: boolean, pair: LayoutPair): RowChangeView {
   const row = (change.new ?? change.old)!
   const status: ChangeStatus = change.old === null ? 'added' : change.new === null ? 'deleted' : 'modified'
   const xy = tileXY(row, (change.new ? after : before)!.partition)
   const view: RowChangeView = {key: displayKey(row, (change.new ? after : before)!.key), status, layers: [], columns: []}
   if (xy) [view.x, view.y] = xy
-  const empty: TableTree = {...(after ?? before)!, columns: []}
-  const pair = new LayoutPair(before ?? empty, after ?? empty, compare)
   // A layer of either side: one the app dropped is still a layer of the tiles that had it.
   const layerNames = new Set(isTile ? [before, after].flatMap((t) => (t ? t.layers.map((i) => t.columns[i].name) : [])) : [])
   const names = change.old && change.new ? pair.changed(change.old, change.new) : pair.names
@@ -149,7 +147,8 @@ export async function computeChangeSet(from: TreeState, to: TreeState, reader: T
     if (changes.length === 0) continue
     const isTile = name === tileTable
     const compare = compareOptions(name, from, to, rules)
-    const rows = changes.map((c) => describe(c, before, after, isTile, compare)).sort(compareViews)
+    const pair = new LayoutPair(before ?? {columns: []}, after ?? {columns: []}, compare)
+    const rows = changes.map((c) => describe(c, before, after, isTile, pair)).sort(compareViews)
     const t: TableChanges = {table: name, isTileTable: isTile, added: 0, modified: 0, deleted: 0, rows}
     for (const r of rows) t[r.status]++
     set.tables.push(t)
