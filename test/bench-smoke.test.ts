@@ -37,4 +37,26 @@ describe('the benchmark', () => {
     for (const r of results.rows) expect(r.medianSeconds).to.be.greaterThan(0)
     expect(fs.readFileSync(path.join(out, 'results.md'), 'utf8')).to.include('SQLite insert alone')
   })
+
+  it('--noise and --generation-ratio shape the database, and the city case runs each command on both sizes', function () {
+    this.timeout(240_000)
+    const out = tmpDir('bench-city')
+    const printed = execFileSync(process.execPath, [path.join(dist, 'run-bench.js'), '--quadrants', '4', '--city-quadrants', '9', '--size', '64', '--noise', '0.6', '--generation-ratio', '0.3', '--runs', '1', '--only', 'city', '--out', out], {encoding: 'utf8', env: {...process.env, TILESYNC_NO_PROGRESS: '1'}})
+    expect(printed).to.include('noise 0.6, generation ratio 0.3')
+    // The generator keys its cache by the shape: both databases were made with the new one.
+    const cached = fs.readdirSync(path.join(out, 'cache')).filter((f) => f.endsWith('.db'))
+    expect(cached.sort()).to.deep.equal(['bench-q4-s64-n0.6-g0.3-r1.db', 'bench-q9-s64-n0.6-g0.3-r1.db'])
+    const results = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8')) as {rows: {case: string; tool: string; medianSeconds: number; maxRssMb: number | null; note?: string}[]}
+    const commands = ['first commit', 'status, nothing changed', 'commit after 1% (1 tiles)', 'checkout HEAD~1', 'push to a directory remote', 'clone from a directory remote']
+    for (const size of ['bench database', 'city database']) {
+      const here = results.rows.filter((r) => r.case.startsWith('city: ') && r.case.includes(`, ${size} (`))
+      expect(here.map((r) => r.case.slice('city: '.length, r.case.indexOf(`, ${size}`))), size).to.deep.equal(commands)
+      for (const r of here) expect(r.medianSeconds, r.case).to.be.greaterThan(0)
+    }
+    // Each city row says how it compares with the bench database's.
+    for (const r of results.rows.filter((r) => r.case.includes('city database'))) expect(r.note, r.case).to.match(/x the bench database's time/)
+    expect(printed).to.match(/city case: the city database holds [\d.]+x the bench database's bytes/)
+    // The work directories (databases, stores, remote, clone) are gone afterwards.
+    expect(fs.existsSync(path.join(out, 'work', 'city'))).to.equal(false)
+  })
 })
