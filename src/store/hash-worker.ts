@@ -94,7 +94,7 @@ function store(id: string, bytes: Uint8Array): {wrote: boolean; at?: PackedAt} {
  * its bytes first; the link is made under a temp name and renamed into place only when they
  * match. `linked: false` means no link could be made (the caller copies instead).
  */
-async function link(source: string, expect: string): Promise<{linked: boolean; id?: string; size?: number; wrote?: boolean}> {
+async function link(source: string, expect: string): Promise<{linked: boolean; id?: string; size?: number; wrote?: boolean; bytes?: Uint8Array}> {
   const tmp = path.join(tmpDir, `${expect.slice(0, 16)}.${process.pid}.w${tmpCounter++}.link`)
   try {
     linkSync(source, tmp)
@@ -116,7 +116,9 @@ async function link(source: string, expect: string): Promise<{linked: boolean; i
       madeDirs.add(dir)
     }
     renameSync(tmp, path.join(dir, id.slice(2)))
-    return {linked: true, id, size: bytes.length, wrote: true}
+    // The verified bytes go back with the reply (moved, not copied): the clone writing the
+    // database then need not read the file a second time.
+    return {linked: true, id, size: bytes.length, wrote: true, bytes}
   } finally {
     rmSync(tmp, {force: true})
   }
@@ -129,7 +131,10 @@ function fail(seq: number, error: unknown): void {
 
 parentPort!.on('message', (job: Job | {finish: true; seq: number} | {seq: number; link: string; expect: string}) => {
   if ('link' in job) {
-    link(job.link, job.expect).then((r) => parentPort!.postMessage({seq: job.seq, ...r}), (error: unknown) => fail(job.seq, error))
+    link(job.link, job.expect).then((r) => {
+      const owns = r.bytes !== undefined && r.bytes.byteOffset === 0 && r.bytes.byteLength === r.bytes.buffer.byteLength
+      parentPort!.postMessage({seq: job.seq, ...r, bytes: owns ? r.bytes : undefined}, owns ? [r.bytes!.buffer as ArrayBuffer] : [])
+    }, (error: unknown) => fail(job.seq, error))
     return
   }
   if ('finish' in job) {
