@@ -81,7 +81,7 @@ function store(id: string, bytes: Uint8Array): {wrote: boolean; at?: PackedAt} {
       looseWritten++
       return {wrote: true}
     }
-    writer ??= new PackWriter(path.join(objectsDir, 'pack'), tmpDir, {durable})
+    writer ??= new PackWriter(path.join(objectsDir, 'pack'), tmpDir, {durable, direct: true})
     return {wrote: true, at: writer.append(id, bytes)}
   } catch (error) {
     writtenHere.delete(id)
@@ -124,6 +124,35 @@ async function link(source: string, expect: string): Promise<{linked: boolean; i
   }
 }
 
+/**
+ * Replies naming a place in a pack wait until the bytes are in the file: the pack writer may
+ * still hold them in its staging buffer, and the main thread reads a pending object straight
+ * from the file. They go out together once the messages queued now are handled, after one
+ * flush of the staging buffer.
+ */
+let held: Array<{seq: number; reply: Record<string, unknown>}> = []
+let releasing = false
+
+function holdReply(seq: number, reply: Record<string, unknown>): void {
+  held.push({seq, reply})
+  if (releasing) return
+  releasing = true
+  setImmediate(releaseHeld)
+}
+
+function releaseHeld(): void {
+  releasing = false
+  const out = held
+  held = []
+  try {
+    writer?.flushStage()
+  } catch (error) {
+    for (const h of out) fail(h.seq, error)
+    return
+  }
+  for (const h of out) parentPort!.postMessage(h.reply)
+}
+
 function fail(seq: number, error: unknown): void {
   const e = error as NodeJS.ErrnoException
   parentPort!.postMessage({seq, error: {message: e.message, code: e.code}})
@@ -138,6 +167,7 @@ parentPort!.on('message', (job: Job | {finish: true; seq: number} | {seq: number
     return
   }
   if ('finish' in job) {
+    releaseHeld()
     const done = writer ? writer.finish() : Promise.resolve([])
     done.then((packs) => parentPort!.postMessage({seq: job.seq, packs}), (error: unknown) => fail(job.seq, error))
     return
@@ -146,7 +176,8 @@ parentPort!.on('message', (job: Job | {finish: true; seq: number} | {seq: number
     const id = hashBytes(job.bytes)
     // A download whose bytes do not match the id it was fetched under is never stored.
     const result = job.store && (job.expect === undefined || job.expect === id) ? store(id, job.bytes) : {wrote: false}
-    parentPort!.postMessage({seq: job.seq, id, ...result})
+    if (result.at) holdReply(job.seq, {seq: job.seq, id, ...result})
+    else parentPort!.postMessage({seq: job.seq, id, ...result})
   } catch (error) {
     fail(job.seq, error)
   }
