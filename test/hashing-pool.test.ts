@@ -99,6 +99,35 @@ describe('hashing pool', () => {
     expect((error as {code?: string}).code).to.equal('OBJECT_MISSING')
   })
 
+  it('a download verified and packed inside the trust window comes back to the database writer with its reply', async () => {
+    const {store} = freshStore()
+    const items = Array.from({length: 12}, () => randomBytes(40_000))
+    const ids = items.map((b) => hashBytes(b))
+    await store.withTrustWindow(async () => {
+      const pool = new HashingPool(store, 'store', {packed: true, size: 1})
+      try {
+        // Copies: the pool takes ownership of what it is given.
+        expect(await Promise.all(items.map((b, i) => pool.putVerified(Buffer.from(b), ids[i])))).to.deep.equal(ids)
+      } finally {
+        await pool.close()
+      }
+      // The last ones went into a pack; spoil the packed copy of the last one on disk.
+      const at = await store.packs.lookup(ids[11])
+      expect(at, 'packed').to.not.equal(undefined)
+      const fd = fs.openSync(store.packs.packPath(at!.pack), 'r+')
+      fs.writeSync(fd, Buffer.alloc(at!.length, 0), 0, at!.length, at!.offset)
+      fs.closeSync(fd)
+      // The first read gets the bytes the worker verified, not the file's.
+      expect((await store.get(ids[11])).equals(items[11])).to.equal(true)
+    })
+    // Outside the window nothing is handed, and the spoiled copy is found out.
+    let error: unknown
+    await store.get(ids[11]).catch((e: unknown) => {
+      error = e
+    })
+    expect((error as {code?: string}).code).to.equal('OBJECT_CORRUPT')
+  })
+
   it('the verified bytes kept for the database writer are bounded: past the bound they are read from the file', async () => {
     const {store} = freshStore()
     await store.withTrustWindow(async () => {

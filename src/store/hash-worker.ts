@@ -30,6 +30,8 @@ interface Job {
   bytes: Uint8Array
   store: boolean
   expect?: string
+  /** Send the bytes back with the reply once stored (a clone's database writer wants them). */
+  hand?: boolean
 }
 
 /** Ids already in finished packs, read once: a packed object is never written again. */
@@ -130,11 +132,11 @@ async function link(source: string, expect: string): Promise<{linked: boolean; i
  * from the file. They go out together once the messages queued now are handled, after one
  * flush of the staging buffer.
  */
-let held: Array<{seq: number; reply: Record<string, unknown>}> = []
+let held: Array<{seq: number; reply: Record<string, unknown>; bytes?: Uint8Array}> = []
 let releasing = false
 
-function holdReply(seq: number, reply: Record<string, unknown>): void {
-  held.push({seq, reply})
+function holdReply(seq: number, reply: Record<string, unknown>, bytes?: Uint8Array): void {
+  held.push({seq, reply, bytes})
   if (releasing) return
   releasing = true
   setImmediate(releaseHeld)
@@ -150,7 +152,7 @@ function releaseHeld(): void {
     for (const h of out) fail(h.seq, error)
     return
   }
-  for (const h of out) parentPort!.postMessage(h.reply)
+  for (const h of out) parentPort!.postMessage(h.reply, h.bytes ? [h.bytes.buffer as ArrayBuffer] : [])
 }
 
 function fail(seq: number, error: unknown): void {
@@ -176,8 +178,10 @@ parentPort!.on('message', (job: Job | {finish: true; seq: number} | {seq: number
     const id = hashBytes(job.bytes)
     // A download whose bytes do not match the id it was fetched under is never stored.
     const result = job.store && (job.expect === undefined || job.expect === id) ? store(id, job.bytes) : {wrote: false}
-    if (result.at) holdReply(job.seq, {seq: job.seq, id, ...result})
-    else parentPort!.postMessage({seq: job.seq, id, ...result})
+    const back = job.hand && result.wrote ? job.bytes : undefined
+    const reply = {seq: job.seq, id, ...result, bytes: back}
+    if (result.at) holdReply(job.seq, reply, back)
+    else parentPort!.postMessage(reply, back ? [back.buffer as ArrayBuffer] : [])
   } catch (error) {
     fail(job.seq, error)
   }

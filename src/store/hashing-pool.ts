@@ -114,7 +114,11 @@ export class HashingPool implements ObjectWriter {
     const i = this.leastLoaded()
     const owns = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
     const view = owns ? new Uint8Array(bytes.buffer) : new Uint8Array(bytes)
-    return (await this.ask(i, {bytes: view, store: this.mode === 'store', expect}, [view.buffer as ArrayBuffer])).id!
+    // A download verified inside a trust window (a clone) comes back with its reply, for the
+    // database writer: the packed copy was written past the page cache and would be read back
+    // from the disk.
+    const hand = expect !== undefined && this.mode === 'store' && this.store.keepsVerifiedBytes
+    return (await this.ask(i, {bytes: view, store: this.mode === 'store', expect, hand}, [view.buffer as ArrayBuffer])).id!
   }
 
   private leastLoaded(): number {

@@ -82,6 +82,11 @@ export class LocalObjectStore implements ObjectStore {
     if (this.verified && this.verified.size < 1_000_000) this.verified.add(id)
   }
 
+  /** Whether verified bytes handed over now would be kept (a trust window is open). */
+  get keepsVerifiedBytes(): boolean {
+    return this.verified !== null
+  }
+
   /** Keeps verified bytes of `id` for one get() while a trust window is open (see `handed`). */
   keepVerifiedBytes(id: string, bytes: Buffer): void {
     if (!this.verified?.has(id) || this.handed.has(id) || this.handedBytes + bytes.length > HANDED_MAX_BYTES) return
