@@ -38,6 +38,12 @@ describe('the benchmark', () => {
     expect(fs.readFileSync(path.join(out, 'results.md'), 'utf8')).to.include('SQLite insert alone')
   })
 
+  it('--help lists every flag with examples', () => {
+    const help = execFileSync(process.execPath, [path.join(dist, 'run-bench.js'), '--help'], {encoding: 'utf8'})
+    for (const flag of ['--quadrants', '--size', '--noise', '--generation-ratio', '--runs', '--only', '--city-quadrants', '--city-runs', '--out', '--cache']) expect(help, flag).to.include(flag)
+    expect(help).to.include('npm run bench -- --only city')
+  })
+
   it('--noise and --generation-ratio shape the database, and the city case runs each command on both sizes', function () {
     this.timeout(240_000)
     const out = tmpDir('bench-city')

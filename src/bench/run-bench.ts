@@ -30,6 +30,30 @@ function arg(name: string, fallback: string): string {
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback
 }
 
+if (process.argv.includes('--help') || process.argv.includes('-h')) {
+  process.stdout.write(`usage: npm run bench -- [options]   (or: node dist/src/bench/run-bench.js [options])
+
+  --quadrants N          quadrants in the bench database (default 2000)
+  --size PX              image edge in pixels (default 512)
+  --noise F              grain per pixel, 0-1 (default 0.2); noisier tiles compress worse
+  --generation-ratio F   share of quadrants with a generation image, 0-1 (default 0.9)
+  --runs R               runs per case (default 5); medians are reported
+  --only a,b             cases: first-commit, incremental, clone, clone-cold, diff, s3, version
+                         (the default set), and city (only when named)
+  --city-quadrants N     quadrants in the city case's database (default 20000, about 13 GB)
+  --city-runs R          runs of the city case's first commit and clone (default 1)
+  --out DIR              results and work directory (default bench-output)
+  --cache DIR            where generated databases are kept (default OUT/cache)
+
+examples:
+  npm run bench
+  npm run bench -- --noise 0.5 --generation-ratio 0.3 --only first-commit --runs 3
+  npm run bench -- --only clone,clone-cold,s3 --runs 3
+  npm run bench -- --only city --runs 3
+`)
+  process.exit(0)
+}
+
 const quadrants = Number(arg('quadrants', '2000'))
 const imageSize = Number(arg('size', '512'))
 const noise = Number(arg('noise', '0.2'))
