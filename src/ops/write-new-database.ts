@@ -5,8 +5,7 @@ import {createDatabase} from '../db/open-database.js'
 import type {TreeReader} from '../snapshot/tree-reader.js'
 import {flushWhileWriting} from '../util/flush-while-writing.js'
 import {createProgress} from '../util/progress.js'
-import {rawChanges} from './change-set.js'
-import {EMPTY_STATE, markBaseline, type TreeState, type Workspace} from './workspace.js'
+import {markBaseline, type TreeState, type Workspace} from './workspace.js'
 
 /**
  * Writes `target` into a brand-new database file (a clone's) and makes it durable; returns
@@ -23,8 +22,10 @@ export async function writeNewDatabase(file: string, target: TreeState, reader: 
   try {
     const progress = await createProgress('rows')
     progress.start([...target.tables.values()].reduce((s, t) => s + t.rowCount, 0), 'checkout')
-    const changes = await rawChanges(EMPTY_STATE, target, reader)
-    const applied = await applyToDatabase(db, {changes, targetSchema: target.snapshot.schema, targetTables: target.tables}, reader, () => progress.increment())
+    // Every table of a new database is created from its target tree, its rows streamed from
+    // the tree as they are written; a list of every row as a change (what rawChanges from an
+    // empty state gives) would only hold a city's rows in memory at once for nothing.
+    const applied = await applyToDatabase(db, {changes: new Map(), targetSchema: target.snapshot.schema, targetTables: target.tables}, reader, () => progress.increment())
     progress.stop()
     if (await ws.ensureTracking(db)) markBaseline(db, target.snapshotId, 0)
     // The user's later writes get SQLite's usual rollback journal.
