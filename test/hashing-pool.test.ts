@@ -131,18 +131,18 @@ describe('hashing pool', () => {
   it('the verified bytes kept for the database writer are bounded: past the bound they are read from the file', async () => {
     const {store} = freshStore()
     await store.withTrustWindow(async () => {
-      const big = Array.from({length: 7}, () => randomBytes(8 * 1024 * 1024))
+      const big = Array.from({length: 4}, () => randomBytes(8 * 1024 * 1024))
       const ids = big.map((b) => hashBytes(b))
       for (const [i, b] of big.entries()) {
         await store.put(b, ids[i])
         store.noteVerified(ids[i])
         store.keepVerifiedBytes(ids[i], b)
       }
-      // 48 MiB: the first six (48 MiB) are kept, the seventh is not.
-      for (const [i, b] of big.entries()) fs.writeFileSync(store.pathOf(ids[i]), Buffer.from(`file ${i}`))
+      // 24 MiB: the first three (24 MiB) are kept, the fourth is not.
+      for (const [i] of big.entries()) fs.writeFileSync(store.pathOf(ids[i]), Buffer.from(`file ${i}`))
       const got = await Promise.all(ids.map((id) => store.get(id)))
-      expect(got.slice(0, 6).every((g, i) => g.equals(big[i]))).to.equal(true)
-      expect(got[6].toString()).to.equal('file 6')
+      expect(got.slice(0, 3).every((g, i) => g.equals(big[i]))).to.equal(true)
+      expect(got[3].toString()).to.equal('file 3')
     })
   })
 })

@@ -21,7 +21,7 @@ import {PackWriter} from './pack-writer.js'
  * object's name is its hash, a stale temp file can never be mistaken for an object.
  */
 /** Verified bytes held for the database writer at most (see LocalObjectStore.handed). */
-const HANDED_MAX_BYTES = 48 * 1024 * 1024
+const HANDED_MAX_BYTES = 24 * 1024 * 1024
 
 export class LocalObjectStore implements ObjectStore {
   private readonly knownDirs = new Set<string>()
