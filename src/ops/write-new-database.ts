@@ -3,9 +3,10 @@ import * as fs from 'node:fs/promises'
 import {applyToDatabase} from '../db/apply-snapshot.js'
 import {createDatabase} from '../db/open-database.js'
 import type {TreeReader} from '../snapshot/tree-reader.js'
+import type {TreeState} from '../snapshot/tree-state.js'
 import {flushWhileWriting} from '../util/flush-while-writing.js'
 import {createProgress} from '../util/progress.js'
-import {markBaseline, type TreeState, type Workspace} from './workspace.js'
+import {markBaseline, type Workspace} from '../workspace/workspace.js'
 
 /**
  * Writes `target` into a brand-new database file (a clone's) and makes it durable; returns
