@@ -30,7 +30,7 @@ describe('the benchmark', () => {
   it('the clone case reports the clone, cp, cp + sync, hashing and inserting alone, and the floor the two make', function () {
     this.timeout(180_000)
     const out = tmpDir('bench-out')
-    execFileSync(process.execPath, [path.join(dist, 'run-bench.js'), '--quadrants', '6', '--size', '64', '--runs', '1', '--only', 'clone', '--out', out], {encoding: 'utf8', env: {...process.env, TILESYNC_NO_PROGRESS: '1'}})
+    execFileSync(process.execPath, [path.join(dist, 'run-bench.js'), '--quadrants', '6', '--size', '64', '--runs', '1', '--only', 'clone', '--out', out, '--no-install'], {encoding: 'utf8', env: {...process.env, TILESYNC_NO_PROGRESS: '1'}})
     const results = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8')) as {rows: {case: string; tool: string; medianSeconds: number}[]}
     const tools = results.rows.filter((r) => r.case === 'clone from a directory remote').map((r) => r.tool)
     expect(tools).to.deep.equal(['tilesync', 'cp -r of the remote', 'cp -r + sync -f', 'hashing alone, all cores', 'SQLite insert alone', `hashing + insert on ${os.availableParallelism()} cores (derived)`])
@@ -40,14 +40,14 @@ describe('the benchmark', () => {
 
   it('--help lists every flag with examples', () => {
     const help = execFileSync(process.execPath, [path.join(dist, 'run-bench.js'), '--help'], {encoding: 'utf8'})
-    for (const flag of ['--quadrants', '--size', '--noise', '--generation-ratio', '--runs', '--only', '--city-quadrants', '--city-runs', '--out', '--cache']) expect(help, flag).to.include(flag)
+    for (const flag of ['--quadrants', '--size', '--noise', '--generation-ratio', '--runs', '--only', '--city-quadrants', '--city-runs', '--out', '--cache', '--no-install']) expect(help, flag).to.include(flag)
     expect(help).to.include('npm run bench -- --only city')
   })
 
   it('--noise and --generation-ratio shape the database, and the city case runs each command on both sizes', function () {
     this.timeout(240_000)
     const out = tmpDir('bench-city')
-    const printed = execFileSync(process.execPath, [path.join(dist, 'run-bench.js'), '--quadrants', '4', '--city-quadrants', '9', '--size', '64', '--noise', '0.6', '--generation-ratio', '0.3', '--runs', '1', '--only', 'city', '--out', out], {encoding: 'utf8', env: {...process.env, TILESYNC_NO_PROGRESS: '1'}})
+    const printed = execFileSync(process.execPath, [path.join(dist, 'run-bench.js'), '--quadrants', '4', '--city-quadrants', '9', '--size', '64', '--noise', '0.6', '--generation-ratio', '0.3', '--runs', '1', '--only', 'city', '--out', out, '--no-install'], {encoding: 'utf8', env: {...process.env, TILESYNC_NO_PROGRESS: '1'}})
     expect(printed).to.include('noise 0.6, generation ratio 0.3')
     // The generator keys its cache by the shape: both databases were made with the new one.
     const cached = fs.readdirSync(path.join(out, 'cache')).filter((f) => f.endsWith('.db'))

@@ -10,7 +10,7 @@
  * are larger. `--only city` (see cityCase) adds a database `--city-quadrants` (default 20,000)
  * quadrants large and compares each command's time there with the bench database's.
  */
-import {spawn} from 'node:child_process'
+import {spawn, spawnSync} from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -44,6 +44,7 @@ if (process.argv.includes('--help') || process.argv.includes('-h')) {
   --city-runs R          runs of the city case's first commit and clone (default 1)
   --out DIR              results and work directory (default bench-output)
   --cache DIR            where generated databases are kept (default OUT/cache)
+  --no-install           do not apt-get install restic, rclone or b3sum when they are missing
 
 examples:
   npm run bench
@@ -97,6 +98,26 @@ const fresh = (dir: string): string => {
   fs.rmSync(dir, {recursive: true, force: true})
   fs.mkdirSync(dir, {recursive: true})
   return dir
+}
+
+/**
+ * The peers the bench compares with are Debian packages: where one is missing and this is root
+ * with apt-get (as CI and the project's machines are), it is installed; otherwise its rows are
+ * left out, as before. `--no-install` never installs.
+ */
+function installPeers(): void {
+  const missing = ['restic', 'rclone', 'b3sum'].filter((c) => !has(c))
+  if (missing.length === 0 || process.argv.includes('--no-install')) return
+  if (process.getuid?.() !== 0 || !has('apt-get')) {
+    console.log(`not installed: ${missing.join(', ')} (their comparisons are left out; apt-get install ${missing.join(' ')})`)
+    return
+  }
+  console.log(`installing ${missing.join(', ')} for the comparisons (apt-get)`)
+  const apt = (args: string[]): boolean => spawnSync('apt-get', args, {stdio: 'ignore', env: {...process.env, DEBIAN_FRONTEND: 'noninteractive'}}).status === 0
+  if (!apt(['install', '-y', '-qq', ...missing])) {
+    apt(['update', '-qq'])
+    if (!apt(['install', '-y', '-qq', ...missing])) console.log(`could not install ${missing.join(', ')}; their comparisons are left out`)
+  }
 }
 
 /** Writes every image of the database as files, the form restic, git and b3sum are given. */
@@ -202,6 +223,7 @@ async function main(): Promise<void> {
   console.log(`database: ${bench.images} images, ${(bench.bytes / 1e9).toFixed(2)} GB${bench.reused ? ' (cached)' : ''}; noise ${noise}, generation ratio ${generationRatio}; hashing with ${activeHashImplementation()} BLAKE3`)
   const onePercent = Math.max(1, Math.round(quadrants / 100))
   const firstLabel = `first commit (${(bench.bytes / 1e9).toFixed(2)} GB)`
+  installPeers()
   const peers = {restic: has('restic'), git: has('git'), b3sum: has('b3sum'), rclone: has('rclone'), cp: has('cp')}
   const project = path.join(work, 'project')
   const dbRel = 'generations/v01/quadrants.db'
