@@ -296,6 +296,28 @@ describe('object packs', function () {
     expect(fs.statSync(file).size).to.equal(at2.offset + c.length)
   })
 
+  it('a second direct writer open on the same thread writes through the page cache, not into the first one\'s staging buffer', async function () {
+    const {dir} = freshStore()
+    const packDir = path.join(dir, 'objects', 'pack')
+    const first = new PackWriter(packDir, path.join(dir, 'tmp'), {durable: false, direct: true})
+    const second = new PackWriter(packDir, path.join(dir, 'tmp'), {durable: false, direct: true})
+    const a = randomBytes(30_000)
+    const b = randomBytes(30_000)
+    const atA = first.append(hashBytes(a), a)
+    if (!first.writesDirect) this.skip()
+    const atB = second.append(hashBytes(b), b)
+    expect(second.writesDirect).to.equal(false)
+    await first.finish()
+    await second.finish()
+    expect(fs.readFileSync(path.join(packDir, `${atA.pack}.pack`)).subarray(atA.offset, atA.offset + a.length).equals(a)).to.equal(true)
+    expect(fs.readFileSync(path.join(packDir, `${atB.pack}.pack`)).subarray(atB.offset, atB.offset + b.length).equals(b)).to.equal(true)
+    // Once the first is finished, the stage is free again.
+    const third = new PackWriter(packDir, path.join(dir, 'tmp'), {durable: false, direct: true})
+    third.append(hashBytes(a), a)
+    expect(third.writesDirect).to.equal(true)
+    await third.finish()
+  })
+
   it('TILESYNC_DIRECT_IO=0 writes packs through the page cache', async () => {
     const {dir} = freshStore()
     process.env.TILESYNC_DIRECT_IO = '0'

@@ -29,6 +29,8 @@ const STAGE_BYTES = 8 * 1024 * 1024
  */
 let stageMemory: Buffer | null = null
 let stageOffset = -1
+/** The writer whose open pack stages in `stageMemory`: a second one on this thread writes through the page cache. */
+let stageHolder: PackWriter | null = null
 
 function alignedStage(fd: number): Buffer | null {
   stageMemory ??= Buffer.allocUnsafeSlow(STAGE_BYTES + DIRECT_BLOCK)
@@ -172,11 +174,12 @@ export class PackWriter {
     const file = path.join(this.packDir, `${this.name}.pack`)
     this.fd = null
     this.stage = null
-    if (this.options.direct && fs.constants.O_DIRECT && process.env.TILESYNC_DIRECT_IO !== '0') {
+    if (this.options.direct && fs.constants.O_DIRECT && process.env.TILESYNC_DIRECT_IO !== '0' && (stageHolder === null || stageHolder === this)) {
       const c = fs.constants
       try {
         this.fd = fs.openSync(file, c.O_WRONLY | c.O_CREAT | c.O_EXCL | c.O_DIRECT, 0o644)
         this.stage = alignedStage(this.fd)
+        if (this.stage) stageHolder = this
       } catch {
         this.stage = null
       }
@@ -212,7 +215,7 @@ export class PackWriter {
       // Everything out, then the padding of the last block cut off.
       this.flushStage()
       fs.ftruncateSync(this.fd, this.offset)
-      this.stage = null
+      this.releaseStage()
     }
     const fd = this.fd
     const {name, entries, offset} = this
@@ -234,12 +237,17 @@ export class PackWriter {
     this.flushing.push(sealed)
   }
 
+  private releaseStage(): void {
+    this.stage = null
+    if (stageHolder === this) stageHolder = null
+  }
+
   /** After a failed write: the half-written pack has no index; remove it. */
   private discard(): void {
     if (this.fd === null) return
     fs.closeSync(this.fd)
     this.fd = null
-    this.stage = null
+    this.releaseStage()
     fs.rmSync(path.join(this.packDir, `${this.name}.pack`), {force: true})
   }
 }
