@@ -36,7 +36,8 @@ function run(cwd: string, args: string[], env: NodeJS.ProcessEnv): Promise<Run> 
     let stderr = ''
     child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
     child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-    child.on('exit', (code) => resolve({code: code ?? -1, stdout, stderr}))
+    // 'close', not 'exit': the output may still be arriving when the process has exited.
+    child.on('close', (code) => resolve({code: code ?? -1, stdout, stderr}))
   })
 }
 

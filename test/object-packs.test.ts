@@ -247,6 +247,90 @@ describe('object packs', function () {
     for (const [id, b] of [[ix, x], [iy, y], [iz, z]] as const) expect((await other.get(id)).equals(b)).to.equal(true)
   })
 
+  it('a directly written pack (O_DIRECT, staged) holds the same bytes as one written through the page cache', async function () {
+    const {dir} = freshStore()
+    const packDir = path.join(dir, 'objects', 'pack')
+    // Sizes around the 4 KiB block and the 8 MiB staging buffer, a tiny pack among them.
+    const items = [randomBytes(1), randomBytes(4096 - 36), randomBytes(4097), randomBytes(9 * 1024 * 1024), randomBytes(300_000), randomBytes(8 * 1024 * 1024 - 36)]
+    const write = async (direct: boolean): Promise<{bytes: Buffer[]; wasDirect: boolean}> => {
+      const writer = new PackWriter(packDir, path.join(dir, 'tmp'), {durable: true, direct, rotateAt: 9 * 1024 * 1024})
+      let wasDirect = false
+      for (const b of items) {
+        writer.append(hashBytes(b), b)
+        wasDirect ||= writer.writesDirect
+      }
+      const made = await writer.finish()
+      // finish() lists packs by (random) name: put them in writing order, the larger first here.
+      return {bytes: made.map((p) => fs.readFileSync(path.join(packDir, `${p.name}.pack`))).sort((a, b) => b.length - a.length), wasDirect}
+    }
+    const direct = await write(true)
+    const buffered = await write(false)
+    if (!direct.wasDirect) this.skip() // this file system takes no direct writes: both went through the cache
+    expect(buffered.wasDirect).to.equal(false)
+    expect(direct.bytes.length).to.equal(2)
+    expect(direct.bytes.map((b) => b.length)).to.deep.equal(buffered.bytes.map((b) => b.length))
+    direct.bytes.forEach((b, i) => expect(b.equals(buffered.bytes[i]), `pack ${i}`).to.equal(true))
+    const other = reopen(dir)
+    for (const b of items) expect((await other.get(hashBytes(b))).equals(b)).to.equal(true)
+  })
+
+  it('a directly written object is in the file once the stage is flushed, before the pack is finished', async function () {
+    const {dir} = freshStore()
+    const packDir = path.join(dir, 'objects', 'pack')
+    const writer = new PackWriter(packDir, path.join(dir, 'tmp'), {durable: false, direct: true})
+    const b = randomBytes(50_000)
+    const at = writer.append(hashBytes(b), b)
+    if (!writer.writesDirect) this.skip()
+    const file = path.join(packDir, `${at.pack}.pack`)
+    const read = (): Buffer => fs.readFileSync(file).subarray(at.offset, at.offset + at.length)
+    expect(read().equals(b), 'still staged').to.equal(false)
+    writer.flushStage()
+    expect(read().equals(b)).to.equal(true)
+    // The next object rewrites the padded last block; both stay whole.
+    const c = randomBytes(7000)
+    const at2 = writer.append(hashBytes(c), c)
+    writer.flushStage()
+    expect(fs.readFileSync(file).subarray(at2.offset, at2.offset + c.length).equals(c)).to.equal(true)
+    expect(read().equals(b)).to.equal(true)
+    await writer.finish()
+    expect(fs.statSync(file).size).to.equal(at2.offset + c.length)
+  })
+
+  it('a second direct writer open on the same thread writes through the page cache, not into the first one\'s staging buffer', async function () {
+    const {dir} = freshStore()
+    const packDir = path.join(dir, 'objects', 'pack')
+    const first = new PackWriter(packDir, path.join(dir, 'tmp'), {durable: false, direct: true})
+    const second = new PackWriter(packDir, path.join(dir, 'tmp'), {durable: false, direct: true})
+    const a = randomBytes(30_000)
+    const b = randomBytes(30_000)
+    const atA = first.append(hashBytes(a), a)
+    if (!first.writesDirect) this.skip()
+    const atB = second.append(hashBytes(b), b)
+    expect(second.writesDirect).to.equal(false)
+    await first.finish()
+    await second.finish()
+    expect(fs.readFileSync(path.join(packDir, `${atA.pack}.pack`)).subarray(atA.offset, atA.offset + a.length).equals(a)).to.equal(true)
+    expect(fs.readFileSync(path.join(packDir, `${atB.pack}.pack`)).subarray(atB.offset, atB.offset + b.length).equals(b)).to.equal(true)
+    // Once the first is finished, the stage is free again.
+    const third = new PackWriter(packDir, path.join(dir, 'tmp'), {durable: false, direct: true})
+    third.append(hashBytes(a), a)
+    expect(third.writesDirect).to.equal(true)
+    await third.finish()
+  })
+
+  it('TILESYNC_DIRECT_IO=0 writes packs through the page cache', async () => {
+    const {dir} = freshStore()
+    process.env.TILESYNC_DIRECT_IO = '0'
+    try {
+      const writer = new PackWriter(path.join(dir, 'objects', 'pack'), path.join(dir, 'tmp'), {durable: false, direct: true})
+      writer.append(hashBytes(Buffer.from('x')), Buffer.from('x'))
+      expect(writer.writesDirect).to.equal(false)
+      await writer.finish()
+    } finally {
+      delete process.env.TILESYNC_DIRECT_IO
+    }
+  })
+
   it('a pack left without an index by a killed write holds no objects, and gc removes it once old', async () => {
     const {dir, db} = makeProject()
     await initRepository({dir})

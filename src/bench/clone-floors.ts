@@ -3,7 +3,8 @@
  * its own, for every file under DIR, with the bytes already in memory. It prints that time
  * alone, in seconds: no process start, no reads of DIR, no fsync. Run it where a clone would
  * write: the insert's database is made in the working directory, and removed.
- * - `hash`: the project's BLAKE3 (blake3-wasm) on all cores, as a clone verifies each object.
+ * - `hash`: the project's BLAKE3 (native where it loads, else blake3-wasm; see core/hash.ts) on all
+ *   cores, as a clone verifies each object.
  * - `insert`: each file as a row of a new database, written as a clone writes one (its page
  *   size, no journal, no syncs), on the one thread SQLite writes from.
  * A clone does both, so each is a floor no clone can go below on this machine.

@@ -95,6 +95,24 @@ export function triggersIntact(db: Db, specs: TableSpec[]): boolean {
 }
 
 /**
+ * Tables that carry tilesync's triggers but are not tracked (any more): a table just left out
+ * of versioning (`tilesync ignore`) must not have every write of the app recorded.
+ */
+export function strayTrackedTables(db: Db, specs: TableSpec[]): string[] {
+  const tracked = new Set(specs.filter((s) => isTrackable(db, s)).map((s) => s.name))
+  const rows = db.prepare(`SELECT name, tbl_name AS tbl, sql FROM sqlite_master WHERE type = 'trigger'`).all() as Array<{name: string; tbl: string; sql: string | null}>
+  return [...new Set(rows.filter((r) => isOwnTrigger(r.name, r.tbl, r.sql) && !tracked.has(r.tbl)).map((r) => r.tbl))].sort()
+}
+
+/** Removes tilesync's triggers from a table and forgets the keys recorded for it, in one short write transaction. */
+export function untrackTable(db: Db, table: string): void {
+  translated(db, () => db.transaction(() => {
+    for (const o of ownObjects(db)) if (o.type === 'trigger' && o.tblName === table) db.exec(`DROP TRIGGER IF EXISTS ${quoteIdent(o.name)}`)
+    if (tableExists(db, CHANGES_TABLE)) db.prepare(`DELETE FROM ${CHANGES_TABLE} WHERE tbl = ?`).run(table)
+  }).immediate())
+}
+
+/**
  * Installs (or repairs) the tracking table and triggers in one short write transaction and
  * returns the tracking id. The record starts empty with no baseline: the next commit's full
  * scan, which starts after this, establishes one.
@@ -130,11 +148,11 @@ function refuseNameClash(db: Db, specs: TableSpec[]): void {
  * the change record): a pattern such as LIKE '_tilesync%' would also match the user's
  * `Xtilesync_backup` or `_TileSyncNotes` (`_` is a wildcard there and LIKE ignores case).
  */
-function ownObjects(db: Db): Array<{type: string; name: string; sql: string}> {
+function ownObjects(db: Db): Array<{type: string; name: string; tblName: string; sql: string}> {
   const rows = db.prepare(`SELECT type, name, tbl_name AS tblName, sql FROM sqlite_master WHERE type IN ('trigger', 'table')`).all() as Array<{type: string; name: string; tblName: string; sql: string | null}>
   return rows
     .filter((r) => (r.type === 'table' ? isOwnTable(r.name) && (r.sql === CHANGES_SQL || r.sql === STATE_SQL) : isOwnTrigger(r.name, r.tblName, r.sql)))
-    .map((r) => ({type: r.type, name: r.name, sql: r.sql ?? ''}))
+    .map((r) => ({type: r.type, name: r.name, tblName: r.tblName, sql: r.sql ?? ''}))
 }
 
 function removeTrackingObjects(db: Db): void {

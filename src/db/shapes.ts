@@ -1,4 +1,5 @@
 import {TilesyncError} from '../core/errors.js'
+import type {IgnoreRules} from '../snapshot/ignore-rules.js'
 import {isTrackable} from './change-tracking.js'
 import {isOwnTable, isSqliteInternal, listTables, OWN_TABLE_SQL, quoteIdent, tableColumns, type TableListing, VIEW_MODULES, versionsVirtualRows, virtualTableInfo} from './introspect.js'
 import type {Db} from './open-database.js'
@@ -31,7 +32,7 @@ function fullReadReason(db: Db, spec: TableSpec, listing: TableListing | undefin
   return 'read in full at each status and commit: its key is not its primary key'
 }
 
-export function describeShapes(db: Db, specs: TableSpec[], options: {tracking: boolean} = {tracking: true}): ShapeReport {
+export function describeShapes(db: Db, specs: TableSpec[], options: {tracking?: boolean; ignore?: IgnoreRules} = {}): ShapeReport {
   const tables = listTables(db)
   const byName = new Map(tables.map((t) => [t.name, t]))
   const versioned = specs.map((spec) => {
@@ -40,7 +41,7 @@ export function describeShapes(db: Db, specs: TableSpec[], options: {tracking: b
     const what = listing?.type === 'virtual' ? `${virtualTableInfo(listing.sql).module} table, its index rebuilt by SQLite from the rows; ` : ''
     const generated = tableColumns(db, spec.name).filter((c) => c.hidden === 2 || c.hidden === 3).map((c) => c.name)
     const gen = generated.length ? `; generated column${generated.length > 1 ? 's' : ''} ${generated.join(', ')} recomputed by SQLite` : ''
-    const how = !options.tracking ? 'read in full at each status and commit (change tracking is off)' : reason ?? 'change-tracked'
+    const how = options.tracking === false ? 'read in full at each status and commit (change tracking is off)' : reason ?? 'change-tracked'
     return {name: spec.name, how: `${spec.isTileTable ? 'tile table, ' : ''}${what}${how}${gen}`}
   })
   const leftOut: ShapeReport['leftOut'] = []
@@ -49,8 +50,9 @@ export function describeShapes(db: Db, specs: TableSpec[], options: {tracking: b
   const versionedNames = new Set(specs.map((s) => s.name))
   for (const t of tables) {
     if (versionedNames.has(t.name)) continue
-    // tilesync's change record and SQLite's AUTOINCREMENT table are covered by the notes.
-    if (isOwnTable(t.name) || t.name === 'sqlite_sequence') continue
+    // tilesync's change record and SQLite's AUTOINCREMENT table are covered by the notes, and
+    // tables left out with `tilesync ignore` by the list of ignored tables.
+    if (isOwnTable(t.name) || t.name === 'sqlite_sequence' || options.ignore?.tableIgnored(t.name)) continue
     if (/^sqlite_stat\d$/.test(t.name)) {
       leftOut.push({name: t.name, why: 'statistics ANALYZE gathers: run ANALYZE again after a clone'})
     } else if (isSqliteInternal(t.name)) {

@@ -8,7 +8,8 @@ import type {Head} from '../repo/refs.js'
 import {tileXY} from '../snapshot/rows.js'
 import type {BBox, TreeReader} from '../snapshot/tree-reader.js'
 import {createProgress} from '../util/progress.js'
-import {computeChangeSet, rawChanges, type RawChanges} from '../snapshot/change-set.js'
+import {computeChangeSet, ignoreOf, rawChanges, type RawChanges} from '../snapshot/change-set.js'
+import {sameVersionedSchema} from '../snapshot/versioned-schema.js'
 import {advanceCounter, maxSeq, readTrackingState} from '../db/change-tracking.js'
 import {firstUnexpectedRow, tablesReplacedWhole} from '../db/verify-rows.js'
 import type {Db} from '../db/open-database.js'
@@ -121,7 +122,9 @@ async function assessCheckout(reader: TreeReader, working: TreeState, options: C
   // Uncommitted changes matter only when the checkout would overwrite them: a database that
   // already equals the target (e.g. a checkout killed after its write) loses nothing.
   const alreadyThere = partial ? count(changes) === 0 : sameTables(target, working)
-  const dirty = headId !== null && !alreadyThere && (partial ? count(pending) > 0 : !sameTables(headState, working))
+  // Compared by content, not by object: the same rows in another column layout (a column
+  // just left out of versioning) are not uncommitted changes.
+  const dirty = headId !== null && !alreadyThere && (count(pending) > 0 || (!partial && !sameTables(headState, working) && !sameVersionedSchema(headState.snapshot.schema, working.snapshot.schema, ignoreOf(headState, working))))
   if (dirty && !options.force) {
     const set = await computeChangeSet(headState, working, reader, {bbox})
     throw new TilesyncError('DIRTY', `the database has uncommitted changes (${set.summary.rowsChanged} row${set.summary.rowsChanged === 1 ? '' : 's'}, ${set.tiles.length} tile${set.tiles.length === 1 ? '' : 's'})`, {
@@ -163,6 +166,7 @@ async function checkoutLocked(ws: Workspace, db: Db, options: CheckoutOptions, c
       targetSchema: partial ? undefined : target.snapshot.schema,
       targetTables: target.tables,
       targetHeader: partial ? undefined : target.snapshot.header,
+      ignore: ws.ignoreRules(),
     }, ws.reader, () => progress.increment())
   } finally {
     progress.stop()
@@ -200,7 +204,7 @@ async function previewCheckout(ws: Workspace, options: CheckoutOptions, partial:
   try {
     return await inTransaction(db, 'read', async () => {
       const {changes, dirty} = await scanAndAssess(ws, db, options, {target, headId, headState, bbox, partial}, false)
-      const counts = previewApply(db, changes, partial ? undefined : target.snapshot.schema, target.tables)
+      const counts = previewApply(db, changes, partial ? undefined : target.snapshot.schema, target.tables, ws.ignoreRules())
       const branch = partial ? null : await ws.repo.refs.read(`refs/heads/${options.revision}`).catch(() => null)
       return {
         target: targetId,

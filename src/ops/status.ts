@@ -3,6 +3,7 @@ import * as fs from 'node:fs'
 import type {OutsideWrites} from '../db/outside-writes.js'
 import {describeShapes, type ShapeReport} from '../db/shapes.js'
 import {type ChangeSet, computeChangeSet, isEmpty} from '../snapshot/change-set.js'
+import {type IgnoredReport, ignoredReport} from './ignore.js'
 import {Workspace} from '../workspace/workspace.js'
 
 export interface StatusResult {
@@ -21,6 +22,8 @@ export interface StatusResult {
   outsideWrites: OutsideWrites
   /** What is versioned (and how changes are found), what is left out and why. */
   report: ShapeReport
+  /** Tables and columns left out of versioning (never read). */
+  ignored: IgnoredReport
 }
 
 /** What differs between the working database and HEAD. */
@@ -40,7 +43,8 @@ export async function status(ws: Workspace, options: {rescan?: boolean} = {}): P
       merging: fs.existsSync(ws.repo.layout.mergeState),
       scan: {incremental: working.tracking.used, reason: working.tracking.reason},
       outsideWrites: working.tracking.outside,
-      report: describeShapes(db, ws.specs(db), {tracking: ws.repo.config.tracking?.enabled !== false}),
+      report: describeShapes(db, ws.specs(db), {tracking: ws.repo.config.tracking?.enabled !== false, ignore: ws.ignoreRules()}),
+      ignored: ignoredReport(ws.ignoreRules(), db),
     }
   } finally {
     db.close()

@@ -30,6 +30,8 @@ interface Job {
   bytes: Uint8Array
   store: boolean
   expect?: string
+  /** Send the bytes back with the reply once stored (a clone's database writer wants them). */
+  hand?: boolean
 }
 
 /** Ids already in finished packs, read once: a packed object is never written again. */
@@ -81,7 +83,7 @@ function store(id: string, bytes: Uint8Array): {wrote: boolean; at?: PackedAt} {
       looseWritten++
       return {wrote: true}
     }
-    writer ??= new PackWriter(path.join(objectsDir, 'pack'), tmpDir, {durable})
+    writer ??= new PackWriter(path.join(objectsDir, 'pack'), tmpDir, {durable, direct: true})
     return {wrote: true, at: writer.append(id, bytes)}
   } catch (error) {
     writtenHere.delete(id)
@@ -94,7 +96,7 @@ function store(id: string, bytes: Uint8Array): {wrote: boolean; at?: PackedAt} {
  * its bytes first; the link is made under a temp name and renamed into place only when they
  * match. `linked: false` means no link could be made (the caller copies instead).
  */
-async function link(source: string, expect: string): Promise<{linked: boolean; id?: string; size?: number; wrote?: boolean}> {
+async function link(source: string, expect: string): Promise<{linked: boolean; id?: string; size?: number; wrote?: boolean; bytes?: Uint8Array}> {
   const tmp = path.join(tmpDir, `${expect.slice(0, 16)}.${process.pid}.w${tmpCounter++}.link`)
   try {
     linkSync(source, tmp)
@@ -116,10 +118,41 @@ async function link(source: string, expect: string): Promise<{linked: boolean; i
       madeDirs.add(dir)
     }
     renameSync(tmp, path.join(dir, id.slice(2)))
-    return {linked: true, id, size: bytes.length, wrote: true}
+    // The verified bytes go back with the reply (moved, not copied): the clone writing the
+    // database then need not read the file a second time.
+    return {linked: true, id, size: bytes.length, wrote: true, bytes}
   } finally {
     rmSync(tmp, {force: true})
   }
+}
+
+/**
+ * Replies naming a place in a pack wait until the bytes are in the file: the pack writer may
+ * still hold them in its staging buffer, and the main thread reads a pending object straight
+ * from the file. They go out together once the messages queued now are handled, after one
+ * flush of the staging buffer.
+ */
+let held: Array<{seq: number; reply: Record<string, unknown>; bytes?: Uint8Array}> = []
+let releasing = false
+
+function holdReply(seq: number, reply: Record<string, unknown>, bytes?: Uint8Array): void {
+  held.push({seq, reply, bytes})
+  if (releasing) return
+  releasing = true
+  setImmediate(releaseHeld)
+}
+
+function releaseHeld(): void {
+  releasing = false
+  const out = held
+  held = []
+  try {
+    writer?.flushStage()
+  } catch (error) {
+    for (const h of out) fail(h.seq, error)
+    return
+  }
+  for (const h of out) parentPort!.postMessage(h.reply, h.bytes ? [h.bytes.buffer as ArrayBuffer] : [])
 }
 
 function fail(seq: number, error: unknown): void {
@@ -129,10 +162,14 @@ function fail(seq: number, error: unknown): void {
 
 parentPort!.on('message', (job: Job | {finish: true; seq: number} | {seq: number; link: string; expect: string}) => {
   if ('link' in job) {
-    link(job.link, job.expect).then((r) => parentPort!.postMessage({seq: job.seq, ...r}), (error: unknown) => fail(job.seq, error))
+    link(job.link, job.expect).then((r) => {
+      const owns = r.bytes !== undefined && r.bytes.byteOffset === 0 && r.bytes.byteLength === r.bytes.buffer.byteLength
+      parentPort!.postMessage({seq: job.seq, ...r, bytes: owns ? r.bytes : undefined}, owns ? [r.bytes!.buffer as ArrayBuffer] : [])
+    }, (error: unknown) => fail(job.seq, error))
     return
   }
   if ('finish' in job) {
+    releaseHeld()
     const done = writer ? writer.finish() : Promise.resolve([])
     done.then((packs) => parentPort!.postMessage({seq: job.seq, packs}), (error: unknown) => fail(job.seq, error))
     return
@@ -141,7 +178,10 @@ parentPort!.on('message', (job: Job | {finish: true; seq: number} | {seq: number
     const id = hashBytes(job.bytes)
     // A download whose bytes do not match the id it was fetched under is never stored.
     const result = job.store && (job.expect === undefined || job.expect === id) ? store(id, job.bytes) : {wrote: false}
-    parentPort!.postMessage({seq: job.seq, id, ...result})
+    const back = job.hand && result.wrote ? job.bytes : undefined
+    const reply = {seq: job.seq, id, ...result, bytes: back}
+    if (result.at) holdReply(job.seq, reply, back)
+    else parentPort!.postMessage(reply, back ? [back.buffer as ArrayBuffer] : [])
   } catch (error) {
     fail(job.seq, error)
   }

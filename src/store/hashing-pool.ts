@@ -2,7 +2,7 @@ import * as os from 'node:os'
 import {Worker} from 'node:worker_threads'
 
 import {TilesyncError} from '../core/errors.js'
-import {hashBytes} from '../core/hash.js'
+import {activeHashImplementation, hashBytes} from '../core/hash.js'
 import type {LocalObjectStore} from './local-object-store.js'
 import type {ObjectWriter} from './object-store.js'
 import type {PackedAt, FinishedPack} from './pack-writer.js'
@@ -10,13 +10,31 @@ import type {PackedAt, FinishedPack} from './pack-writer.js'
 /** Blobs smaller than this are hashed in place: a message round trip would cost more. */
 const INLINE_BELOW = 16 * 1024
 
-type Reply = {seq: number; id?: string; wrote?: boolean; at?: PackedAt; packs?: FinishedPack[]; linked?: boolean; size?: number; error?: {message: string; code?: string}}
+type Reply = {seq: number; id?: string; wrote?: boolean; at?: PackedAt; packs?: FinishedPack[]; linked?: boolean; size?: number; bytes?: Uint8Array; error?: {message: string; code?: string}}
 
 /**
- * An ObjectWriter that hashes (and optionally stores) blobs on worker threads, one per
- * core, so reading the database, hashing and writing overlap. Buffers are transferred, not
+ * How many workers a pool starts. With blake3-wasm (~0.6-1 GB/s a core) hashing is the slowest
+ * part of a full read, so it gets every core. The native BLAKE3 hashes ~6 GB/s a core: a
+ * thread hashes faster than SQLite hands it blobs, so a pool that only hashes (status of a
+ * full read, fsck) hashes in place with no worker at all, and a pool that stores (commit,
+ * clone) starts one, which writes the pack files (or, in a clone, reads and checks the linked
+ * files) while this thread reads the database (or writes the new one). Each worker is also a
+ * V8 heap of its own: fewer of them keep a clone's and a commit's peak memory down.
+ * TILESYNC_HASH_WORKERS=N overrides this (0 hashes in place; a storing pool needs at least 1).
+ */
+export function poolSize(mode: 'store' | 'hash'): number {
+  const forced = Number(process.env.TILESYNC_HASH_WORKERS)
+  if (process.env.TILESYNC_HASH_WORKERS && Number.isInteger(forced) && forced >= 0) return mode === 'store' ? Math.max(1, forced) : forced
+  if (activeHashImplementation() === 'wasm') return Math.max(1, Math.min(os.availableParallelism(), 8))
+  return mode === 'store' ? 1 : 0
+}
+
+/**
+ * An ObjectWriter that hashes (and optionally stores) blobs on worker threads (see poolSize),
+ * so reading the database, hashing and writing overlap. Buffers are transferred, not
  * copied, when they own their memory. With `packed`, stored blobs go into pack files
  * (bulk writes: a full commit, a clone), which become visible to other processes at close().
+ * A hashing pool of no workers hashes in place.
  */
 export class HashingPool implements ObjectWriter {
   private readonly workers: Worker[]
@@ -31,7 +49,7 @@ export class HashingPool implements ObjectWriter {
     private readonly mode: 'store' | 'hash',
     options: {packed?: boolean; size?: number} = {},
   ) {
-    const size = options.size ?? Math.max(1, Math.min(os.availableParallelism(), 8))
+    const size = mode === 'store' ? Math.max(1, options.size ?? poolSize(mode)) : options.size ?? poolSize(mode)
     this.workers = Array.from({length: size}, () => new Worker(new URL('./hash-worker.js', import.meta.url), {
       workerData: {objectsDir: store.objectsDir, tmpDir: store.tmpDir, packed: Boolean(options.packed) && mode === 'store', durable: store.durable},
       execArgv: [],
@@ -51,6 +69,7 @@ export class HashingPool implements ObjectWriter {
         }
         if (m.at) this.store.notePacked(m.id!, m.at)
         else if (m.wrote) this.store.noteWritten(m.id!)
+        if (m.wrote && m.bytes) this.store.keepVerifiedBytes(m.id!, Buffer.from(m.bytes.buffer, m.bytes.byteOffset, m.bytes.byteLength))
         p.resolve(m)
       })
       w.on('error', (e) => {
@@ -62,7 +81,7 @@ export class HashingPool implements ObjectWriter {
   }
 
   async put(bytes: Buffer, id?: string): Promise<string> {
-    if (id || bytes.length < INLINE_BELOW) {
+    if (id || bytes.length < INLINE_BELOW || this.workers.length === 0) {
       return this.mode === 'store' ? this.store.put(bytes, id) : (id ?? hashBytes(bytes))
     }
     return this.dispatch(bytes)
@@ -73,7 +92,7 @@ export class HashingPool implements ObjectWriter {
    * when the two differ nothing is written and the caller reports the corruption.
    */
   async putVerified(bytes: Buffer, expected: string): Promise<string> {
-    if (bytes.length < INLINE_BELOW) {
+    if (bytes.length < INLINE_BELOW || this.workers.length === 0) {
       const actual = hashBytes(bytes)
       if (actual === expected && this.mode === 'store') await this.store.put(bytes, actual)
       return actual
@@ -95,7 +114,11 @@ export class HashingPool implements ObjectWriter {
     const i = this.leastLoaded()
     const owns = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
     const view = owns ? new Uint8Array(bytes.buffer) : new Uint8Array(bytes)
-    return (await this.ask(i, {bytes: view, store: this.mode === 'store', expect}, [view.buffer as ArrayBuffer])).id!
+    // A download verified inside a trust window (a clone) comes back with its reply, for the
+    // database writer: the packed copy was written past the page cache and would be read back
+    // from the disk.
+    const hand = expect !== undefined && this.mode === 'store' && this.store.keepsVerifiedBytes
+    return (await this.ask(i, {bytes: view, store: this.mode === 'store', expect, hand}, [view.buffer as ArrayBuffer])).id!
   }
 
   private leastLoaded(): number {

@@ -19,6 +19,9 @@ import {PackWriter} from './pack-writer.js'
  * into place, and the durability barrier runs before any ref points at them. A reader therefore sees a whole object or none, and since an
  * object's name is its hash, a stale temp file can never be mistaken for an object.
  */
+/** Verified bytes held for the database writer at most (see LocalObjectStore.handed). */
+const HANDED_MAX_BYTES = 24 * 1024 * 1024
+
 export class LocalObjectStore implements ObjectStore {
   private readonly knownDirs = new Set<string>()
   /**
@@ -27,6 +30,13 @@ export class LocalObjectStore implements ObjectStore {
    * Outside it every read re-hashes.
    */
   private verified: Set<string> | null = null
+  /**
+   * Within the trust window, the bytes a hashing worker just verified and stored (a clone's
+   * linked blobs), handed to the first get() of their id so the file is not read again.
+   * Bounded: when the database writer falls behind, later bytes are simply not kept.
+   */
+  private readonly handed = new Map<string, Buffer>()
+  private handedBytes = 0
   readonly barrier: DurabilityBarrier
   readonly packs: PackSet
   readonly durable: boolean
@@ -71,12 +81,26 @@ export class LocalObjectStore implements ObjectStore {
     if (this.verified && this.verified.size < 1_000_000) this.verified.add(id)
   }
 
+  /** Whether verified bytes handed over now would be kept (a trust window is open). */
+  get keepsVerifiedBytes(): boolean {
+    return this.verified !== null
+  }
+
+  /** Keeps verified bytes of `id` for one get() while a trust window is open (see `handed`). */
+  keepVerifiedBytes(id: string, bytes: Buffer): void {
+    if (!this.verified?.has(id) || this.handed.has(id) || this.handedBytes + bytes.length > HANDED_MAX_BYTES) return
+    this.handed.set(id, bytes)
+    this.handedBytes += bytes.length
+  }
+
   async withTrustWindow<T>(fn: () => Promise<T>): Promise<T> {
     this.verified = new Set()
     try {
       return await fn()
     } finally {
       this.verified = null
+      this.handed.clear()
+      this.handedBytes = 0
     }
   }
 
@@ -197,6 +221,12 @@ export class LocalObjectStore implements ObjectStore {
   }
 
   async get(id: string): Promise<Buffer> {
+    const handed = this.handed.get(id)
+    if (handed) {
+      this.handed.delete(id)
+      this.handedBytes -= handed.length
+      return handed
+    }
     const bytes = await this.readRaw(id)
     if (bytes === null) throw this.missing(id)
     if (this.verified?.has(id)) return bytes
