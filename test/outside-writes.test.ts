@@ -115,6 +115,27 @@ describe('writes the change record cannot see (incremental blob I/O)', () => {
     expect((await status(c.ws)).outsideWrites).to.equal('none')
   })
 
+  it('writes to tables the record does not hold (an ignored queue, a table without a primary key) are counted, not taken for blob I/O', async () => {
+    const p = await projectWith(`CREATE TABLE tiles (x INTEGER NOT NULL, y INTEGER NOT NULL, img BLOB, note TEXT, PRIMARY KEY (x, y));
+      INSERT INTO tiles VALUES (0, 0, x'01020304', 'a'), (1, 0, x'05060708', 'b');
+      CREATE TABLE generation_queue (id INTEGER PRIMARY KEY AUTOINCREMENT, status TEXT NOT NULL, created_at REAL NOT NULL, started_at REAL);
+      INSERT INTO generation_queue (status, created_at) VALUES ('pending', 1), ('pending', 2), ('done', 3); DELETE FROM generation_queue WHERE id = 3;
+      CREATE TABLE notes_log (msg TEXT);`, {table: 'tiles'})
+    const {db, ws} = p
+    expect(ws.repo.config.ignore).to.deep.equal(['generation_queue'])
+    await commit(ws, {message: 'A', author})
+    run(db, `UPDATE generation_queue SET status = 'running', started_at = 5 WHERE id = 1; INSERT INTO notes_log VALUES ('x');`)
+    const s = await status(ws)
+    expect(s.outsideWrites).to.equal('unknown')
+    expect(s.scan.incremental).to.equal(true)
+    const c = await commit(ws, {message: 'B', author})
+    expect(c.scan.incremental, c.scan.reason).to.equal(true)
+    expect(c.summary.rowsChanged).to.equal(1)
+    // Blob I/O alone is still seen.
+    blobWrite(db, 0, 0, '0a0b0c0d')
+    expect((await status(ws)).outsideWrites).to.equal('detected')
+  })
+
   it('the CLI: status says the file was written outside the record, commit says it read every row', async () => {
     const {dir, db} = await twoCommits()
     blobWrite(db, 0, 0, '0a0b0c0d')

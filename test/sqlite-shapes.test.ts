@@ -184,25 +184,25 @@ describe('SQLite shapes: every row comes back, or tilesync refuses up front', ()
   it('keeps PRAGMA user_version and application_id, AUTOINCREMENT counters and -0.0, through checkout and clone', async () => {
     const {db, ws} = await projectWith(`${TILES}
       PRAGMA user_version = 7; PRAGMA application_id = 1297105496;
-      CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, v ANY_TYPE, z);
-      INSERT INTO jobs (v, z) VALUES ('a', -0.0), ('b', 0.0), ('c', 1), ('d', 2), ('e', 3);
-      DELETE FROM jobs WHERE id >= 4;
+      CREATE TABLE items (id INTEGER PRIMARY KEY AUTOINCREMENT, v ANY_TYPE, z);
+      INSERT INTO items (v, z) VALUES ('a', -0.0), ('b', 0.0), ('c', 1), ('d', 2), ('e', 3);
+      DELETE FROM items WHERE id >= 4;
       CREATE TABLE strict_t (id INTEGER PRIMARY KEY, a ANY, b TEXT) STRICT; INSERT INTO strict_t VALUES (1, -0.0, 'x'), (2, x'00', NULL), (3, 1.5, '');`, {table: 'tiles'})
     await commit(ws, {message: 'one', author})
     const before = exactDump(db)
     expect(before.__header).to.deep.equal([7, 1297105496])
-    expect(before.__sequence).to.deep.equal([['jobs', 5]])
-    expect(before.jobs).to.include('i:1 | t:61 | r:-0')
+    expect(before.__sequence).to.deep.equal([['items', 5]])
+    expect(before.items).to.include('i:1 | t:61 | r:-0')
     const clone1 = await cloneOf(ws)
     expect(exactDump(clone1.db)).to.deep.equal(before)
     // A clone hands out the next id after the counter, not after the highest row.
-    run(clone1.db, `INSERT INTO jobs (v) VALUES ('f')`)
-    expect(query<{id: number}>(clone1.db, `SELECT max(id) AS id FROM jobs`)[0].id).to.equal(6)
+    run(clone1.db, `INSERT INTO items (v) VALUES ('f')`)
+    expect(query<{id: number}>(clone1.db, `SELECT max(id) AS id FROM items`)[0].id).to.equal(6)
 
-    run(db, `PRAGMA user_version = 8; INSERT INTO jobs (v) VALUES ('g'); DELETE FROM jobs WHERE v = 'g';`)
+    run(db, `PRAGMA user_version = 8; INSERT INTO items (v) VALUES ('g'); DELETE FROM items WHERE v = 'g';`)
     const s = await status(ws)
     expect(s.clean).to.equal(false)
-    expect(s.changes.headerChanges).to.deep.equal(['user_version 7 -> 8', 'AUTOINCREMENT counter of jobs 5 -> 6'])
+    expect(s.changes.headerChanges).to.deep.equal(['user_version 7 -> 8', 'AUTOINCREMENT counter of items 5 -> 6'])
     const after = exactDump(db)
     await commit(ws, {message: 'two', author})
     await checkout(ws, {revision: 'HEAD~1'})

@@ -284,7 +284,7 @@ export async function applyToDatabase(db: Db, plan: ApplyPlan, reader: TreeReade
       const target = plan.targetTables?.get(name)
       expectedCounts.set(name, plan.targetSchema && target ? target.rowCount : startCount + inserted - deleted)
     }
-    if (plan.targetHeader) writeHeader(db, plan.targetHeader)
+    if (plan.targetHeader) writeHeader(db, plan.targetHeader, new Set([...(plan.targetTables?.keys() ?? [])].filter((t) => !rules.tableIgnored(t))))
     const present = new Set((db.prepare(`SELECT type || ' ' || name AS k FROM sqlite_master`).all() as Array<{k: string}>).map((r) => r.k))
     for (const e of deferred) if (!present.has(`${e.type} ${e.name}`)) db.exec(e.sql)
     rebuildExternalIndexes(db, plan, recreate)
@@ -320,16 +320,21 @@ async function keepIgnoredCells(db: Db, table: string, shape: TableTree, rules: 
   }
 }
 
-/** user_version, application_id and AUTOINCREMENT counters exactly as the target had them. */
-function writeHeader(db: Db, header: DatabaseHeader): void {
+/**
+ * user_version, application_id and the AUTOINCREMENT counters of the versioned tables exactly
+ * as the target had them. Counters of other tables (an ignored work queue, tilesync's own) are
+ * not the target's to set: the app keeps handing out ids from them.
+ */
+function writeHeader(db: Db, header: DatabaseHeader, versioned: ReadonlySet<string>): void {
   db.pragma(`user_version = ${Math.trunc(header.userVersion)}`)
   db.pragma(`application_id = ${Math.trunc(header.applicationId)}`)
   const exists = db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '${SEQUENCE_TABLE}'`).get() !== undefined
   if (!exists) return
-  // Inserting rows moved the counters; the target's values replace them (tilesync's own stays).
-  db.prepare(`DELETE FROM ${SEQUENCE_TABLE} WHERE name IS NOT '${CHANGES_TABLE}'`).run()
+  // Inserting rows moved the counters; the target's values replace them.
+  const drop = db.prepare(`DELETE FROM ${SEQUENCE_TABLE} WHERE name = ?`)
+  for (const name of versioned) if (name !== CHANGES_TABLE) drop.run(name)
   const insert = db.prepare(`INSERT INTO ${SEQUENCE_TABLE} (name, seq) VALUES (?, ?)`)
-  for (const s of header.sequences) insert.run(s.name, BigInt(s.seq))
+  for (const s of header.sequences) if (versioned.has(s.name)) insert.run(s.name, BigInt(s.seq))
 }
 
 /**

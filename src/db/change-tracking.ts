@@ -1,6 +1,6 @@
 import {randomBytes} from 'node:crypto'
 
-import {CHANGES_TABLE, isOwnTable, isOwnTrigger, OWN_TABLE_SQL, ownTriggerName, quoteIdent, STATE_TABLE, tableColumns} from './introspect.js'
+import {CHANGES_TABLE, isKeyTrigger, isOwnName, isOwnTable, isOwnTrigger, listTables, MARKER_BODY, OWN_TABLE_SQL, ownTriggerName, quoteIdent, STATE_TABLE, tableColumns, TRIGGER_OPS} from './introspect.js'
 import {TilesyncError} from '../core/errors.js'
 import {type Db, translated} from './open-database.js'
 import {counterAtWriteStart} from './outside-writes.js'
@@ -16,6 +16,11 @@ import type {TableSpec} from './table-spec.js'
  * was last emptied. Working state = baseline + the current value of every recorded key.
  * Whenever that cannot be trusted (triggers missing or altered, schema changed since the
  * baseline, the database copied from elsewhere), callers fall back to a full rescan.
+ *
+ * Every other ordinary table (ignored, or not trackable: no primary key, a second UNIQUE
+ * index) gets triggers of the same names that only count its writes (`other_writes` in the
+ * state table, no keys): the file change counter moving then has an explanation, and is not
+ * taken for a write nobody recorded (see outside-writes.ts).
  */
 export {CHANGES_TABLE, STATE_TABLE}
 export const MAX_TRACKED_KEY_COLUMNS = 4
@@ -33,6 +38,9 @@ export interface TrackingState {
   counter: number | null
   /** The record's last sequence number at that moment. */
   counterSeq: number | null
+  /** Writes to tables the record does not hold, counted by their triggers; and that count at the same moment. */
+  otherWrites: number | null
+  counterOther: number | null
 }
 
 /** Whether a table's changes can be captured completely by row triggers. */
@@ -74,24 +82,50 @@ function tableExists(db: Db, name: string): boolean {
 }
 
 export function readTrackingState(db: Db): TrackingState {
-  if (!tableExists(db, STATE_TABLE) || !tableExists(db, CHANGES_TABLE)) return {installed: false, trackingId: null, baseline: null, counter: null, counterSeq: null}
+  if (!tableExists(db, STATE_TABLE) || !tableExists(db, CHANGES_TABLE)) return {installed: false, trackingId: null, baseline: null, counter: null, counterSeq: null, otherWrites: null, counterOther: null}
   const rows = db.prepare(`SELECT key, value FROM ${STATE_TABLE}`).all() as Array<{key: string; value: string}>
   const get = (k: string): string | null => rows.find((r) => r.key === k)?.value ?? null
   const int = (k: string): number | null => {
     const v = get(k)
     return v !== null && /^\d+$/.test(v) ? Number(v) : null
   }
-  return {installed: true, trackingId: get('tracking_id'), baseline: get('baseline'), counter: int('file_counter'), counterSeq: int('file_counter_seq')}
+  return {installed: true, trackingId: get('tracking_id'), baseline: get('baseline'), counter: int('file_counter'), counterSeq: int('file_counter_seq'), otherWrites: int('other_writes'), counterOther: int('file_counter_other')}
 }
 
-/** True when every trackable table has exactly our three triggers. */
+/** True when every trackable table has exactly our three triggers, and every other ordinary table its counting ones. */
 export function triggersIntact(db: Db, specs: TableSpec[]): boolean {
   const present = new Map(ownObjects(db).filter((o) => o.type === 'trigger').map((r) => [r.name, r.sql]))
   for (const spec of specs) {
     if (!isTrackable(db, spec)) continue
     for (const t of triggerSql(spec)) if (present.get(t.name) !== t.sql) return false
   }
+  for (const table of markedTables(db, specs)) for (const t of markerSql(table)) if (present.get(t.name) !== t.sql) return false
   return true
+}
+
+/** Ordinary user tables whose rows the record does not hold: ignored ones, and versioned ones it cannot track. */
+export function markedTables(db: Db, specs: TableSpec[]): string[] {
+  const tracked = new Set(specs.filter((s) => isTrackable(db, s)).map((s) => s.name))
+  return listTables(db).filter((t) => t.type === 'table' && !isOwnName(t.name) && !tracked.has(t.name)).map((t) => t.name)
+}
+
+export function markerSql(table: string): Array<{name: string; sql: string}> {
+  const t = quoteIdent(table)
+  return TRIGGER_OPS.map((op) => {
+    const when = op === 'ins' ? 'INSERT' : op === 'upd' ? 'UPDATE' : 'DELETE'
+    return {name: triggerName(table, op), sql: `CREATE TRIGGER ${quoteIdent(triggerName(table, op))} AFTER ${when} ON ${t} BEGIN ${MARKER_BODY} END`}
+  })
+}
+
+/** Adds the counting triggers a table lacks (one just left out of versioning), without touching the record. */
+export function installMarkers(db: Db, specs: TableSpec[]): void {
+  const present = new Set(ownObjects(db).filter((o) => o.type === 'trigger').map((o) => o.name))
+  const missing = markedTables(db, specs).flatMap(markerSql).filter((t) => !present.has(t.name))
+  if (missing.length === 0) return
+  translated(db, () => db.transaction(() => {
+    db.prepare(`INSERT OR IGNORE INTO ${STATE_TABLE} (key, value) VALUES ('other_writes', '0')`).run()
+    for (const t of missing) db.exec(t.sql)
+  }).immediate())
 }
 
 /**
@@ -101,7 +135,7 @@ export function triggersIntact(db: Db, specs: TableSpec[]): boolean {
 export function strayTrackedTables(db: Db, specs: TableSpec[]): string[] {
   const tracked = new Set(specs.filter((s) => isTrackable(db, s)).map((s) => s.name))
   const rows = db.prepare(`SELECT name, tbl_name AS tbl, sql FROM sqlite_master WHERE type = 'trigger'`).all() as Array<{name: string; tbl: string; sql: string | null}>
-  return [...new Set(rows.filter((r) => isOwnTrigger(r.name, r.tbl, r.sql) && !tracked.has(r.tbl)).map((r) => r.tbl))].sort()
+  return [...new Set(rows.filter((r) => isOwnTrigger(r.name, r.tbl, r.sql) && isKeyTrigger(r.sql) && !tracked.has(r.tbl)).map((r) => r.tbl))].sort()
 }
 
 /** Removes tilesync's triggers from a table and forgets the keys recorded for it, in one short write transaction. */
@@ -124,8 +158,9 @@ export function installTracking(db: Db, specs: TableSpec[], trackingId?: string)
     removeTrackingObjects(db)
     db.exec(CHANGES_SQL)
     db.exec(STATE_SQL)
-    db.prepare(`INSERT INTO ${STATE_TABLE} (key, value) VALUES ('tracking_id', ?), ('format', '1')`).run(id)
+    db.prepare(`INSERT INTO ${STATE_TABLE} (key, value) VALUES ('tracking_id', ?), ('format', '1'), ('other_writes', '0')`).run(id)
     for (const spec of specs) if (isTrackable(db, spec)) for (const t of triggerSql(spec)) db.exec(t.sql)
+    for (const table of markedTables(db, specs)) for (const t of markerSql(table)) db.exec(t.sql)
   })
   translated(db, () => tx.immediate())
   return id
@@ -134,7 +169,7 @@ export function installTracking(db: Db, specs: TableSpec[], trackingId?: string)
 /** A user's own trigger or table that has one of the exact names tracking needs: say so, rather than fail inside SQLite. */
 function refuseNameClash(db: Db, specs: TableSpec[]): void {
   const mine = new Set(ownObjects(db).map((o) => o.name))
-  const wanted = new Set([CHANGES_TABLE, STATE_TABLE, ...specs.filter((s) => isTrackable(db, s)).flatMap((s) => triggerSql(s).map((t) => t.name))])
+  const wanted = new Set([CHANGES_TABLE, STATE_TABLE, ...specs.filter((s) => isTrackable(db, s)).flatMap((s) => triggerSql(s).map((t) => t.name)), ...markedTables(db, specs).flatMap((t) => markerSql(t).map((m) => m.name))])
   const taken = (db.prepare(`SELECT name FROM sqlite_master`).pluck(true).all() as string[]).filter((n) => wanted.has(n) && !mine.has(n))
   if (taken.length) {
     throw new TilesyncError('BAD_NAME', `the database already has its own "${taken[0]}", a name tilesync's change tracking needs`, {
@@ -200,6 +235,8 @@ function setState(db: Db, key: string, value: string | null): void {
 function noteCounter(db: Db, value: number | null): void {
   setState(db, 'file_counter', value === null ? null : String(value >>> 0))
   setState(db, 'file_counter_seq', String(maxSeq(db)))
+  const other = readTrackingState(db).otherWrites
+  setState(db, 'file_counter_other', other === null ? null : String(other))
 }
 
 /**

@@ -41,8 +41,14 @@ export function isOwnTable(name: string): boolean {
  * and writes the change record; a user's trigger that merely looks alike is the user's.
  */
 export function isOwnTrigger(name: string, tblName: string, sql: string | null): boolean {
-  return TRIGGER_OPS.some((op) => name === ownTriggerName(tblName, op)) && (sql ?? '').includes(`INSERT INTO ${CHANGES_TABLE} `)
+  return TRIGGER_OPS.some((op) => name === ownTriggerName(tblName, op)) && (isKeyTrigger(sql) || (sql ?? '').includes(MARKER_BODY))
 }
+
+/** A trigger that records keys in the change record (the others only count writes; see change-tracking.ts). */
+export const isKeyTrigger = (sql: string | null): boolean => (sql ?? '').includes(`INSERT INTO ${CHANGES_TABLE} `)
+
+/** The body of the triggers that count writes to tables the record does not hold. */
+export const MARKER_BODY = `UPDATE ${STATE_TABLE} SET value = CAST(value AS INTEGER) + 1 WHERE key = 'other_writes';`
 
 /** An object tilesync must neither version nor touch as the user's: its own, or SQLite's. */
 export function isOwnName(name: string): boolean {

@@ -199,7 +199,10 @@ export async function snapshotDatabase(db: Db, specs: TableSpec[], tileTable: st
       tables.set(spec.name, table)
       tableIds.set(spec.name, id)
     }
-    return {schema: readSchema(db), header: readHeader(db)}
+    // The counters of versioned tables only: an ignored queue's moves with every job.
+    const header = readHeader(db)
+    const names = new Set(specs.map((s) => s.name))
+    return {schema: readSchema(db), header: {...header, sequences: header.sequences.filter((q) => names.has(q.name))}}
   })
   const snapshot: Snapshot = {
     schema: schema.schema,

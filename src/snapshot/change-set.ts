@@ -144,7 +144,7 @@ export async function computeChangeSet(from: TreeState, to: TreeState, reader: T
     schema,
     tileTable,
     layers: tileLayers(from, to, tileTable),
-    headerChanges: from.snapshotId === '' ? [] : headerChanges(from.snapshot.header, to.snapshot.header),
+    headerChanges: from.snapshotId === '' ? [] : headerChanges(from, to),
     summary: {tilesAdded: 0, tilesModified: 0, tilesDeleted: 0, rowsChanged: 0},
   }
   for (const [name, {before, after, changes}] of raw) {

@@ -1,7 +1,7 @@
 import {type Db, openDatabase} from '../db/open-database.js'
 import {randomBytes} from 'node:crypto'
 
-import {changedKeys, installTracking, isTrackable, maxSeq, readTrackingState, resetBaseline, strayTrackedTables, triggersIntact, untrackTable} from '../db/change-tracking.js'
+import {changedKeys, installMarkers, installTracking, isTrackable, maxSeq, readTrackingState, resetBaseline, strayTrackedTables, triggersIntact, untrackTable} from '../db/change-tracking.js'
 import {assertIntact} from '../db/integrity.js'
 import {IgnoreRules} from '../snapshot/ignore-rules.js'
 import {readSchema} from '../db/introspect.js'
@@ -137,6 +137,8 @@ export class Workspace {
     let id = this.repo.config.tracking?.id
     // A table left out of versioning loses its triggers (and its recorded keys).
     if (state.installed) for (const t of strayTrackedTables(db, specs)) untrackTable(db, t)
+    // ... and gets the triggers that only count its writes (nothing recorded, nothing reset).
+    if (state.installed && id && state.trackingId === id) installMarkers(db, specs)
     if (state.installed && id && state.trackingId === id && triggersIntact(db, specs)) return true
     if (!id) {
       id = randomBytes(8).toString('hex')
