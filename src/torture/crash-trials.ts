@@ -60,7 +60,7 @@ export function dumpDb(file: string): string {
       const sel = cols.map((c) => `typeof("${c}"), hex("${c}")`).join(', ')
       out[t] = db.prepare(`SELECT ${sel} FROM "${t}" ORDER BY ${cols.map((_, i) => i * 2 + 2).join(', ')}`).raw(true).all()
     }
-    out.__schema = db.prepare(`SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' AND name NOT IN ('_tilesync_changes', '_tilesync_state') AND NOT (type = 'trigger' AND name GLOB '_tilesync_*' AND sql LIKE '%INSERT INTO _tilesync_changes %') ORDER BY type, name`).raw(true).all()
+    out.__schema = db.prepare(`SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' AND name NOT IN ('_tilesync_changes', '_tilesync_state') AND NOT (type = 'trigger' AND name GLOB '_tilesync_*' AND (sql LIKE '%INSERT INTO _tilesync_changes %' OR sql LIKE '%UPDATE _tilesync_state SET value = %')) ORDER BY type, name`).raw(true).all()
     return JSON.stringify(out)
   } finally {
     db.close()

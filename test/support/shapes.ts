@@ -92,7 +92,7 @@ export function exactDump(file: string, options: {noRowid?: string[]} = {}): Rec
       }).sort()
     }
     out.__schema = (db.prepare(`SELECT type, name, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY type, name`).raw(true).all() as string[][])
-      .filter((e) => !own(e[1]) && !own(e[2]) && kinds.get(e[2]) !== 'shadow' && !e[1].toLowerCase().startsWith('sqlite_') && !(e[0] === 'trigger' && e[1].startsWith('_tilesync_') && e[3].includes('INSERT INTO _tilesync_changes ')))
+      .filter((e) => !own(e[1]) && !own(e[2]) && kinds.get(e[2]) !== 'shadow' && !e[1].toLowerCase().startsWith('sqlite_') && !(e[0] === 'trigger' && e[1].startsWith('_tilesync_') && (e[3].includes('INSERT INTO _tilesync_changes ') || e[3].includes('UPDATE _tilesync_state SET value = '))))
     const seq = db.prepare(`SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'`).get()
       ? (db.prepare(`SELECT name, seq FROM sqlite_sequence WHERE name != '_tilesync_changes' ORDER BY name`).raw(true).all())
       : []
