@@ -1,4 +1,5 @@
 import type {ChangeSet, RowChangeView} from '../ops/change-set.js'
+import type {PerceptualDiff} from '../ops/perceptual-diff.js'
 
 export const short = (id: string | null | undefined): string => (id ? id.slice(0, 10) : '(none)')
 
@@ -42,5 +43,22 @@ export function formatChangeSet(set: ChangeSet, options: {stat?: boolean; limit?
     if (rows.length < t.rows.length) lines.push(`  … ${t.rows.length - rows.length} more (use --json for all)`)
   }
   if (set.schemaChanged) lines.push('schema changed')
+  return lines
+}
+
+const verdictMark = {'pixels-identical': '=', 'nearly-identical': '~', changed: 'M'} as const
+const verdictText = {'pixels-identical': 'pixels identical (re-encoded)', 'nearly-identical': 'nearly identical', changed: 'changed'} as const
+
+/** Lines for `diff --perceptual`: the counts, then each modified tile's layers with their verdict. */
+export function formatPerceptual(p: PerceptualDiff, options: {limit?: number; stat?: boolean} = {}): string[] {
+  const c = p.counts
+  const lines = [`perceptual: ${c.pixelsIdentical} pixels identical (re-encoded), ${c.nearlyIdentical} nearly identical (distance <= ${p.threshold} of 128 bits), ${c.changed} changed${c.noImageChange ? `, ${c.noImageChange} with no image changed` : ''}`]
+  if (options.stat) return lines
+  const tiles = options.limit ? p.tiles.slice(0, options.limit) : p.tiles
+  for (const t of tiles) {
+    const layers = t.layers.map((l) => `${l.layer}: ${verdictText[l.verdict]}${l.distance !== null && l.verdict !== 'pixels-identical' ? ` (distance ${l.distance})` : ''}`)
+    lines.push(`  ${verdictMark[t.verdict]} tile ${t.key}  ${layers.join('; ')}`)
+  }
+  if (tiles.length < p.tiles.length) lines.push(`  … ${p.tiles.length - tiles.length} more (use --json for all)`)
   return lines
 }
