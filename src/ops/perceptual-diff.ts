@@ -66,7 +66,7 @@ export async function perceptualDiff(ws: Workspace, changes: ChangeSet, options:
   const reader = new ImageReader(ws, options.working ? {state: options.working} : undefined)
   let stats: EnsureStats
   try {
-    stats = await signTileImages(signatures, images, reader)
+    stats = (await signTileImages(signatures, images, reader)).stats
   } finally {
     reader.close()
   }

@@ -13,13 +13,10 @@ export function openSignatures(ws: Workspace): Signatures {
  * Makes sure every image has a signature: cached ones are looked up, the rest decoded (with a
  * progress bar on a terminal) and cached. Images whose bytes cannot be read are left out.
  */
-export async function signTileImages(signatures: Signatures, images: Iterable<TileImage>, reader: ImageReader, options: {signal?: AbortSignal; concurrency?: number} = {}): Promise<EnsureStats> {
+export async function signTileImages(signatures: Signatures, images: readonly TileImage[], reader: ImageReader, options: {signal?: AbortSignal; concurrency?: number} = {}): Promise<{stats: EnsureStats; slots: Int32Array}> {
   const progress = await createProgress('images')
   try {
-    const sources = (function* () {
-      for (const image of images) yield {id: image.id, read: () => reader.read(image)}
-    })()
-    return await signatures.ensure(sources, {
+    return await signatures.ensure(images.map((image) => image.id), (i) => reader.read(images[i]), {
       ...options,
       onStart: (n) => progress.start(n, 'perceptual hashes'),
       onDecoded: () => progress.increment(),

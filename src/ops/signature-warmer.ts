@@ -1,6 +1,6 @@
 import type {EnsureStats} from '../perceptual/signatures.js'
 import {openSignatures} from './sign-images.js'
-import {ImageReader, type TileImage, tileImages} from './tile-images.js'
+import {ImageReader, listTileImages} from './tile-images.js'
 import type {Workspace} from './workspace.js'
 
 export interface SignatureWarmer {
@@ -22,15 +22,13 @@ export function startSignatureWarmer(ws: Workspace, options: {revision?: string;
     const revision = options.revision ?? 'HEAD'
     if (revision === 'HEAD' && !(await ws.repo.refs.headCommit())) return null
     const state = await ws.stateOf(await ws.resolve(revision))
-    const images: TileImage[] = []
-    for await (const image of tileImages(state, ws.reader)) {
-      if (abort.signal.aborted) return null
-      images.push(image)
-    }
+    const images = await listTileImages(state, ws.reader)
+    if (abort.signal.aborted) return null
     const signatures = openSignatures(ws)
     const reader = new ImageReader(ws)
     try {
-      return await signatures.ensure(images.map((image) => ({id: image.id, read: () => reader.read(image)})), {concurrency: options.concurrency ?? 1, signal: abort.signal})
+      const {stats} = await signatures.ensure(images.map((image) => image.id), (i) => reader.read(images[i]), {concurrency: options.concurrency ?? 1, signal: abort.signal})
+      return stats
     } finally {
       reader.close()
     }

@@ -1,10 +1,10 @@
 import {TilesyncError} from '../core/errors.js'
-import {HASH_BITS, HASH_WORDS, hashHex, NEAR_DISTANCE} from '../perceptual/dhash.js'
+import {HASH_BITS, HASH_WORDS, NEAR_DISTANCE} from '../perceptual/dhash.js'
 import type {EnsureStats} from '../perceptual/signatures.js'
 import type {SignatureIndex} from '../perceptual/signature-index.js'
 import type {TableTree} from '../snapshot/model.js'
 import {openSignatures, signTileImages} from './sign-images.js'
-import {checkLayer, ImageReader, layerNames, type TileImage, tileImages, tileTableOf} from './tile-images.js'
+import {checkLayer, ImageReader, layerNames, listTileImages, type TileImage, tileTableOf} from './tile-images.js'
 import type {TreeState, Workspace} from './workspace.js'
 
 export interface SimilarMatch {
@@ -45,6 +45,8 @@ export interface DuplicatesResult {
 interface Loaded {
   revision: string
   images: TileImage[]
+  /** Per image, its slot in `index`; -1 when its bytes could not be read. */
+  slots: Int32Array
   index: SignatureIndex
   signatures: EnsureStats
 }
@@ -60,13 +62,12 @@ async function tilesAt(ws: Workspace, revision: string): Promise<{id: string; st
 
 /** Every image of `layers` in the state, signed (from the cache, or decoded now). */
 async function loadSigned(ws: Workspace, at: {id: string; state: TreeState}, layers: string[]): Promise<Loaded> {
-  const images: TileImage[] = []
-  for await (const image of tileImages(at.state, ws.reader, layers)) images.push(image)
+  const images = await listTileImages(at.state, ws.reader, layers)
   const sigs = openSignatures(ws)
   const reader = new ImageReader(ws)
   try {
-    const stats = await signTileImages(sigs, images, reader)
-    return {revision: at.id, images, index: sigs.index, signatures: stats}
+    const {stats, slots} = await signTileImages(sigs, images, reader)
+    return {revision: at.id, images, slots, index: sigs.index, signatures: stats}
   } finally {
     reader.close()
   }
@@ -84,8 +85,7 @@ export async function similarTiles(ws: Workspace, options: {tile: [number, numbe
   if (options.layer) checkLayer(at.table, options.layer)
   // The layer: the one asked for, else the tile's last layer that holds an image (the
   // generated image, in the pipeline's schema).
-  const own: TileImage[] = []
-  for await (const image of tileImages(at.state, ws.reader, options.layer ? [options.layer] : undefined, [x, y, x, y])) own.push(image)
+  const own = await listTileImages(at.state, ws.reader, options.layer ? [options.layer] : undefined, [x, y, x, y])
   const query = own.at(-1)
   if (!query) {
     throw new TilesyncError('TILE_MISSING', `tile ${x},${y} has no ${options.layer ? `${options.layer} ` : ''}image at ${revision}`, {hint: '`tilesync show REV --tile X,Y` shows what the tile holds'})
@@ -101,10 +101,10 @@ export async function similarTiles(ws: Workspace, options: {tile: [number, numbe
   // Rank: distance, then the same pixels before merely the same hash, then position.
   const best: Candidate[] = []
   let compared = 0
-  for (const image of loaded.images) {
-    if (image.layer !== layer || (image.x === x && image.y === y)) continue
-    const slot = index.slotOf(image.id)
-    if (slot === undefined || !index.isImage(slot)) continue
+  for (let i = 0; i < loaded.images.length; i++) {
+    const image = loaded.images[i]
+    const slot = loaded.slots[i]
+    if (slot < 0 || (image.x === x && image.y === y) || !index.isImage(slot)) continue
     compared++
     const distance = slot === q ? 0 : index.distance(q, slot)
     if (best.length === limit && distance > best[limit - 1].distance) continue
@@ -139,9 +139,8 @@ function before(a: Candidate, b: Candidate): boolean {
 
 /**
  * Groups of tiles whose images (in the same layer) are within `threshold` bits of each other,
- * joined transitively, largest group first. Candidate pairs come from multi-index hashing:
- * split the 128 bits into threshold+1 chunks; two hashes that close agree on at least one
- * whole chunk, so only hashes sharing a chunk value are compared, not every pair.
+ * joined transitively, largest group first. Candidate pairs come from multi-index hashing
+ * (see searchPlan): only hashes whose pieces are near each other are compared, not every pair.
  */
 export async function duplicateTiles(ws: Workspace, options: {revision?: string; layer?: string; threshold?: number} = {}): Promise<DuplicatesResult> {
   const revision = options.revision ?? 'HEAD'
@@ -156,9 +155,11 @@ export async function duplicateTiles(ws: Workspace, options: {revision?: string;
   const groups: DuplicateGroup[] = []
   let images = 0
   for (const layer of layers) {
-    const members = loaded.images.filter((i) => i.layer === layer)
-      .map((image) => ({image, slot: loaded.index.slotOf(image.id)}))
-      .filter((m): m is {image: TileImage; slot: number} => m.slot !== undefined && loaded.index.isImage(m.slot))
+    const members: Array<{image: TileImage; slot: number}> = []
+    loaded.images.forEach((image, i) => {
+      const slot = loaded.slots[i]
+      if (image.layer === layer && slot >= 0 && loaded.index.isImage(slot)) members.push({image, slot})
+    })
     images += members.length
     for (const g of groupNear(loaded.index, members.map((m) => m.slot), threshold)) {
       const tiles = g.map((i) => members[i]).sort((a, b) => byPosition(a.image, b.image))
@@ -173,9 +174,31 @@ export async function duplicateTiles(ws: Workspace, options: {revision?: string;
   return {revision: loaded.revision, threshold, layers, images, groups, signatures: loaded.signatures}
 }
 
+/**
+ * How to split the hash for multi-index hashing: `chunks` pieces, each searched within
+ * `radius` bits. Two hashes within `threshold` have some piece within `radius` whenever
+ * chunks * (radius + 1) > threshold (pigeonhole). Short pieces fill few buckets (many
+ * candidates), long ones need many neighbour lookups; this picks the cheaper mix for `n`
+ * hashes, with pieces of at most 26 bits so a piece is a plain number.
+ */
+export function searchPlan(threshold: number, n: number): {chunks: number; radius: number} {
+  let best: {chunks: number; radius: number; cost: number} | undefined
+  for (const radius of [0, 1, 2]) {
+    const chunks = Math.max(Math.floor(threshold / (radius + 1)) + 1, 5)
+    const bits = HASH_BITS / chunks
+    const lookups = radius === 0 ? 1 : radius === 1 ? 1 + bits : 1 + bits + (bits * (bits - 1)) / 2
+    const cost = chunks * lookups * (1 + n / 2 ** bits)
+    if (!best || cost < best.cost) best = {chunks, radius, cost}
+  }
+  return {chunks: best!.chunks, radius: best!.radius}
+}
+
+/** Buckets of 2^22 heads or fewer are a direct table (a linked list per value); larger ones a Map. */
+const DIRECT_BITS = 22
+
 /** Connected groups (of 2 or more) of `slots` within `threshold`; returns indices into `slots`. */
 export function groupNear(index: SignatureIndex, slots: number[], threshold: number): number[][] {
-  const parent = slots.map((_, i) => i)
+  const parent = Int32Array.from(slots, (_, i) => i)
   const find = (i: number): number => {
     while (parent[i] !== i) {
       parent[i] = parent[parent[i]]
@@ -188,33 +211,94 @@ export function groupNear(index: SignatureIndex, slots: number[], threshold: num
     const rb = find(b)
     if (ra !== rb) parent[Math.max(ra, rb)] = Math.min(ra, rb)
   }
-  // Equal hashes first (copies, re-encodings): one representative each for the chunk search.
-  const exact = new Map<string, number>()
+  const h = index.hashes
+  // Equal hashes first (tiles sharing an object, copies, re-encodings): one representative
+  // each for the search. Keyed by 30 bits of the first word (a small integer), then compared.
+  const exact = new Map<number, number[]>()
   const reps: number[] = []
+  const sameHash = (a: number, b: number): boolean => {
+    const [oa, ob] = [a * HASH_WORDS, b * HASH_WORDS]
+    return h[oa] === h[ob] && h[oa + 1] === h[ob + 1] && h[oa + 2] === h[ob + 2] && h[oa + 3] === h[ob + 3]
+  }
   slots.forEach((slot, i) => {
-    const key = hashHex(index.hashes, slot * HASH_WORDS)
-    const first = exact.get(key)
-    if (first === undefined) {
-      exact.set(key, i)
-      reps.push(i)
-    } else join(first, i)
+    const key = h[slot * HASH_WORDS] & 0x3fffffff
+    const list = exact.get(key)
+    const first = list?.find((r) => sameHash(slots[r], slot))
+    if (first !== undefined) {
+      join(first, i)
+      return
+    }
+    if (list) list.push(i)
+    else exact.set(key, [i])
+    reps.push(i)
   })
-  if (threshold > 0) {
-    const chunks = threshold + 1
+  if (threshold > 0 && reps.length > 1) {
+    const {chunks, radius} = searchPlan(threshold, reps.length)
+    const values = new Int32Array(reps.length)
+    const next = new Int32Array(reps.length)
+    let heads: Int32Array | undefined
+    let occupied: Uint32Array | undefined
     for (let c = 0; c < chunks; c++) {
       const start = Math.floor((c * HASH_BITS) / chunks)
       const end = Math.floor(((c + 1) * HASH_BITS) / chunks)
-      const buckets = new Map<number, number[]>()
-      for (const i of reps) {
-        const v = bits(index.hashes, slots[i] * HASH_WORDS, start, end)
-        const b = buckets.get(v)
-        if (b) b.push(i)
-        else buckets.set(v, [i])
+      const bits = end - start
+      for (let r = 0; r < reps.length; r++) values[r] = chunkOf(h, slots[reps[r]] * HASH_WORDS, start, end)
+      // Bucket by the piece's value: a head per value and a next link per rep (a direct table
+      // when the piece is short enough, else a Map of first reps), then look up each rep's
+      // value and its neighbours within `radius` bits. Only later reps are compared (q > r),
+      // so each pair is checked from one side.
+      const compare = (r: number, q: number): void => {
+        const a = reps[r]
+        const b = reps[q]
+        if (find(a) !== find(b) && index.distance(slots[a], slots[b]) <= threshold) join(a, b)
       }
-      for (const b of buckets.values()) {
-        for (let p = 0; p < b.length; p++) {
-          for (let r = p + 1; r < b.length; r++) {
-            if (find(b[p]) !== find(b[r]) && index.distance(slots[b[p]], slots[b[r]]) <= threshold) join(b[p], b[r])
+      if (bits <= DIRECT_BITS) {
+        // Most neighbour values are empty: a bitmap of the occupied ones (1/32 of the heads'
+        // size, so it stays in cache) answers those without touching the heads.
+        if (!heads || heads.length !== 2 ** bits) {
+          heads = new Int32Array(2 ** bits)
+          occupied = new Uint32Array(Math.max(1, 2 ** bits / 32))
+        }
+        heads.fill(-1)
+        occupied!.fill(0)
+        const bitmap = occupied!
+        for (let r = reps.length - 1; r >= 0; r--) {
+          next[r] = heads[values[r]]
+          heads[values[r]] = r
+          bitmap[values[r] >>> 5] |= 1 << (values[r] & 31)
+        }
+        const probe = (r: number, v: number): void => {
+          if (((bitmap[v >>> 5] >>> (v & 31)) & 1) === 0) return
+          for (let q = heads![v]; q >= 0; q = next[q]) if (q > r) compare(r, q)
+        }
+        for (let r = 0; r < reps.length; r++) {
+          const v = values[r]
+          for (let q = next[r]; q >= 0; q = next[q]) compare(r, q)
+          if (radius < 1) continue
+          for (let i = 0; i < bits; i++) {
+            const vi = v ^ (1 << i)
+            probe(r, vi)
+            if (radius < 2) continue
+            for (let j = i + 1; j < bits; j++) probe(r, vi ^ (1 << j))
+          }
+        }
+      } else {
+        const firsts = new Map<number, number>()
+        for (let r = reps.length - 1; r >= 0; r--) {
+          next[r] = firsts.get(values[r]) ?? -1
+          firsts.set(values[r], r)
+        }
+        const near = (r: number, v: number): void => {
+          for (let q = firsts.get(v) ?? -1; q >= 0; q = next[q]) if (q > r) compare(r, q)
+        }
+        for (let r = 0; r < reps.length; r++) {
+          const v = values[r]
+          for (let q = next[r]; q >= 0; q = next[q]) compare(r, q)
+          if (radius < 1) continue
+          for (let i = 0; i < bits; i++) {
+            near(r, v ^ (1 << i))
+            if (radius < 2) continue
+            for (let j = i + 1; j < bits; j++) near(r, v ^ (1 << i) ^ (1 << j))
           }
         }
       }
@@ -230,9 +314,12 @@ export function groupNear(index: SignatureIndex, slots: number[], threshold: num
   return [...out.values()].filter((g) => g.length > 1)
 }
 
-/** Bits [start, end) of a hash (at most 31 of them) as a number. */
-function bits(hashes: Uint32Array, offset: number, start: number, end: number): number {
-  let v = 0
-  for (let k = start; k < end; k++) v = (v << 1) | ((hashes[offset + (k >> 5)] >>> (k & 31)) & 1)
-  return v >>> 0
+/** Bits [start, end) of a hash (at most 26 of them) as a number: bit k at position k - start. */
+function chunkOf(hashes: Uint32Array, offset: number, start: number, end: number): number {
+  const len = end - start
+  const word = start >> 5
+  const shift = start & 31
+  let v = hashes[offset + word] >>> shift
+  if (shift + len > 32) v |= hashes[offset + word + 1] << (32 - shift)
+  return v & ((1 << len) - 1)
 }

@@ -1,7 +1,9 @@
 import {xxh3} from '@node-rs/xxhash'
-import sharp, {type OutputInfo} from 'sharp'
+import type {OutputInfo} from 'sharp'
 
 import {differenceHash, type PerceptualHash} from './dhash.js'
+
+type SharpConstructor = (typeof import('sharp'))['default']
 
 /**
  * What tilesync remembers about one image object: its perceptual hash, for "looks alike",
@@ -19,12 +21,17 @@ export interface ImageSignature {
 /** Larger images are refused rather than decoded (libvips' own default limit, ~268 Mpx, would take GBs). */
 const MAX_PIXELS = 64 * 1024 * 1024
 
+// Loaded on the first decode: a run that finds every signature cached never needs libvips.
+let sharpLoaded: Promise<SharpConstructor> | undefined
+const loadSharp = (): Promise<SharpConstructor> => (sharpLoaded ??= import('sharp').then((m) => m.default))
+
 /**
  * Decodes an image with sharp (libvips) to 8-bit sRGB RGBA and signs it. Null when the bytes
  * are not an image sharp can read (a blob column holding something else), so callers can
  * remember that too and never try again.
  */
 export async function signImage(bytes: Buffer): Promise<ImageSignature | null> {
+  const sharp = await loadSharp()
   let decoded: {data: Buffer; info: OutputInfo}
   try {
     decoded = await sharp(bytes, {limitInputPixels: MAX_PIXELS, sequentialRead: true})

@@ -1,31 +1,11 @@
-import {xxh32} from '@node-rs/xxhash'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 
-import {HASH_WORDS} from './dhash.js'
 import type {ImageSignature} from './image-signature.js'
 import type {SignatureIndex} from './signature-index.js'
+import {encodeRecord, RECORD_BYTES, recordChecks} from './signature-record.js'
 
-/**
- * The on-disk cache of image signatures: one append-only file of fixed 80-byte records,
- *
- *   0..31  object id (BLAKE3-256, binary)      64..71  width, height (uint32 LE)
- *   32..47 perceptual hash (4 x uint32 LE)     72      kind: 1 image, 2 not an image
- *   48..63 pixel digest (XXH3-128)             73..75  zero
- *                                              76..79  XXH32 of bytes 0..75
- *
- * An object's signature never changes, so records are only ever added. Appends are single
- * O_APPEND writes of whole records, so two processes (serve warming, a `similar` run) can add
- * at once. A crash can leave a torn record, and a power loss a zero-filled stretch: a record
- * whose checksum fails is skipped by sliding one byte until records check again, so the damage
- * costs only the entries in it (computed again when next needed). 100,000 images take 8 MB
- * and load in one read.
- */
-export const RECORD_BYTES = 80
-const CHECKED_BYTES = 76
-const SEED = 0x74737367
-const KIND_IMAGE = 1
-const KIND_NOT_IMAGE = 2
+export {RECORD_BYTES} from './signature-record.js'
 
 export type StoredSignature = ImageSignature | null
 
@@ -35,6 +15,15 @@ export interface LoadStats {
   damagedBytes: number
 }
 
+/**
+ * The on-disk cache of image signatures: one append-only file of fixed 80-byte records (see
+ * signature-record.ts). An object's signature never changes, so records are only ever added.
+ * Appends are single O_APPEND writes of whole records, so two processes (serve warming, a
+ * `similar` run) can add at once. A crash can leave a torn record, and a power loss a
+ * zero-filled stretch: a record whose checksum fails is skipped by sliding one byte until
+ * records check again, so the damage costs only the entries in it (computed again when next
+ * needed). 100,000 images take 8 MB and load in one read.
+ */
 export class SignatureFile {
   /** Bytes of the file already read: everything before this point has been parsed. */
   private consumed = 0
@@ -69,16 +58,16 @@ export class SignatureFile {
       fs.closeSync(fd)
     }
     const stats: LoadStats = {records: 0, damagedBytes: 0}
+    into.reserve(Math.floor(buf.length / RECORD_BYTES))
     let o = 0
     let lastGood = 0
     while (o + RECORD_BYTES <= buf.length) {
-      const kind = checkedKind(buf, o)
-      if (kind === undefined) {
+      if (!recordChecks(buf, o)) {
         o++
         continue
       }
       stats.damagedBytes += o - lastGood
-      into.setFromRecord(buf.toString('hex', o, o + 32), buf, o, kind === KIND_IMAGE)
+      into.setFromRecord(buf, o)
       stats.records++
       o += RECORD_BYTES
       lastGood = o
@@ -101,25 +90,4 @@ export class SignatureFile {
       fs.closeSync(fd)
     }
   }
-}
-
-export function encodeRecord(buf: Buffer, o: number, id: string, signature: StoredSignature): void {
-  buf.fill(0, o, o + RECORD_BYTES)
-  if (buf.write(id, o, 32, 'hex') !== 32) throw new Error(`not an object id: ${id}`)
-  if (signature) {
-    for (let i = 0; i < HASH_WORDS; i++) buf.writeUInt32LE(signature.hash[i] >>> 0, o + 32 + i * 4)
-    signature.pixels.copy(buf, o + 48, 0, 16)
-    buf.writeUInt32LE(signature.width, o + 64)
-    buf.writeUInt32LE(signature.height, o + 68)
-  }
-  buf[o + 72] = signature ? KIND_IMAGE : KIND_NOT_IMAGE
-  buf.writeUInt32LE(xxh32(buf.subarray(o, o + CHECKED_BYTES), SEED) >>> 0, o + CHECKED_BYTES)
-}
-
-/** The kind byte of the record at `o`, or undefined when the record does not check. */
-function checkedKind(buf: Buffer, o: number): number | undefined {
-  const kind = buf[o + 72]
-  if ((kind !== KIND_IMAGE && kind !== KIND_NOT_IMAGE) || buf[o + 73] !== 0 || buf[o + 74] !== 0 || buf[o + 75] !== 0) return undefined
-  if ((xxh32(buf.subarray(o, o + CHECKED_BYTES), SEED) >>> 0) !== buf.readUInt32LE(o + CHECKED_BYTES)) return undefined
-  return kind
 }

@@ -1,28 +1,38 @@
 import {HASH_WORDS, hammingDistance} from './dhash.js'
 import type {ImageSignature} from './image-signature.js'
+import {encodeRecord, RECORD_BYTES} from './signature-record.js'
 
 /**
- * Signatures by object id, packed into flat arrays: a scan over 100,000 images reads one
- * Uint32Array rather than 100,000 objects. A slot is an index into those arrays.
+ * Signatures by object id, packed: every slot's cache record (see signature-record.ts) in one
+ * buffer, its hash words in one Uint32Array, and an open-addressing table from the id's bytes
+ * to the slot. Loading 100,000 entries is then a copy and a probe per record, with no string
+ * or map entry made for each; a scan is a pass over one typed array. A slot is an index into
+ * the arrays.
  */
 export class SignatureIndex {
-  private readonly slots = new Map<string, number>()
-  private count = 0
+  /** slot + 1 per table position (0: empty); a power of two, at most half full. */
+  private table = new Int32Array(2048)
+  /** Each slot's table key (its id's first 4 bytes, uniform since ids are hashes): a probe compares 32 bytes only on a likely match. */
+  private keys = new Uint32Array(1024)
+  private records = Buffer.alloc(1024 * RECORD_BYTES)
   /** HASH_WORDS words per slot. */
   hashes = new Uint32Array(1024 * HASH_WORDS)
-  private pixels = Buffer.alloc(1024 * 16)
-  private sizes = new Uint32Array(1024 * 2)
-  private images = new Uint8Array(1024)
+  private readonly scratch = Buffer.alloc(32)
+  private count = 0
 
   get size(): number { return this.count }
 
-  has(id: string): boolean { return this.slots.has(id) }
+  has(id: string): boolean { return this.slotOf(id) !== undefined }
 
-  /** The slot of `id`, or undefined when it has no signature yet. */
-  slotOf(id: string): number | undefined { return this.slots.get(id) }
+  /** The slot of `id`, or undefined when it has no signature yet (or `id` is not an object id). */
+  slotOf(id: string): number | undefined {
+    if (id.length !== 64 || this.scratch.write(id, 0, 32, 'hex') !== 32) return undefined
+    const slot = this.find(this.scratch, 0)
+    return slot < 0 ? undefined : slot
+  }
 
   /** False when the object is known not to be a decodable image. */
-  isImage(slot: number): boolean { return this.images[slot] === 1 }
+  isImage(slot: number): boolean { return this.records[slot * RECORD_BYTES + 72] === 1 }
 
   distance(a: number, b: number): number {
     return hammingDistance(this.hashes, this.hashes, a * HASH_WORDS, b * HASH_WORDS)
@@ -30,64 +40,89 @@ export class SignatureIndex {
 
   /** Exactly the same decoded pixels (and size), whatever the encoded bytes. */
   samePixels(a: number, b: number): boolean {
-    return this.pixels.compare(this.pixels, b * 16, b * 16 + 16, a * 16, a * 16 + 16) === 0
+    const [oa, ob] = [a * RECORD_BYTES, b * RECORD_BYTES]
+    return this.records.compare(this.records, ob + 48, ob + 72, oa + 48, oa + 72) === 0
   }
 
   signature(slot: number): ImageSignature | null {
     if (!this.isImage(slot)) return null
+    const o = slot * RECORD_BYTES
     return {
       hash: this.hashes.slice(slot * HASH_WORDS, (slot + 1) * HASH_WORDS),
-      pixels: Buffer.from(this.pixels.subarray(slot * 16, slot * 16 + 16)),
-      width: this.sizes[slot * 2],
-      height: this.sizes[slot * 2 + 1],
+      pixels: Buffer.from(this.records.subarray(o + 48, o + 64)),
+      width: this.records.readUInt32LE(o + 64),
+      height: this.records.readUInt32LE(o + 68),
     }
   }
 
   set(id: string, signature: ImageSignature | null): number {
-    const slot = this.slotFor(id)
-    this.images[slot] = signature ? 1 : 0
-    if (signature) {
-      this.hashes.set(signature.hash.subarray(0, HASH_WORDS), slot * HASH_WORDS)
-      signature.pixels.copy(this.pixels, slot * 16, 0, 16)
-      this.sizes[slot * 2] = signature.width
-      this.sizes[slot * 2 + 1] = signature.height
+    const record = Buffer.alloc(RECORD_BYTES)
+    encodeRecord(record, 0, id, signature)
+    return this.setFromRecord(record, 0)
+  }
+
+  /** Makes room for `n` more entries at once (a cache file's worth) instead of growing step by step. */
+  reserve(n: number): void {
+    const need = this.count + n
+    if (need > this.keys.length) this.grow(need)
+    if (need * 2 > this.table.length) this.rehash(need * 2)
+  }
+
+  /** Fills a slot (the id's own, or a new one) from a checked cache record's bytes. */
+  setFromRecord(buf: Buffer, o: number): number {
+    let slot = this.find(buf, o)
+    if (slot < 0) {
+      this.reserve(1)
+      slot = this.count++
+      this.keys[slot] = buf.readUInt32LE(o)
+      this.table[this.position(this.keys[slot])] = slot + 1
     }
-    return slot
-  }
-
-  /** Fills a slot straight from a cache record's bytes (see signature-file.ts), without intermediate objects. */
-  setFromRecord(id: string, buf: Buffer, o: number, image: boolean): void {
-    const slot = this.slotFor(id)
-    this.images[slot] = image ? 1 : 0
-    if (!image) return
+    buf.copy(this.records, slot * RECORD_BYTES, o, o + RECORD_BYTES)
     for (let i = 0; i < HASH_WORDS; i++) this.hashes[slot * HASH_WORDS + i] = buf.readUInt32LE(o + 32 + i * 4)
-    buf.copy(this.pixels, slot * 16, o + 48, o + 64)
-    this.sizes[slot * 2] = buf.readUInt32LE(o + 64)
-    this.sizes[slot * 2 + 1] = buf.readUInt32LE(o + 68)
-  }
-
-  private slotFor(id: string): number {
-    const existing = this.slots.get(id)
-    if (existing !== undefined) return existing
-    if (this.count === this.images.length) this.grow()
-    const slot = this.count++
-    this.slots.set(id, slot)
     return slot
   }
 
-  private grow(): void {
-    const n = this.images.length * 2
+  /** The slot whose id equals the 32 bytes at `buf[o]`, or -1. */
+  private find(buf: Buffer, o: number): number {
+    const key = buf.readUInt32LE(o)
+    const mask = this.table.length - 1
+    for (let p = key & mask; ; p = (p + 1) & mask) {
+      const entry = this.table[p]
+      if (entry === 0) return -1
+      if (this.keys[entry - 1] !== key) continue
+      const r = (entry - 1) * RECORD_BYTES
+      if (this.records.compare(buf, o, o + 32, r, r + 32) === 0) return entry - 1
+    }
+  }
+
+  /** The first free table position for `key`. */
+  private position(key: number): number {
+    const mask = this.table.length - 1
+    let p = key & mask
+    while (this.table[p] !== 0) p = (p + 1) & mask
+    return p
+  }
+
+  /** A table of at least `atLeast` positions, refilled with every slot. */
+  private rehash(atLeast: number): void {
+    let size = this.table.length
+    while (size < atLeast) size *= 2
+    this.table = new Int32Array(size)
+    for (let slot = 0; slot < this.count; slot++) this.table[this.position(this.keys[slot])] = slot + 1
+  }
+
+  /** Room for at least `slots` slots (doubling, so adding one by one stays linear). */
+  private grow(slots: number): void {
+    let n = this.keys.length
+    while (n < slots) n *= 2
+    const keys = new Uint32Array(n)
+    keys.set(this.keys)
+    this.keys = keys
+    const records = Buffer.alloc(n * RECORD_BYTES)
+    this.records.copy(records)
+    this.records = records
     const hashes = new Uint32Array(n * HASH_WORDS)
     hashes.set(this.hashes)
     this.hashes = hashes
-    const pixels = Buffer.alloc(n * 16)
-    this.pixels.copy(pixels)
-    this.pixels = pixels
-    const sizes = new Uint32Array(n * 2)
-    sizes.set(this.sizes)
-    this.sizes = sizes
-    const images = new Uint8Array(n)
-    images.set(this.images)
-    this.images = images
   }
 }

@@ -6,12 +6,6 @@ import {signImage} from './image-signature.js'
 import {SignatureFile, type StoredSignature} from './signature-file.js'
 import {SignatureIndex} from './signature-index.js'
 
-/** One image to sign: its object id and how to get its bytes (object store, working database). */
-export interface SignatureSource {
-  id: string
-  read: () => Promise<Buffer>
-}
-
 export interface EnsureStats {
   /** Distinct objects asked for. */
   objects: number
@@ -61,30 +55,44 @@ export class Signatures {
     this.file.readNew(this.index)
   }
 
-  async ensure(sources: Iterable<SignatureSource>, options: EnsureOptions = {}): Promise<EnsureStats> {
+  /**
+   * Signs the objects `ids` that are not signed yet, getting the bytes of `ids[i]` from
+   * `read(i)` (object store, working database). Returns, per id in order, its slot in `index`
+   * (-1 when its bytes could not be read), so callers need no second lookup.
+   */
+  async ensure(ids: readonly string[], read: (i: number) => Promise<Buffer>, options: EnsureOptions = {}): Promise<{stats: EnsureStats; slots: Int32Array}> {
     const stats: EnsureStats = {objects: 0, cached: 0, computed: 0, notImages: 0, unreadable: 0}
-    const missing: SignatureSource[] = []
-    const seen = new Set<string>()
-    for (const s of sources) {
-      if (seen.has(s.id)) continue
-      seen.add(s.id)
-      stats.objects++
-      const slot = this.index.slotOf(s.id)
-      if (slot === undefined) missing.push(s)
-      else {
+    const slots = new Int32Array(ids.length).fill(-1)
+    const seen = new Uint8Array(this.index.size)
+    const missing = new Map<string, number[]>()
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i]
+      const slot = this.index.slotOf(id)
+      if (slot !== undefined) {
+        slots[i] = slot
+        if (seen[slot]) continue
+        seen[slot] = 1
+        stats.objects++
         stats.cached++
         if (!this.index.isImage(slot)) stats.notImages++
+        continue
+      }
+      const at = missing.get(id)
+      if (at) at.push(i)
+      else {
+        missing.set(id, [i])
+        stats.objects++
       }
     }
-    if (missing.length === 0) return stats
-    options.onStart?.(missing.length)
+    if (missing.size === 0) return {stats, slots}
+    options.onStart?.(missing.size)
     const limit = pLimit(options.concurrency ?? os.availableParallelism())
     try {
-      await Promise.all(missing.map((s) => limit(async () => {
+      await Promise.all([...missing].map(([id, at]) => limit(async () => {
         if (options.signal?.aborted) return
         let bytes: Buffer
         try {
-          bytes = await s.read()
+          bytes = await read(at[0])
         } catch {
           stats.unreadable++
           return
@@ -93,15 +101,16 @@ export class Signatures {
         this.decoded++
         stats.computed++
         if (!signature) stats.notImages++
-        this.index.set(s.id, signature)
-        this.pending.push({id: s.id, signature})
+        const slot = this.index.set(id, signature)
+        for (const i of at) slots[i] = slot
+        this.pending.push({id, signature})
         if (this.pending.length >= FLUSH_EVERY) this.flush()
         options.onDecoded?.()
       })))
     } finally {
       this.flush()
     }
-    return stats
+    return {stats, slots}
   }
 
   /** Appends what is new to the cache file; a repository that cannot be written keeps it in memory only. */
