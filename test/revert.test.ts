@@ -118,6 +118,21 @@ describe('revert', function () {
     expect(fs.existsSync(ws.repo.layout.mergeState)).to.equal(false)
   })
 
+  it('a revert whose HEAD move was lost (crash after the database write) completes when run again, writing nothing', async () => {
+    const {db, ws, b, c} = await history()
+    const first = await revert(ws, {revision: b})
+    const result = dumpDatabase(db)
+    // What a crash between the database write and the HEAD move leaves: the database at the
+    // revert's result, HEAD still at C.
+    await ws.repo.refs.updateHead(c, 'simulated crash', first.head!)
+    const again = await revert(ws, {revision: b})
+    expect(again.outcome).to.equal('committed')
+    expect(again.rowsWritten).to.equal(0)
+    expect((await ws.reader.commit(again.head!)).tree).to.equal((await ws.reader.commit(first.head!)).tree)
+    expect(dumpDatabase(db)).to.deep.equal(result)
+    expect((await status(ws)).clean).to.equal(true)
+  })
+
   it('refuses the first commit, and says so in one line', async () => {
     const {ws, a} = await history()
     await expectCode(revert(ws, {revision: a}), 'BAD_ARGUMENT')

@@ -94,7 +94,10 @@ export async function similarTiles(ws: Workspace, options: {tile: [number, numbe
   const loaded = await loadSigned(ws, at, [layer])
   const {index} = loaded
   const q = index.slotOf(query.id)
-  if (q === undefined || !index.isImage(q)) {
+  if (q === undefined) {
+    throw new TilesyncError('OBJECT_MISSING', `the ${layer} image of tile ${x},${y} at ${revision} (${query.id.slice(0, 10)}) is not in the local store`, {hint: 'run `tilesync fsck --repair` to fetch it from a remote'})
+  }
+  if (!index.isImage(q)) {
     throw new TilesyncError('BAD_ARGUMENT', `tile ${x},${y} ${layer} at ${revision} is not an image tilesync can decode`, {hint: `\`tilesync show ${revision} --tile ${x},${y} --layer ${layer} -o file\` writes it out`})
   }
   // One pass keeping the best `limit`: a sorted insert into a short array beats sorting 100,000.

@@ -58,7 +58,7 @@ export class SignatureFile {
       fs.closeSync(fd)
     }
     const stats: LoadStats = {records: 0, damagedBytes: 0}
-    into.reserve(Math.floor(buf.length / RECORD_BYTES))
+    const offsets = new Int32Array(Math.floor(buf.length / RECORD_BYTES))
     let o = 0
     let lastGood = 0
     while (o + RECORD_BYTES <= buf.length) {
@@ -67,11 +67,11 @@ export class SignatureFile {
         continue
       }
       stats.damagedBytes += o - lastGood
-      into.setFromRecord(buf, o)
-      stats.records++
+      offsets[stats.records++] = o
       o += RECORD_BYTES
       lastGood = o
     }
+    into.addRecords(buf, offsets, stats.records)
     this.consumed += lastGood
     return stats
   }
