@@ -7,7 +7,7 @@ import {commit} from '../src/ops/commit.js'
 import {diff} from '../src/ops/diff.js'
 import {initRepository} from '../src/ops/init.js'
 import {startSignatureWarmer} from '../src/ops/signature-warmer.js'
-import {duplicateTiles, similarTiles} from '../src/ops/similar.js'
+import {duplicateTiles, groupNear, searchPlan, similarTiles} from '../src/ops/similar.js'
 import {Workspace} from '../src/ops/workspace.js'
 import {RECORD_BYTES, SignatureFile} from '../src/perceptual/signature-file.js'
 import {SignatureIndex} from '../src/perceptual/signature-index.js'
@@ -205,6 +205,64 @@ describe('perceptual hashes', function () {
       const d = await diff(ws, {from: 'HEAD~1', to: 'HEAD', perceptual: {}})
       expect(d.perceptual!.tiles[0]).to.deep.include({key: '2,2', verdict: 'changed'})
       expect(d.perceptual!.tiles[0].layers[0].distance).to.equal(null)
+    })
+  })
+
+  describe('the duplicate search', () => {
+    /** A seeded PRNG (mulberry32), so a failure can be replayed. */
+    function rng(seed: number): () => number {
+      let a = seed >>> 0
+      return () => {
+        a = (a + 0x6d2b79f5) >>> 0
+        let t = Math.imul(a ^ (a >>> 15), a | 1)
+        t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+        return (t ^ (t >>> 14)) >>> 0
+      }
+    }
+
+    it('finds exactly the groups an all-pairs comparison finds, for every plan and threshold', () => {
+      const next = rng(20)
+      const index = new SignatureIndex()
+      const hashes: Uint32Array[] = []
+      const add = (h: Uint32Array): void => {
+        hashes.push(h)
+        index.set((hashes.length).toString(16).padStart(64, '0'), {hash: h, pixels: Buffer.alloc(16, hashes.length & 0xff), width: 1, height: 1})
+      }
+      // Random hashes (far apart), and clusters: copies of a centre with up to 14 bits flipped,
+      // some of them in one piece of the hash (the hardest case for a piece-wise search).
+      for (let i = 0; i < 600; i++) add(Uint32Array.from([next(), next(), next(), next()]))
+      for (let c = 0; c < 40; c++) {
+        const centre = Uint32Array.from([next(), next(), next(), next()])
+        add(centre)
+        for (let k = 0; k < 4; k++) {
+          const h = centre.slice()
+          const flips = next() % 15
+          const base = next() % 128
+          for (let f = 0; f < flips; f++) {
+            const bit = c % 2 ? (base + f) % 128 : next() % 128
+            h[bit >> 5] ^= 1 << (bit & 31)
+          }
+          add(h)
+        }
+      }
+      const slots = hashes.map((_, i) => index.slotOf((i + 1).toString(16).padStart(64, '0'))!)
+      const canon = (groups: number[][]): string[] => groups.map((g) => [...g].sort((a, b) => a - b).join(',')).sort()
+      for (const threshold of [0, 1, 3, 4, 6, 8, 10, 12]) {
+        // All pairs, joined.
+        const parent = slots.map((_, i) => i)
+        const find = (i: number): number => (parent[i] === i ? i : (parent[i] = find(parent[i])))
+        for (let a = 0; a < slots.length; a++) {
+          for (let b = a + 1; b < slots.length; b++) if (index.distance(slots[a], slots[b]) <= threshold) parent[find(b)] = find(a)
+        }
+        const byRoot = new Map<number, number[]>()
+        slots.forEach((_, i) => byRoot.set(find(i), [...(byRoot.get(find(i)) ?? []), i]))
+        const expected = canon([...byRoot.values()].filter((g) => g.length > 1))
+        const plans = [searchPlan(threshold, slots.length), ...[0, 1, 2].map((radius) => ({radius, chunks: Math.max(Math.floor(threshold / (radius + 1)) + 1, 5)}))]
+        for (const plan of plans) {
+          expect(canon(groupNear(index, slots, threshold, plan)), `threshold ${threshold}, ${plan.chunks} pieces at radius ${plan.radius}`).to.deep.equal(expected)
+        }
+        if (threshold === 10) expect(expected.length).to.be.greaterThan(20)
+      }
     })
   })
 

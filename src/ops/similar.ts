@@ -199,8 +199,8 @@ export function searchPlan(threshold: number, n: number): {chunks: number; radiu
 /** Buckets of 2^22 heads or fewer are a direct table (a linked list per value); larger ones a Map. */
 const DIRECT_BITS = 22
 
-/** Connected groups (of 2 or more) of `slots` within `threshold`; returns indices into `slots`. */
-export function groupNear(index: SignatureIndex, slots: number[], threshold: number): number[][] {
+/** Connected groups (of 2 or more) of `slots` within `threshold`; returns indices into `slots`. `plan` overrides searchPlan (tests). */
+export function groupNear(index: SignatureIndex, slots: number[], threshold: number, plan?: {chunks: number; radius: number}): number[][] {
   const parent = Int32Array.from(slots, (_, i) => i)
   const find = (i: number): number => {
     while (parent[i] !== i) {
@@ -236,7 +236,8 @@ export function groupNear(index: SignatureIndex, slots: number[], threshold: num
     reps.push(i)
   })
   if (threshold > 0 && reps.length > 1) {
-    const {chunks, radius} = searchPlan(threshold, reps.length)
+    const {chunks, radius} = plan ?? searchPlan(threshold, reps.length)
+    if (chunks * (radius + 1) <= threshold || HASH_BITS / chunks > 26) throw new Error(`groupNear: ${chunks} pieces at radius ${radius} cannot find every pair within ${threshold}`)
     const values = new Int32Array(reps.length)
     const next = new Int32Array(reps.length)
     let heads: Int32Array | undefined
@@ -270,19 +271,25 @@ export function groupNear(index: SignatureIndex, slots: number[], threshold: num
           heads[values[r]] = r
           bitmap[values[r] >>> 5] |= 1 << (values[r] & 31)
         }
-        const probe = (r: number, v: number): void => {
-          if (((bitmap[v >>> 5] >>> (v & 31)) & 1) === 0) return
-          for (let q = heads![v]; q >= 0; q = next[q]) if (q > r) compare(r, q)
-        }
+        // A pair in one bucket is compared from its earlier rep (q > r); a pair in two
+        // neighbouring buckets from the lower value's side only (every rep of the other).
+        const hd = heads
         for (let r = 0; r < reps.length; r++) {
           const v = values[r]
           for (let q = next[r]; q >= 0; q = next[q]) compare(r, q)
           if (radius < 1) continue
           for (let i = 0; i < bits; i++) {
             const vi = v ^ (1 << i)
-            probe(r, vi)
+            if (vi > v && (bitmap[vi >>> 5] >>> (vi & 31)) & 1) {
+              for (let q = hd[vi]; q >= 0; q = next[q]) compare(r, q)
+            }
             if (radius < 2) continue
-            for (let j = i + 1; j < bits; j++) probe(r, vi ^ (1 << j))
+            for (let j = i + 1; j < bits; j++) {
+              const vj = vi ^ (1 << j)
+              if (vj > v && (bitmap[vj >>> 5] >>> (vj & 31)) & 1) {
+                for (let q = hd[vj]; q >= 0; q = next[q]) compare(r, q)
+              }
+            }
           }
         }
       } else {
@@ -291,17 +298,18 @@ export function groupNear(index: SignatureIndex, slots: number[], threshold: num
           next[r] = firsts.get(values[r]) ?? -1
           firsts.set(values[r], r)
         }
-        const near = (r: number, v: number): void => {
-          for (let q = firsts.get(v) ?? -1; q >= 0; q = next[q]) if (q > r) compare(r, q)
+        const near = (r: number, v: number, w: number): void => {
+          if (w <= v) return
+          for (let q = firsts.get(w) ?? -1; q >= 0; q = next[q]) compare(r, q)
         }
         for (let r = 0; r < reps.length; r++) {
           const v = values[r]
           for (let q = next[r]; q >= 0; q = next[q]) compare(r, q)
           if (radius < 1) continue
           for (let i = 0; i < bits; i++) {
-            near(r, v ^ (1 << i))
+            near(r, v, v ^ (1 << i))
             if (radius < 2) continue
-            for (let j = i + 1; j < bits; j++) near(r, v ^ (1 << i) ^ (1 << j))
+            for (let j = i + 1; j < bits; j++) near(r, v, v ^ (1 << i) ^ (1 << j))
           }
         }
       }
