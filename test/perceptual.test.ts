@@ -8,7 +8,7 @@ import {diff} from '../src/ops/diff.js'
 import {initRepository} from '../src/ops/init.js'
 import {startSignatureWarmer} from '../src/ops/signature-warmer.js'
 import {duplicateTiles, groupNear, searchPlan, similarTiles} from '../src/ops/similar.js'
-import {Workspace} from '../src/ops/workspace.js'
+import {Workspace} from '../src/workspace/workspace.js'
 import {RECORD_BYTES, SignatureFile} from '../src/perceptual/signature-file.js'
 import {SignatureIndex} from '../src/perceptual/signature-index.js'
 import {Signatures} from '../src/perceptual/signatures.js'
@@ -189,7 +189,9 @@ describe('perceptual hashes', function () {
         expect(r.stderr.trim().split('\n')).to.have.length(1)
         expect(r.stderr).to.match(message)
       }
-      expect(cli(dir, ['similar']).code).to.equal(2)
+      const none = cli(dir, ['similar'])
+      expect(none.code).to.equal(1)
+      expect(none.stderr).to.match(/^tilesync: exactly one of the following must be provided: --duplicates, --tile/)
     })
 
     it('a blob that is not an image is remembered as such and left out', async () => {

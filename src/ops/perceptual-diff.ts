@@ -1,10 +1,11 @@
 import {TilesyncError} from '../core/errors.js'
 import {HASH_BITS, NEAR_DISTANCE} from '../perceptual/dhash.js'
 import type {EnsureStats} from '../perceptual/signatures.js'
-import type {ChangeSet} from './change-set.js'
+import type {ChangeSet} from '../snapshot/change-set.js'
 import {openSignatures, signTileImages} from './sign-images.js'
 import {ImageReader, type TileImage} from './tile-images.js'
-import type {TreeState, Workspace} from './workspace.js'
+import type {TreeState} from '../snapshot/tree-state.js'
+import type {Workspace} from '../workspace/workspace.js'
 
 /**
  * What a modified image really is: the same pixels in other bytes (re-encoded), a picture

@@ -1,13 +1,14 @@
 import {TilesyncError} from '../core/errors.js'
 import {writeCommit} from '../history/write-commit.js'
 import {defaultAuthor} from '../util/author.js'
-import {type ChangeSet, computeChangeSet} from './change-set.js'
+import {type ChangeSet, computeChangeSet} from '../snapshot/change-set.js'
 import {
   abortMerge, dirtyError, inProgress, type MergeResult, mergeStatus, previewThreeWay, refuseIfInProgress, resolveMerge, startThreeWay,
   uncommitted, writeState,
 } from './merge.js'
 import type {Side} from './three-way-merge.js'
-import {sameTables, type Workspace} from './workspace.js'
+import {sameTables} from '../snapshot/tree-state.js'
+import type {Workspace} from '../workspace/workspace.js'
 
 /**
  * `undo`: a new commit that takes back one commit's changes, per tile and per column, and

@@ -2,7 +2,7 @@ import type {EnsureStats} from '../perceptual/signatures.js'
 import {Signatures} from '../perceptual/signatures.js'
 import {createProgress} from '../util/progress.js'
 import type {ImageReader, TileImage} from './tile-images.js'
-import type {Workspace} from './workspace.js'
+import type {Workspace} from '../workspace/workspace.js'
 
 /** The repository's signature cache, loaded. */
 export function openSignatures(ws: Workspace): Signatures {

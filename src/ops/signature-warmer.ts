@@ -1,7 +1,7 @@
 import type {EnsureStats} from '../perceptual/signatures.js'
 import {openSignatures} from './sign-images.js'
 import {ImageReader, listTileImages} from './tile-images.js'
-import type {Workspace} from './workspace.js'
+import type {Workspace} from '../workspace/workspace.js'
 
 export interface SignatureWarmer {
   /** Settles once every image of the revision has a signature, or soon after stop(); null when there was nothing to do or it failed. */

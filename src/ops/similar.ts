@@ -5,7 +5,8 @@ import type {SignatureIndex} from '../perceptual/signature-index.js'
 import type {TableTree} from '../snapshot/model.js'
 import {openSignatures, signTileImages} from './sign-images.js'
 import {checkLayer, ImageReader, layerNames, listTileImages, type TileImage, tileTableOf} from './tile-images.js'
-import type {TreeState, Workspace} from './workspace.js'
+import type {TreeState} from '../snapshot/tree-state.js'
+import type {Workspace} from '../workspace/workspace.js'
 
 export interface SimilarMatch {
   x: number

@@ -3,7 +3,8 @@ import {hashBytes} from '../core/hash.js'
 import type {Db} from '../db/open-database.js'
 import {scanLeafBlobs, type TableTree} from '../snapshot/model.js'
 import {type BBox, overlapsLabel, type TreeReader} from '../snapshot/tree-reader.js'
-import type {TreeState, Workspace} from './workspace.js'
+import type {TreeState} from '../snapshot/tree-state.js'
+import type {Workspace} from '../workspace/workspace.js'
 
 /** One image of one tile: where it is and which object holds it. */
 export interface TileImage {

@@ -3,7 +3,7 @@ import type {AddressInfo} from 'node:net'
 
 import {isTilesyncError, TilesyncError} from '../core/errors.js'
 import {isObjectId} from '../core/hash.js'
-import type {Workspace} from '../ops/workspace.js'
+import type {Workspace} from '../workspace/workspace.js'
 import {APP_CSS} from './assets/app-css.js'
 import {APP_JS} from './assets/app-js.js'
 import {INDEX_HTML} from './assets/index-html.js'
