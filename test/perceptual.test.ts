@@ -296,6 +296,22 @@ describe('perceptual hashes', function () {
       expect(s.decoded).to.equal(0)
     })
 
+    it('the index grows by doubling when signatures come one by one, and to the exact size for a loaded file', () => {
+      const index = new SignatureIndex()
+      const sig = {hash: Uint32Array.from([1, 2, 3, 4]), pixels: Buffer.alloc(16), width: 1, height: 1}
+      const id = (n: number): string => n.toString(16).padStart(64, '0')
+      for (let n = 1; n <= 3000; n++) index.set(id(n), sig)
+      expect([index.size, index.capacity]).to.deep.equal([3000, 4096])
+      const file = path.join(tmpDir('sig-grow'), 'sigs.bin')
+      new SignatureFile(file).append(Array.from({length: 3000}, (_, i) => ({id: id(i + 1), signature: sig})))
+      const loaded = new SignatureIndex()
+      new SignatureFile(file).readNew(loaded)
+      expect([loaded.size, loaded.capacity]).to.deep.equal([3000, 3000])
+      loaded.set(id(5000), sig)
+      expect([loaded.size, loaded.capacity]).to.deep.equal([3001, 6000])
+      for (let n = 1; n <= 3000; n += 499) expect(loaded.slotOf(id(n))).to.equal(n - 1)
+    })
+
     it('a torn or damaged record costs only itself; appends after a torn tail still read back', () => {
       const file = path.join(tmpDir('sig-file'), 'cache', 'sigs.bin')
       const sig = (n: number): {id: string; signature: {hash: Uint32Array; pixels: Buffer; width: number; height: number}} => ({

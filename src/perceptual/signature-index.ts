@@ -22,6 +22,9 @@ export class SignatureIndex {
 
   get size(): number { return this.count }
 
+  /** Slots allocated (size grows into it). */
+  get capacity(): number { return this.keys.length }
+
   has(id: string): boolean { return this.slotOf(id) !== undefined }
 
   /** The slot of `id`, or undefined when it has no signature yet (or `id` is not an object id). */
@@ -61,10 +64,13 @@ export class SignatureIndex {
     return this.setFromRecord(record, 0)
   }
 
-  /** Makes room for `n` more entries at once (a cache file's worth) instead of growing step by step. */
-  reserve(n: number): void {
+  /**
+   * Makes room for `n` more entries. `exact`: a known count (a cache file's worth), sized to
+   * it; otherwise the arrays double, so adding entries one by one stays linear.
+   */
+  reserve(n: number, exact = false): void {
     const need = this.count + n
-    if (need > this.keys.length) this.grow(need, true)
+    if (need > this.keys.length) this.grow(need, exact)
     if (need * 2 > this.table.length) this.rehash(need * 2)
   }
 
@@ -74,7 +80,7 @@ export class SignatureIndex {
    * 100,000 records is one copy, not 100,000.
    */
   addRecords(buf: Buffer, offsets: Int32Array, n: number): void {
-    this.reserve(n)
+    this.reserve(n, true)
     let runFrom = -1
     let runTo = -1
     let runSlot = 0
