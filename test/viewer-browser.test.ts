@@ -144,6 +144,31 @@ describe('viewer in chromium: map, compare, tile history (Leaflet)', function ()
     await page.screenshot({path: outputFile('viewer-compare.png')})
   })
 
+  it('a change of a kind the page does not know (as a newer server may send) is outlined in the neutral style and named in the legend', async () => {
+    // What a server that tells re-encoded images apart would send: the same diff, one change with a `kind`.
+    await page.route('**/api/diff?*', async (route) => {
+      const response = await route.fetch()
+      const body = (await response.json()) as {changes: {tiles: Array<{x: number; y: number; kind?: string}>}}
+      for (const t of body.changes.tiles) if (t.x === 1 && t.y === 0) t.kind = 're-encoded'
+      await route.fulfill({response, json: body})
+    })
+    try {
+      await open('view=compare&from=HEAD~2&to=HEAD~1&layer=generation&x=1&y=0&z=-2')
+      const t = await screenOf(page, 1, 0, 1)
+      const shot = await screenshot(page)
+      // A dashed frame: along its left edge, some pixels are the neutral colour, none a known kind's.
+      const edge = Array.from({length: t.size - 4}, (_, i) => shot.at(t.x + 1, t.y + 2 + i))
+      expect(edge.some((p) => same(p, [0x69, 0x41, 0xc6, 255]))).to.equal(true)
+      expect(edge.some((p) => Object.values(KIND_COLOURS).some((c) => same(p, c)))).to.equal(false)
+      const legend = await page.$$eval('#legend [data-kind]', (items) => items.map((i) => [i.getAttribute('data-kind'), i.textContent]))
+      expect(legend).to.deep.include(['re-encoded', 're-encoded 1'])
+      expect(legend).to.deep.include(['modified', 'modified 3'])
+      expect(await page.$eval('#changes li[data-x="1"][data-y="0"]', (li) => li.getAttribute('data-kind'))).to.equal('re-encoded')
+    } finally {
+      await page.unroute('**/api/diff?*')
+    }
+  })
+
   it('the two sides pan and zoom together, whichever is moved (mouse drag, wheel)', async () => {
     await open('view=compare&from=HEAD~2&to=HEAD~1&layer=generation&x=0&y=0&z=-3')
     const centres = async (): Promise<Array<{lat: number; lng: number; zoom: number}>> => page.evaluate('window.tilesync.panes.map((p) => ({lat: p.map.getCenter().lat, lng: p.map.getCenter().lng, zoom: p.map.getZoom()}))') as Promise<Array<{lat: number; lng: number; zoom: number}>>
