@@ -8,7 +8,7 @@ import {checkout} from '../src/ops/checkout.js'
 import {commit} from '../src/ops/commit.js'
 import {initRepository} from '../src/ops/init.js'
 import {status} from '../src/ops/status.js'
-import {Workspace} from '../src/ops/workspace.js'
+import {Workspace} from '../src/workspace/workspace.js'
 import {DB_REL, dumpDatabase, makeProject, png, tmpDir, withDb} from './support/fixtures.js'
 import {setGeneration} from './support/edit.js'
 

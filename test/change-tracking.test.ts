@@ -7,7 +7,7 @@ import {commit} from '../src/ops/commit.js'
 import {initRepository} from '../src/ops/init.js'
 import {status, type StatusResult} from '../src/ops/status.js'
 import {setTracking, trackingInfo} from '../src/ops/tracking.js'
-import {Workspace} from '../src/ops/workspace.js'
+import {Workspace} from '../src/workspace/workspace.js'
 import {makeProject, png, withDb} from './support/fixtures.js'
 
 const author = {name: 'T', email: 't@x'}

@@ -8,7 +8,7 @@ import {fsckLocal} from '../src/ops/fsck.js'
 import {initRepository} from '../src/ops/init.js'
 import {push} from '../src/ops/push.js'
 import {addRemote} from '../src/ops/remotes.js'
-import {Workspace} from '../src/ops/workspace.js'
+import {Workspace} from '../src/workspace/workspace.js'
 import {dumpDatabase, DB_REL, makeProject, tmpDir} from './support/fixtures.js'
 
 const author = {name: 'H', email: 'h@example.com'}

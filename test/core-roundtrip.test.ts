@@ -6,7 +6,7 @@ import {commit} from '../src/ops/commit.js'
 import {diff} from '../src/ops/diff.js'
 import {initRepository} from '../src/ops/init.js'
 import {status} from '../src/ops/status.js'
-import {Workspace} from '../src/ops/workspace.js'
+import {Workspace} from '../src/workspace/workspace.js'
 import {dumpDatabase, makeProject, png, withDb} from './support/fixtures.js'
 
 describe('commit, edit, checkout round trip', () => {

@@ -11,7 +11,7 @@ import {gc} from '../src/ops/gc.js'
 import {initRepository} from '../src/ops/init.js'
 import {push} from '../src/ops/push.js'
 import {addRemote} from '../src/ops/remotes.js'
-import {Workspace} from '../src/ops/workspace.js'
+import {Workspace} from '../src/workspace/workspace.js'
 import {makeProject, png, tmpDir} from './support/fixtures.js'
 import {setGeneration} from './support/edit.js'
 

@@ -10,7 +10,7 @@ import {initRepository} from '../src/ops/init.js'
 import {log} from '../src/ops/log.js'
 import {showTile} from '../src/ops/show.js'
 import {status} from '../src/ops/status.js'
-import {Workspace} from '../src/ops/workspace.js'
+import {Workspace} from '../src/workspace/workspace.js'
 import {dumpDatabase, makeProject, png, tmpDir, withDb} from './support/fixtures.js'
 import {generationOf, setGeneration} from './support/edit.js'
 

@@ -6,7 +6,7 @@ import {isTilesyncError, type TilesyncError} from '../src/core/errors.js'
 import {OxenClient} from '../src/remote/oxen/oxen-client.js'
 import {oxenConfigDir, readOxenIdentity, resolveOxenToken} from '../src/remote/oxen/oxen-auth.js'
 import {resolveOxenOrigin} from '../src/remote/oxen/oxen-origin.js'
-import {sameOxenHash, xxh3_128Hex} from '../src/remote/oxen/xxh3.js'
+import {sameOxenHash, xxh3_128Hex} from '../src/dataset/xxh3.js'
 import {startOxenHub} from './support/oxen-hub.js'
 import {tmpDir} from './support/fixtures.js'
 

@@ -4,7 +4,7 @@ import {gunzipSync} from 'node:zlib'
 
 import {isTilesyncError, type TilesyncError} from '../src/core/errors.js'
 import {OxenClient, type OxenClientOptions} from '../src/remote/oxen/oxen-client.js'
-import {xxh3_128Hex} from '../src/remote/oxen/xxh3.js'
+import {xxh3_128Hex} from '../src/dataset/xxh3.js'
 import {startOxenHub, type OxenHub} from './support/oxen-hub.js'
 
 const NS = 'tiles'

@@ -13,7 +13,7 @@ import {pull} from '../src/ops/pull.js'
 import {push} from '../src/ops/push.js'
 import {addRemote} from '../src/ops/remotes.js'
 import {status} from '../src/ops/status.js'
-import {Workspace} from '../src/ops/workspace.js'
+import {Workspace} from '../src/workspace/workspace.js'
 import {dumpDatabase, makeProject, png, tmpDir} from './support/fixtures.js'
 import {generationOf, setGeneration, setNotes} from './support/edit.js'
 

@@ -3,7 +3,7 @@ import {expect} from 'chai'
 import type {Browser, Page} from 'playwright-core'
 
 import {hashBytes} from '../src/core/hash.js'
-import type {ChangeSet} from '../src/ops/change-set.js'
+import type {ChangeSet} from '../src/snapshot/change-set.js'
 import {type RunningServer, startServer} from '../src/viewer/server.js'
 import {launchChromium, makeViewerRepo, outputFile, type TileMask, type ViewerRepo} from './support/browser.js'
 import {cliJson} from './support/cli.js'

@@ -7,7 +7,7 @@ import * as path from 'node:path'
 import sharp from 'sharp'
 
 import {hashBytes} from '../src/core/hash.js'
-import type {ChangeSet} from '../src/ops/change-set.js'
+import type {ChangeSet} from '../src/snapshot/change-set.js'
 import {RepoView, type TileHistory} from '../src/viewer/repo-view.js'
 import type {PyramidIndex} from '../src/viewer/web/protocol.js'
 import {hostWarning, isLoopback, type RunningServer, startServer} from '../src/viewer/server.js'

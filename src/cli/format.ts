@@ -1,6 +1,11 @@
-import type {ChangeSet, RowChangeView} from '../ops/change-set.js'
+import type {ChangeSet, RowChangeView} from '../snapshot/change-set.js'
 
-export const short = (id: string | null | undefined): string => (id ? id.slice(0, 10) : '(none)')
+/**
+ * A commit id as messages show it (its first 10 hex digits). A missing one (a branch that did
+ * not exist yet) is the bare word "none", because these ids mostly sit inside parentheses
+ * already: "(none -> f360a42de9)", never "((none) -> f360a42de9)".
+ */
+export const short = (id: string | null | undefined): string => (id ? id.slice(0, 10) : 'none')
 
 export function formatBytes(n: number): string {
   if (n < 1024) return `${n} B`

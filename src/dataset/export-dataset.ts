@@ -4,7 +4,7 @@ import * as fs from 'node:fs/promises'
 import * as path from 'node:path'
 
 import {TilesyncError} from '../core/errors.js'
-import type {Workspace} from '../ops/workspace.js'
+import type {Workspace} from '../workspace/workspace.js'
 import {buildDataset} from './build-dataset.js'
 import {BLOBS_DIR, CSV_PATH, MANIFEST_PATH, ROWS_DIR} from './layout.js'
 import {Md5Cache} from './md5-cache.js'

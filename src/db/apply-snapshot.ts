@@ -1,5 +1,5 @@
 import type {Statement} from 'better-sqlite3'
-import type {RawChanges} from '../ops/change-set.js'
+import type {RawChanges} from '../snapshot/change-set.js'
 import type {BlobRef, Cell, Row, SchemaEntry, TableTree} from '../snapshot/model.js'
 import {cellsEqual} from '../snapshot/rows.js'
 import type {TreeReader} from '../snapshot/tree-reader.js'

@@ -2,7 +2,7 @@ import {readSchema} from '../db/introspect.js'
 import type {Db} from '../db/open-database.js'
 import type {Row, SchemaEntry, TableTree} from '../snapshot/model.js'
 import {cellsEqual} from '../snapshot/rows.js'
-import type {RawChanges} from './change-set.js'
+import type {RawChanges} from '../snapshot/change-set.js'
 
 /**
  * The row counts applyToDatabase would report for the same plan, computed without writing:

@@ -1,7 +1,7 @@
 import {TilesyncError} from '../core/errors.js'
 import {assertValidRefName} from '../repo/refs.js'
 import {checkout, type CheckoutResult} from './checkout.js'
-import type {Workspace} from './workspace.js'
+import type {Workspace} from '../workspace/workspace.js'
 
 export interface RefListing {
   name: string

@@ -2,18 +2,18 @@ import {existsSync} from 'node:fs'
 
 import {TilesyncError} from '../core/errors.js'
 import {applyToDatabase, type ApplyResult} from '../db/apply-snapshot.js'
-import {writeCommit} from '../history/write-commit.js'
 import type {Head} from '../repo/refs.js'
 import {tileXY} from '../snapshot/rows.js'
 import type {BBox, TreeReader} from '../snapshot/tree-reader.js'
-import {defaultAuthor} from '../util/author.js'
 import {createProgress} from '../util/progress.js'
-import {computeChangeSet, rawChanges, type RawChanges} from './change-set.js'
+import {computeChangeSet, rawChanges, type RawChanges} from '../snapshot/change-set.js'
 import {maxSeq, readTrackingState} from '../db/change-tracking.js'
 import type {Db} from '../db/open-database.js'
 import {inTransaction} from '../db/transactions.js'
 import {previewApply} from './apply-preview.js'
-import {markBaseline, sameTables, type TreeState, Workspace} from './workspace.js'
+import {saveWorking} from '../workspace/save-working.js'
+import {markBaseline, Workspace} from '../workspace/workspace.js'
+import {sameTables, type TreeState} from '../snapshot/tree-state.js'
 
 export interface CheckoutOptions {
   revision: string
@@ -164,19 +164,6 @@ async function checkoutLocked(ws: Workspace, db: Db, options: CheckoutOptions, c
     tilesChanged: changes.get(tileTable)?.changes.length ?? 0,
     savedAs,
   }}
-}
-
-/** Records the working database as a commit (not on any branch) before it is overwritten. */
-export async function saveWorking(ws: Workspace, working: TreeState, parent: string | null): Promise<string> {
-  const id = await writeCommit(ws.repo, {
-    tree: working.snapshotId,
-    parents: parent ? [parent] : [],
-    author: await defaultAuthor(),
-    message: 'uncommitted changes saved by tilesync before they were overwritten',
-    stats: {tilesAdded: 0, tilesModified: 0, tilesDeleted: 0, rowsChanged: 0},
-  })
-  await ws.repo.refs.update('refs/saved', id, 'saved uncommitted changes before checkout --force')
-  return id
 }
 
 /**

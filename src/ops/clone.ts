@@ -13,7 +13,7 @@ import {downloadHistory, transferConcurrency} from '../remote/transfer.js'
 import {createProgress} from '../util/progress.js'
 import {DEFAULT_DB} from './init.js'
 import {appendSyncLog} from './sync-log.js'
-import {Workspace} from './workspace.js'
+import {Workspace} from '../workspace/workspace.js'
 import {writeNewDatabase} from './write-new-database.js'
 import type {TreeReader} from '../snapshot/tree-reader.js'
 

@@ -5,9 +5,10 @@ import {writeCommit} from '../history/write-commit.js'
 import type {Author} from '../snapshot/model.js'
 import {defaultAuthor} from '../util/author.js'
 import {createProgress} from '../util/progress.js'
-import {computeChangeSet} from './change-set.js'
+import {computeChangeSet} from '../snapshot/change-set.js'
 import {type Db, translateSqliteError} from '../db/open-database.js'
-import {markBaseline, rowCountOf, sameTables, type TreeState, Workspace} from './workspace.js'
+import {markBaseline, rowCountOf, Workspace} from '../workspace/workspace.js'
+import {sameTables, type TreeState} from '../snapshot/tree-state.js'
 
 export interface CommitResult {
   committed: boolean

@@ -1,7 +1,8 @@
 import {TilesyncError} from '../core/errors.js'
 import type {BBox} from '../snapshot/tree-reader.js'
-import {type ChangeSet, computeChangeSet} from './change-set.js'
-import type {TreeState, Workspace} from './workspace.js'
+import {type ChangeSet, computeChangeSet} from '../snapshot/change-set.js'
+import type {TreeState} from '../snapshot/tree-state.js'
+import type {Workspace} from '../workspace/workspace.js'
 
 export interface DiffResult {
   from: string

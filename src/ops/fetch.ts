@@ -5,7 +5,7 @@ import type {RemoteStore} from '../remote/remote-store.js'
 import {createProgress} from '../util/progress.js'
 import {defaultRemoteName, isOxenRemote, openRemoteStore} from './remotes.js'
 import {recordSync} from './sync-log.js'
-import type {Workspace} from './workspace.js'
+import type {Workspace} from '../workspace/workspace.js'
 
 export interface FetchedBranch {
   branch: string

@@ -9,7 +9,7 @@ import {HashingPool} from '../store/hashing-pool.js'
 import {type ObjectProblem, ObjectWalk, type RawSource, short} from './object-walk.js'
 import {isOxenRemote, listRemotes, openRemoteStore} from './remotes.js'
 import {collectRoots} from './roots.js'
-import type {Workspace} from './workspace.js'
+import type {Workspace} from '../workspace/workspace.js'
 
 export interface FsckProblem {
   /** missing / corrupt / malformed object, a damaged ref, a ref to a non-commit, a lost parent, a damaged pack index. */

@@ -1,5 +1,5 @@
 import type {Commit} from '../snapshot/model.js'
-import type {Workspace} from './workspace.js'
+import type {Workspace} from '../workspace/workspace.js'
 
 export interface LogEntry {
   id: string

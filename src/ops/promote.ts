@@ -13,7 +13,7 @@ import type {ObjectReader} from '../store/object-store.js'
 import {createProgress} from '../util/progress.js'
 import {openRemoteStore} from './remotes.js'
 import {recordSync} from './sync-log.js'
-import type {Workspace} from './workspace.js'
+import type {Workspace} from '../workspace/workspace.js'
 
 export interface PromoteOptions {
   /** Remote to copy from (e.g. staging). */

@@ -3,13 +3,13 @@ import {isAncestor} from '../history/graph.js'
 import type {RemoteStore} from '../remote/remote-store.js'
 import {downloadHistory, transferConcurrency} from '../remote/transfer.js'
 import {createProgress} from '../util/progress.js'
-import {computeChangeSet} from './change-set.js'
+import {computeChangeSet} from '../snapshot/change-set.js'
 import {fetchFrom, type FetchResult} from './fetch.js'
 import {mergeCommit, type MergeResult} from './merge.js'
 import type {OxenTuning} from '../remote/oxen/oxen-sync.js'
 import {defaultRemoteName, isOxenRemote, openRemoteStore} from './remotes.js'
 import {recordSync} from './sync-log.js'
-import type {Workspace} from './workspace.js'
+import type {Workspace} from '../workspace/workspace.js'
 
 export interface PullResult {
   remote: string

@@ -10,7 +10,7 @@ import {transferConcurrency, uploadPlan} from '../remote/transfer.js'
 import {createProgress} from '../util/progress.js'
 import {defaultRemoteName, isOxenRemote, openRemoteStore} from './remotes.js'
 import {recordSync} from './sync-log.js'
-import type {Workspace} from './workspace.js'
+import type {Workspace} from '../workspace/workspace.js'
 
 export interface PushResult {
   remote: string

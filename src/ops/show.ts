@@ -2,11 +2,11 @@ import * as fs from 'node:fs/promises'
 
 import {TilesyncError} from '../core/errors.js'
 import type {BlobRef} from '../snapshot/model.js'
-import {writeFileAtomic} from '../store/local-object-store.js'
+import {writeFileAtomic} from '../util/write-file-atomic.js'
 import * as path from 'node:path'
-import {type ChangeSet, computeChangeSet} from './change-set.js'
+import {type ChangeSet, computeChangeSet} from '../snapshot/change-set.js'
 import {log, type LogEntry} from './log.js'
-import type {Workspace} from './workspace.js'
+import type {Workspace} from '../workspace/workspace.js'
 
 export interface ShowCommitResult {
   commit: LogEntry

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs'
 
-import {type ChangeSet, computeChangeSet} from './change-set.js'
-import {Workspace} from './workspace.js'
+import {type ChangeSet, computeChangeSet} from '../snapshot/change-set.js'
+import {Workspace} from '../workspace/workspace.js'
 
 export interface StatusResult {
   branch: string | null

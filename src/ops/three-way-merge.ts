@@ -5,7 +5,7 @@ import {cellsEqual, displayKey, tileXY} from '../snapshot/rows.js'
 import {TableTreeEditor} from '../snapshot/tree-editor.js'
 import type {TreeReader} from '../snapshot/tree-reader.js'
 import type {ObjectWriter} from '../store/object-store.js'
-import type {TreeState} from './workspace.js'
+import type {TreeState} from '../snapshot/tree-state.js'
 
 export type Side = 'ours' | 'theirs'
 

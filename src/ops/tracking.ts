@@ -1,5 +1,5 @@
 import {pendingChangeCount, readTrackingState, triggersIntact, uninstallTracking} from '../db/change-tracking.js'
-import type {Workspace} from './workspace.js'
+import type {Workspace} from '../workspace/workspace.js'
 
 export interface TrackingInfo {
   enabled: boolean

@@ -5,8 +5,9 @@ import {createDatabase} from '../db/open-database.js'
 import type {TreeReader} from '../snapshot/tree-reader.js'
 import {flushWhileWriting} from '../util/flush-while-writing.js'
 import {createProgress} from '../util/progress.js'
-import {rawChanges} from './change-set.js'
-import {EMPTY_STATE, markBaseline, type TreeState, type Workspace} from './workspace.js'
+import {rawChanges} from '../snapshot/change-set.js'
+import {EMPTY_STATE, type TreeState} from '../snapshot/tree-state.js'
+import {markBaseline, type Workspace} from '../workspace/workspace.js'
 
 /**
  * Writes `target` into a brand-new database file (a clone's) and makes it durable; returns

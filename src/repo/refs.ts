@@ -3,7 +3,7 @@ import * as path from 'node:path'
 
 import {TilesyncError} from '../core/errors.js'
 import {isObjectId} from '../core/hash.js'
-import {writeFileAtomic} from '../store/local-object-store.js'
+import {writeFileAtomic} from '../util/write-file-atomic.js'
 import type {RepoLayout} from './layout.js'
 import {acquireLockFile} from './lock-file.js'
 

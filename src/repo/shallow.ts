@@ -2,7 +2,7 @@ import {readFileSync} from 'node:fs'
 import * as path from 'node:path'
 
 import {isObjectId} from '../core/hash.js'
-import {writeFileAtomic} from '../store/local-object-store.js'
+import {writeFileAtomic} from '../util/write-file-atomic.js'
 
 /**
  * Shallow roots: commits whose parents are deliberately absent because `tilesync prune`

@@ -4,7 +4,7 @@ import * as path from 'node:path'
 import {parentPort, workerData} from 'node:worker_threads'
 
 import {hashBytes} from '../core/hash.js'
-import {chargeDiskWrite} from './fault.js'
+import {chargeDiskWrite} from '../util/fault.js'
 import {decodeIndex, PACK_NAME} from './pack-format.js'
 import {type PackedAt, PackWriter} from './pack-writer.js'
 

@@ -2,7 +2,7 @@ import {randomBytes} from 'node:crypto'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 
-import {chargeDiskWrite} from './fault.js'
+import {chargeDiskWrite} from '../util/fault.js'
 import {encodeIndex, PACK_MAGIC, type PackEntry, RECORD_HEADER, recordHeader} from './pack-format.js'
 
 export interface PackedAt {

@@ -2,7 +2,12 @@ import {execFile} from 'node:child_process'
 import * as os from 'node:os'
 
 import {TilesyncError} from '../core/errors.js'
-import type {Author} from '../snapshot/model.js'
+
+/** A commit's author, as snapshot/model.ts declares it (util sits below snapshot, so the shape is repeated here). */
+export interface Author {
+  name: string
+  email: string
+}
 
 /** Parses "Name <email>". */
 export function parseAuthor(text: string): Author {

@@ -1,13 +1,14 @@
 import * as fs from 'node:fs/promises'
 import * as path from 'node:path'
 
-import type {RowChangeView} from '../ops/change-set.js'
+import type {RowChangeView} from '../snapshot/change-set.js'
 import type {DiffResult} from '../ops/diff.js'
-import {EMPTY_STATE, type Workspace} from '../ops/workspace.js'
+import {EMPTY_STATE} from '../snapshot/tree-state.js'
+import {type Workspace} from '../workspace/workspace.js'
 import type {BlobRef, Row, TableTree} from '../snapshot/model.js'
 import {tileXY} from '../snapshot/rows.js'
 import type {BBox} from '../snapshot/tree-reader.js'
-import {writeFileAtomic} from '../store/local-object-store.js'
+import {writeFileAtomic} from '../util/write-file-atomic.js'
 import {dimensions, isPng} from './images.js'
 import {RepoView, type Side, WORKING} from './repo-view.js'
 

@@ -3,7 +3,7 @@ import type {AddressInfo} from 'node:net'
 
 import {isTilesyncError, TilesyncError} from '../core/errors.js'
 import {isObjectId} from '../core/hash.js'
-import type {Workspace} from '../ops/workspace.js'
+import type {Workspace} from '../workspace/workspace.js'
 import {PyramidCache} from './pyramid/pyramid-cache.js'
 import {THUMB_SIZES, WORKING} from './repo-view.js'
 import {type RouteContext, Router} from './router.js'

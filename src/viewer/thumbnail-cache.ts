@@ -3,7 +3,7 @@ import * as path from 'node:path'
 
 import pLimit from 'p-limit'
 
-import {writeFileAtomic} from '../store/local-object-store.js'
+import {writeFileAtomic} from '../util/write-file-atomic.js'
 
 /**
  * Derived images (thumbnails) keyed by the content id they were made from, so an

@@ -1,7 +1,7 @@
 import * as path from 'node:path'
 
 import {TilesyncError} from '../core/errors.js'
-import type {Workspace} from '../ops/workspace.js'
+import type {Workspace} from '../workspace/workspace.js'
 import type {BBox} from '../snapshot/tree-reader.js'
 import {isPng} from './images.js'
 import {PyramidBuilder} from './pyramid/builder.js'

@@ -4,7 +4,7 @@ import * as path from 'node:path'
 
 import {commit} from '../../src/ops/commit.js'
 import {initRepository} from '../../src/ops/init.js'
-import {Workspace} from '../../src/ops/workspace.js'
+import {Workspace} from '../../src/workspace/workspace.js'
 import {GENERATIONS_SCHEMA} from '../../src/sample/generate-database.js'
 import {DB_REL, png, tmpDir} from './fixtures.js'
 

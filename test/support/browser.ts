@@ -5,7 +5,7 @@ import {type Browser, chromium} from 'playwright-core'
 
 import {commit} from '../../src/ops/commit.js'
 import {initRepository} from '../../src/ops/init.js'
-import {Workspace} from '../../src/ops/workspace.js'
+import {Workspace} from '../../src/workspace/workspace.js'
 import {REPO_ROOT} from './cli.js'
 import {setGeneration, setNotes} from './edit.js'
 import {makeProject, withDb} from './fixtures.js'

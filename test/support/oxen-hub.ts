@@ -3,7 +3,7 @@ import * as http from 'node:http'
 import type {AddressInfo} from 'node:net'
 import * as zlib from 'node:zlib'
 
-import {xxh3_128Hex} from '../../src/remote/oxen/xxh3.js'
+import {xxh3_128Hex} from '../../src/dataset/xxh3.js'
 
 /**
  * A fake oxen hub for tests: a real HTTP server on 127.0.0.1 that keeps repositories,

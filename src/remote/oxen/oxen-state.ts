@@ -2,7 +2,7 @@ import * as fs from 'node:fs/promises'
 import * as path from 'node:path'
 
 import type {Repository} from '../../repo/repository.js'
-import {writeFileAtomic} from '../../store/local-object-store.js'
+import {writeFileAtomic} from '../../util/write-file-atomic.js'
 
 /**
  * What tilesync knows about an oxen remote, kept in `.tilesync/remotes/NAME/oxen.json`:

@@ -1,6 +1,6 @@
 import {parentPort, workerData} from 'node:worker_threads'
 
-import {Workspace} from '../../ops/workspace.js'
+import {Workspace} from '../../workspace/workspace.js'
 import {ViewerApi} from '../viewer-api.js'
 import {type CallMessage, serializeError, type WorkerMessage} from './messages.js'
 

@@ -8,21 +8,12 @@ import {inTransaction} from '../db/transactions.js'
 import {resolveTableSpecs, type TableSpec} from '../db/table-spec.js'
 import {resolveRevision} from '../history/revisions.js'
 import {Repository} from '../repo/repository.js'
-import type {Snapshot, TableTree} from '../snapshot/model.js'
+import type {TableTree} from '../snapshot/model.js'
+import {EMPTY_STATE, type TreeState} from '../snapshot/tree-state.js'
 import {TreeReader} from '../snapshot/tree-reader.js'
 import {HashingPool} from '../store/hashing-pool.js'
 import {hashOnlyWriter, OverlayStore} from '../store/overlay-store.js'
 import type {Progress} from '../util/progress.js'
-
-/** A snapshot's tables, whether from a commit or from the working database. */
-export interface TreeState {
-  snapshotId: string
-  snapshot: Snapshot
-  tables: Map<string, TableTree>
-  tableIds: Map<string, string>
-}
-
-export const EMPTY_STATE: TreeState = {snapshotId: '', snapshot: {schema: [], tables: [], tileTable: null}, tables: new Map(), tableIds: new Map()}
 
 /**
  * What most commands start from: the repository, a tree reader over its store, and ways to
@@ -145,13 +136,6 @@ export interface ScanResult {
 /** Records that the database now equals `snapshotId` apart from changes after `upTo`. */
 export function markBaseline(db: Db, snapshotId: string, upTo: number): void {
   if (readTrackingState(db).installed && !db.readonly) resetBaseline(db, snapshotId, upTo)
-}
-
-export function sameTables(a: TreeState, b: TreeState): boolean {
-  if (a.snapshotId && a.snapshotId === b.snapshotId) return true
-  if (a.tableIds.size !== b.tableIds.size) return false
-  for (const [name, id] of a.tableIds) if (b.tableIds.get(name) !== id) return false
-  return JSON.stringify(a.snapshot.schema) === JSON.stringify(b.snapshot.schema)
 }
 
 export function rowCountOf(db: Db, specs: TableSpec[]): number {

@@ -1,8 +1,8 @@
-import type {BlobRef, Row, TableTree} from '../snapshot/model.js'
-import {diffTables, type RowChange} from '../snapshot/diff-tables.js'
-import {cellsEqual, displayKey, tileXY} from '../snapshot/rows.js'
-import type {BBox, TreeReader} from '../snapshot/tree-reader.js'
-import type {TreeState} from './workspace.js'
+import type {BlobRef, Row, TableTree} from './model.js'
+import {diffTables, type RowChange} from './diff-tables.js'
+import {cellsEqual, displayKey, tileXY} from './rows.js'
+import type {BBox, TreeReader} from './tree-reader.js'
+import type {TreeState} from './tree-state.js'
 
 export type ChangeStatus = 'added' | 'modified' | 'deleted'
 
