@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- --quadrants N --size PX --runs R --only a,b]` (cases: first-commit,
- * incremental, clone, clone-cold, diff, s3, version): builds the benchmark
+ * incremental, clone, clone-cold, diff, s3, version, viewer): builds the benchmark
  * database with the project's own generator, runs each operation several times as a user
  * would (a fresh process each time), and prints medians and peak memory. Where restic, git,
  * b3sum and rclone are installed, runs them on the same tiles in the same run and prints the
@@ -16,6 +16,7 @@ import Database from 'better-sqlite3'
 import {makeTilePng} from '../sample/tile-png.js'
 import {ensureBenchDb} from './generate-bench-db.js'
 import {has, measure, median, run, type Sample} from './measure.js'
+import {viewerCases} from './viewer-bench.js'
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
 const BIN = path.join(repoRoot, 'bin', 'run.js')
@@ -299,6 +300,8 @@ async function main(): Promise<void> {
   }
 
   if (wanted('s3')) await s3Cases(bench.file, onePercent)
+
+  if (wanted('viewer')) await viewerCases({work, runs, bin: BIN, repoRoot, env, record})
 
   if (wanted('version')) {
     const s: Sample[] = []

@@ -6,7 +6,7 @@ import {tileXY} from '../../snapshot/rows.js'
 import type {TreeReader} from '../../snapshot/tree-reader.js'
 import {floorDiv, IMAGE_PX, LEAF_TILES, LEAF_ZOOM, MID_ZOOM, tilePixels, tilesPerImage} from '../web/geometry.js'
 import type {BuildJob, BuildStatus, PyramidIndex} from '../web/protocol.js'
-import {compose, decodeImage, emptyCell, encodeImage, placeholderPngs, shrinkHalf, tileCell} from './pixels.js'
+import {compose, decodeImage, emptyCell, encodeImage, HALF_PX, halve, placeholderPngs, tileCell} from './pixels.js'
 import {planPyramid, type PyramidPlan, type Recipe} from './plan.js'
 import {type Priority, PriorityLimit} from './priority-limit.js'
 import type {PyramidCache} from './pyramid-cache.js'
@@ -22,17 +22,17 @@ export const CELL_PX = IMAGE_PX / LEAF_TILES
 
 const PNG_MAGIC = Buffer.from([0x89, 0x50, 0x4e, 0x47])
 
-/** What making an image leaves for its parent: the raw pixels, unless it was already cached. */
+/** What making an image leaves for its parent: its half-size copy, unless it was already cached. */
 interface Made {
-  raw?: Buffer
+  half?: Buffer
   webp?: Buffer
 }
 const CACHED: Made = {}
 
 /**
  * Makes the tile pyramid of any revision or of the working database, on demand and in the
- * background: zoom -4 draws each leaf from its tiles' cells, each coarser zoom joins and
- * halves the four images below it, and the zooms inside a leaf (-3..-1) are drawn from the
+ * background: zoom -4 draws each leaf from its tiles' cells, each coarser zoom lays out the
+ * half-size copies of the four images below it, and the zooms inside a leaf (-3..-1) are drawn from the
  * tiles themselves when asked for. Every image is cached by its key (see plan.ts), so after a
  * new commit only the leaves that changed and the images above them are made again.
  *
@@ -102,7 +102,7 @@ export class PyramidBuilder {
     const made = await this.ensure(layer, key, priority)
     const bytes = made.webp ?? this.cache.image(layer, key)
     if (!bytes) throw unknownImage()
-    this.flushCells()
+    this.flush()
     return bytes
   }
 
@@ -193,7 +193,7 @@ export class PyramidBuilder {
           for (const k of plan.keys) if (!this.cache.has(layer, k.key)) await this.ensure(layer, k.key, 'background')
         } finally {
           this.listeners.delete(onMade)
-          this.flushCells()
+          this.flush()
         }
         job.made = this.made.total - madeBefore
         job.done = plan.keys.length
@@ -245,26 +245,29 @@ export class PyramidBuilder {
       } else {
         made = await Promise.all(children.map((c) => (c ? this.ensure(layer, c, priority) : Promise.resolve(null))))
       }
-      const raws = await Promise.all(made.map((m, n) => (m === null ? null : m.raw ?? this.cachedRaw(layer, children[n]!, priority))))
-      raw = await this.limit.run(priority, () => shrinkHalf(compose(raws, 2, IMAGE_PX)))
+      const halves = await Promise.all(made.map((m, n) => (m === null ? null : m.half ?? this.cachedHalf(layer, children[n]!, priority))))
+      raw = compose(halves, 2, HALF_PX)
     }
-    const webp = await this.limit.run(priority, () => encodeImage(raw))
-    this.store(layer, key, webp)
+    const [webp, half] = await Promise.all([this.limit.run(priority, () => encodeImage(raw)), this.limit.run(priority, () => halve(raw))])
+    this.store(layer, key, webp, half)
     this.count(recipe.zoom)
     for (const l of this.listeners) l(layer, key)
-    if (this.pendingCells.length >= 512) this.flushCells()
-    return {raw, webp}
+    if (this.pendingCells.length >= 512) this.flush()
+    return {half, webp}
   }
 
-  private async cachedRaw(layer: string, key: string, priority: Priority): Promise<Buffer | null> {
+  /** A cached image's half-size copy; made again from its WebP for an image cached without one. */
+  private async cachedHalf(layer: string, key: string, priority: Priority): Promise<Buffer | null> {
+    const half = this.cache.half(layer, key)
+    if (half) return half
     const bytes = this.cache.image(layer, key)
-    if (!bytes) return (await this.make(layer, key, priority)).raw ?? null
-    return this.limit.run(priority, () => decodeImage(bytes))
+    if (!bytes) return (await this.make(layer, key, priority)).half ?? null
+    return this.limit.run(priority, async () => halve(await decodeImage(bytes)))
   }
 
-  private store(layer: string, key: string, webp: Buffer): void {
+  private store(layer: string, key: string, webp: Buffer, half: Buffer | null = null): void {
     try {
-      this.cache.put(layer, key, webp)
+      this.cache.put(layer, key, webp, half)
     } catch {
       // A full disk: the image is still served, and made again next time.
     }
@@ -283,14 +286,15 @@ export class PyramidBuilder {
 
   /**
    * The cells of a leaf's tiles in one layer, row by row: all 16x16, or the `part` of
-   * span x span tiles starting at (x, y) inside the leaf.
+   * span x span tiles starting at (x, y) inside the leaf. Leaf-sized cells come from memory,
+   * then from the cache file in one query for the leaf, and only the rest are decoded.
    */
   private async leafCells(layer: string, leafId: string, recipe: Extract<Recipe, {kind: 'leaf'}>, edge: number, priority: Priority, part?: {x: number; y: number; span: number}): Promise<Array<Buffer | null>> {
     const span = part?.span ?? LEAF_TILES
     const cells: Array<Buffer | null> = Array(span * span).fill(null)
     const column = layerColumn(recipe.table, layer)
     const rows: Row[] = await recipe.reader.leafRows(leafId)
-    const jobs: Array<Promise<void>> = []
+    const wanted = new Map<string, number[]>()
     for (const row of rows) {
       const xy = tileXY(row, recipe.table.partition)
       if (!xy) continue
@@ -303,26 +307,40 @@ export class PyramidBuilder {
         continue
       }
       const id = (row.values[column] as BlobRef).id
-      jobs.push(this.cell(id, edge, priority, edge === CELL_PX).then((c) => {
-        cells[at] = c
-      }))
+      const places = wanted.get(id)
+      if (places) places.push(at)
+      else wanted.set(id, [at])
+    }
+    const keep = edge === CELL_PX
+    const place = (id: string, cell: Buffer): void => {
+      for (const at of wanted.get(id)!) cells[at] = cell
+    }
+    const missing: string[] = []
+    for (const id of wanted.keys()) {
+      const hit = keep ? this.cellMemo.get(`${edge}:${id}`) : undefined
+      if (hit) place(id, hit)
+      else missing.push(id)
+    }
+    const onDisk = keep ? this.cache.cells(missing, edge) : new Map<string, Buffer>()
+    const jobs: Array<Promise<void>> = []
+    for (const id of missing) {
+      const disk = onDisk.get(id)
+      if (disk) {
+        this.remember(`${edge}:${id}`, disk)
+        place(id, disk)
+      } else {
+        jobs.push(this.cell(id, edge, priority, keep).then((c) => place(id, c)))
+      }
     }
     await Promise.all(jobs)
     return cells
   }
 
-  /** A tile image as a cell of `edge` px; leaf-sized cells are kept (memory, then disk) by image id. */
+  /** A tile image decoded into a cell of `edge` px; leaf-sized cells are kept (memory and disk) by image id. */
   private cell(id: string, edge: number, priority: Priority, keep: boolean): Promise<Buffer> {
     const memoKey = `${edge}:${id}`
     const hit = this.cellMemo.get(memoKey)
     if (hit) return Promise.resolve(hit)
-    if (keep) {
-      const disk = this.cache.cell(id, edge)
-      if (disk) {
-        this.remember(memoKey, disk)
-        return Promise.resolve(disk)
-      }
-    }
     let job = this.cellsInFlight.get(memoKey)
     if (!job) {
       job = (async () => {
@@ -351,13 +369,13 @@ export class PyramidBuilder {
     }
   }
 
-  /** Cells go to disk in batches: one transaction per few hundred. */
-  flushCells(): void {
-    if (this.pendingCells.length === 0) return
+  /** Cells go to disk in batches (one transaction per few hundred), and so do images. */
+  flush(): void {
     const batch = this.pendingCells
     this.pendingCells = []
     try {
       this.cache.putCells(batch)
+      this.cache.flush()
     } catch {
       // A full disk costs the disk copy only.
     }

@@ -3,9 +3,9 @@ import sharp from 'sharp'
 import {IMAGE_PX} from '../web/geometry.js'
 
 /**
- * The pixel work of the pyramid. Images travel between levels as raw RGBA buffers of
- * IMAGE_PX x IMAGE_PX (so a parent is made from its children without decoding anything it
- * just made); sharp (libvips) decodes the stored PNGs, shrinks, and encodes WebP for the page.
+ * The pixel work of the pyramid, all through sharp (libvips): decoding the stored PNGs into
+ * cells, shrinking each image to the half-size copy its parent is laid out from, and
+ * encoding WebP for the page. Between levels images are raw RGBA buffers.
  */
 
 sharp.cache(false)
@@ -77,11 +77,16 @@ export function compose(cells: Array<Buffer | null>, across: number, edge: numbe
   return out
 }
 
-/** A raw image of 2*IMAGE_PX per side shrunk to IMAGE_PX: the next level out. */
-export async function shrinkHalf(raw: Buffer): Promise<Buffer> {
-  const big = IMAGE_PX * 2
-  return sharp(raw, {raw: {width: big, height: big, channels: CHANNELS}})
-    .resize(IMAGE_PX, IMAGE_PX, {kernel: 'lanczos3'})
+/** Edge of an image's half-size copy: what its parent is made of. */
+export const HALF_PX = IMAGE_PX / 2
+
+/**
+ * A raw map image shrunk to half its edge: a quarter of its parent. Kept next to the image,
+ * so a parent is four halves laid out, never a decode of its children's WebP.
+ */
+export async function halve(raw: Buffer): Promise<Buffer> {
+  return sharp(raw, {raw: {width: IMAGE_PX, height: IMAGE_PX, channels: CHANNELS}})
+    .resize(HALF_PX, HALF_PX, {kernel: 'lanczos3'})
     .raw()
     .toBuffer()
 }
