@@ -162,6 +162,10 @@ describe('viewer server: data, caching and security', function () {
     const index = await getJson<PyramidIndex>('/api/pyramid?rev=HEAD')
     const leaf = index.levels[0].images[0][2]
     expect((await get(`/api/pyramid/generation/-2/${leaf}/4/0.webp`)).status).to.equal(400)
+    // A layer no revision has: nothing is made for it.
+    expect((await get(`/api/pyramid/no-such-layer/-4/${leaf}.webp`)).status).to.equal(404)
+    expect((await get(`/api/pyramid/no-such-layer/-1/${leaf}/0/0.webp`)).status).to.equal(404)
+    expect((await get(`/api/pyramid/no-such-layer/0/${leaf}/0/0.png`)).status).to.equal(404)
     expect((await get(`/api/pyramid/generation/0/${leaf}/16/0.png`)).status).to.equal(400)
   })
 

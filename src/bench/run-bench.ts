@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quadrants N --size PX --runs R --only a,b]` (cases: first-commit,
+ * `npm run bench [-- --quadrants N --size PX --runs R --only a,b --viewer-tiles N]` (cases: first-commit,
  * incremental, clone, clone-cold, diff, s3, version, viewer): builds the benchmark
  * database with the project's own generator, runs each operation several times as a user
  * would (a fresh process each time), and prints medians and peak memory. Where restic, git,
@@ -301,7 +301,7 @@ async function main(): Promise<void> {
 
   if (wanted('s3')) await s3Cases(bench.file, onePercent)
 
-  if (wanted('viewer')) await viewerCases({work, runs, bin: BIN, repoRoot, env, record})
+  if (wanted('viewer')) await viewerCases({work, tiles: Number(arg('viewer-tiles', '100000')), runs, bin: BIN, repoRoot, env, record})
 
   if (wanted('version')) {
     const s: Sample[] = []

@@ -1,8 +1,9 @@
 /**
- * The viewer's figures for `npm run bench -- --only viewer`: on a 100,000-tile map (16 px
- * tiles, 64 distinct images, as the viewer's tests use), building a revision's pyramid from
- * an empty cache, rebuilding it after 100 tiles changed and were committed, and, where
- * chromium is installed, the page to the whole map and a zoom to one tile.
+ * The viewer's figures for `npm run bench -- --only viewer [--viewer-tiles N]`: on a map of
+ * N tiles (default 100,000; 16 px tiles, 64 distinct images, as the viewer's tests use),
+ * building a revision's pyramid from an empty cache, rebuilding it after 100 tiles changed
+ * and were committed, and, where chromium is installed, the page to the whole map and a zoom
+ * to one tile.
  */
 import * as fs from 'node:fs'
 import * as path from 'node:path'
@@ -17,6 +18,8 @@ import {median, run, type Sample} from './measure.js'
 
 export interface ViewerBenchContext {
   work: string
+  /** Tiles in the map (laid out 8:5). */
+  tiles: number
   runs: number
   bin: string
   repoRoot: string
@@ -24,11 +27,12 @@ export interface ViewerBenchContext {
   record(kase: string, tool: string, samples: Sample[], extra?: {target?: string; note?: string}): {medianSeconds: number}
 }
 
-const WIDTH = 400
-const HEIGHT = 250
-
 export async function viewerCases(ctx: ViewerBenchContext): Promise<void> {
-  const project = path.join(ctx.work, 'viewer-100k')
+  const width = Math.max(1, Math.round(Math.sqrt(ctx.tiles * 1.6)))
+  const height = Math.max(1, Math.ceil(ctx.tiles / width))
+  const count = width * height
+  const label = `${count.toLocaleString('en')} tiles`
+  const project = path.join(ctx.work, 'viewer-map')
   const db = path.join(project, 'generations', 'v01', 'quadrants.db')
   fs.rmSync(project, {recursive: true, force: true})
   fs.mkdirSync(path.dirname(db), {recursive: true})
@@ -36,14 +40,14 @@ export async function viewerCases(ctx: ViewerBenchContext): Promise<void> {
   const d = new Database(db)
   d.exec(GENERATIONS_SCHEMA)
   const insert = d.prepare('INSERT INTO quadrants (quadrant_x, quadrant_y, lat, lng, tile_row, tile_col, quadrant_index, render, generation) VALUES (?, ?, 0, 0, 0, 0, 0, ?, ?)')
-  const x0 = -WIDTH / 2
-  const y0 = -HEIGHT / 2
+  const x0 = -Math.floor(width / 2)
+  const y0 = -Math.floor(height / 2)
   d.transaction(() => {
-    for (let y = y0; y < y0 + HEIGHT; y++) for (let x = x0; x < x0 + WIDTH; x++) insert.run(x, y, images[(((x * 7 + y * 13) % 64) + 64) % 64], images[(((x * 5 + y * 3) % 64) + 64) % 64])
+    for (let y = y0; y < y0 + height; y++) for (let x = x0; x < x0 + width; x++) insert.run(x, y, images[(((x * 7 + y * 13) % 64) + 64) % 64], images[(((x * 5 + y * 3) % 64) + 64) % 64])
   })()
   d.close()
   run(process.execPath, [ctx.bin, 'init'], project, ctx.env)
-  run(process.execPath, [ctx.bin, 'commit', '-m', '100,000 tiles'], project, ctx.env)
+  run(process.execPath, [ctx.bin, 'commit', '-m', label], project, ctx.env)
 
   const builder = path.join(ctx.repoRoot, 'dist', 'src', 'bench', 'pyramid-build.js')
   const build = (cold: boolean): {seconds: number; made: number; planned: number; cells: number} => JSON.parse(run(process.execPath, [builder, project, 'HEAD', ...(cold ? ['--cold'] : [])], project, ctx.env))
@@ -54,12 +58,12 @@ export async function viewerCases(ctx: ViewerBenchContext): Promise<void> {
     cold.push({seconds: r.seconds, maxRssMb: null})
     planned = r.planned
   }
-  ctx.record('viewer: pyramid of 100,000 tiles, empty cache', 'tilesync', cold, {note: `${planned} images, 2 layers`})
+  ctx.record(`viewer: pyramid of ${label}, empty cache`, 'tilesync', cold, {note: `${planned} images, 2 layers`})
 
   const incremental: Sample[] = []
   const made: number[] = []
   for (let i = 0; i < ctx.runs; i++) {
-    changeTiles(db, 100, i)
+    changeTiles(db, 100, i, {x0, y0, width, height})
     run(process.execPath, [ctx.bin, 'commit', '-m', `100 tiles, round ${i}`], project, ctx.env)
     const r = build(false)
     incremental.push({seconds: r.seconds, maxRssMb: null})
@@ -67,24 +71,24 @@ export async function viewerCases(ctx: ViewerBenchContext): Promise<void> {
   }
   ctx.record('viewer: pyramid after 100 tiles changed', 'tilesync', incremental, {target: '< 2 s', note: `${median(made)} of ${planned} images remade`})
 
-  await pageCases(ctx, project)
+  await pageCases(ctx, project, label)
 }
 
 /** Replaces the generation image of `count` tiles spread over the map (new images, a different set per round). */
-function changeTiles(db: string, count: number, round: number): void {
+function changeTiles(db: string, count: number, round: number, map: {x0: number; y0: number; width: number; height: number}): void {
   const d = new Database(db)
   const up = d.prepare('UPDATE quadrants SET generation = ? WHERE quadrant_x = ? AND quadrant_y = ?')
   d.transaction(() => {
     for (let i = 0; i < count; i++) {
       const n = round * count + i
-      up.run(makeTilePng(16, 900_000 + n), -WIDTH / 2 + ((n * 37) % WIDTH), -HEIGHT / 2 + ((n * 53) % HEIGHT))
+      up.run(makeTilePng(16, 900_000 + n), map.x0 + ((n * 37) % map.width), map.y0 + ((n * 53) % map.height))
     }
   })()
   d.close()
 }
 
 /** The page in headless chromium, a fresh browser context (empty browser cache) per run. */
-async function pageCases(ctx: ViewerBenchContext, project: string): Promise<void> {
+async function pageCases(ctx: ViewerBenchContext, project: string, label: string): Promise<void> {
   const chromiumPath = process.env.TILESYNC_CHROMIUM ?? '/usr/bin/chromium'
   let chromium: typeof import('playwright-core').chromium
   try {
@@ -115,12 +119,12 @@ async function pageCases(ctx: ViewerBenchContext, project: string): Promise<void
       open.push({seconds: Number(process.hrtime.bigint() - t) / 1e9, maxRssMb: null})
       requests.push(images)
       t = process.hrtime.bigint()
-      await page.evaluate(`window.tilesync.viewTile(${11 + i}, ${-7 - i}, 0)`)
+      await page.evaluate(`window.tilesync.viewTile(${i}, ${-i}, 0)`)
       await page.waitForFunction('window.tilesync.idle()', undefined, {timeout: 60_000})
       zoom.push({seconds: Number(process.hrtime.bigint() - t) / 1e9, maxRssMb: null})
       await context.close()
     }
-    ctx.record('viewer: page to whole map (100,000 tiles)', 'tilesync serve + chromium', open, {target: '< 2 s', note: `${median(requests)} image requests`})
+    ctx.record(`viewer: page to whole map (${label})`, 'tilesync serve + chromium', open, {target: '< 2 s', note: `${median(requests)} image requests`})
     ctx.record('viewer: zoom to one tile', 'tilesync serve + chromium', zoom, {target: '< 1 s'})
   } finally {
     await server?.close()

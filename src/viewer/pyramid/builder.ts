@@ -52,6 +52,8 @@ export class PyramidBuilder {
   private readonly jobs: BuildJob[] = []
   private readonly jobRuns = new Map<string, Promise<void>>()
   private readonly listeners = new Set<(layer: string, key: string) => void>()
+  /** Layers of the revisions planned so far: images are made for these names only. */
+  private readonly layers = new Set<string>()
   private readonly cellMemoryLimit: number
   readonly made = {total: 0, byZoom: {} as Record<string, number>, cells: 0}
 
@@ -79,6 +81,7 @@ export class PyramidBuilder {
     }
     const done = await plan
     for (const [key, recipe] of done.recipes) this.recipes.set(key, recipe)
+    for (const layer of done.index.layers) this.layers.add(layer)
     // Recipes are small, but a long session can see many revisions: keep the newest million.
     if (this.recipes.size > 1_000_000) {
       for (const key of this.recipes.keys()) {
@@ -98,7 +101,7 @@ export class PyramidBuilder {
     const hit = this.cache.image(layer, key)
     if (hit) return hit
     const recipe = this.recipes.get(key)
-    if (!recipe || recipe.zoom !== zoom) throw unknownImage()
+    if (!recipe || recipe.zoom !== zoom || !this.layers.has(layer)) throw unknownImage()
     const made = await this.ensure(layer, key, priority)
     const bytes = made.webp ?? this.cache.image(layer, key)
     if (!bytes) throw unknownImage()
@@ -118,7 +121,7 @@ export class PyramidBuilder {
     const key = `${leafId}:${zoom}:${si}:${sj}`
     const hit = this.cache.image(layer, key)
     if (hit) return hit
-    const recipe = this.leafRecipe(leafId)
+    const recipe = this.leafRecipe(leafId, layer)
     const id = `${layer}\n${key}`
     let job = this.inFlight.get(id)
     if (!job) {
@@ -144,7 +147,7 @@ export class PyramidBuilder {
     if (!Number.isInteger(i) || !Number.isInteger(j) || i < 0 || j < 0 || i >= LEAF_TILES || j >= LEAF_TILES) {
       throw new TilesyncError('BAD_ARGUMENT', 'no such tile in a leaf')
     }
-    const recipe = this.leafRecipe(leafId)
+    const recipe = this.leafRecipe(leafId, layer)
     const column = layerColumn(recipe.table, layer)
     for (const row of await recipe.reader.leafRows(leafId)) {
       const xy = tileXY(row, recipe.table.partition)
@@ -278,9 +281,9 @@ export class PyramidBuilder {
     this.made.byZoom[String(zoom)] = (this.made.byZoom[String(zoom)] ?? 0) + 1
   }
 
-  private leafRecipe(leafId: string): Extract<Recipe, {kind: 'leaf'}> {
+  private leafRecipe(leafId: string, layer: string): Extract<Recipe, {kind: 'leaf'}> {
     const recipe = this.recipes.get(leafId)
-    if (!recipe || recipe.kind !== 'leaf') throw unknownImage()
+    if (!recipe || recipe.kind !== 'leaf' || !this.layers.has(layer)) throw unknownImage()
     return recipe
   }
 
