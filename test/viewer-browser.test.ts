@@ -3,10 +3,13 @@ import {expect} from 'chai'
 import type {Browser, Page} from 'playwright-core'
 
 import {hashBytes} from '../src/core/hash.js'
+import {initRepository} from '../src/ops/init.js'
 import type {ChangeSet} from '../src/snapshot/change-set.js'
 import {type RunningServer, startServer} from '../src/viewer/server.js'
+import {Workspace} from '../src/workspace/workspace.js'
 import {launchChromium, makeViewerRepo, outputFile, type TileMask, type ViewerRepo} from './support/browser.js'
 import {cliJson} from './support/cli.js'
+import {makeProject} from './support/fixtures.js'
 import {BACKGROUND, KIND_COLOURS, NO_IMAGE, pngPixels, same, screenOf, screenshot, waitFor, waitIdle} from './support/screen.js'
 
 type Tiles = Array<[number, number, Record<string, string | null>]>
@@ -182,9 +185,9 @@ describe('viewer in chromium: map, compare, tile history (Leaflet)', function ()
     await waitFor(page, 'window.tilesync.panes.every((p) => !p.map._panAnim || !p.map._panAnim._inProgress)')
     await waitIdle(page)
     const panned = await centres()
-    // 64 px at 32 px per tile: two tiles left, one up.
-    expect(before[1].lng - panned[1].lng).to.be.closeTo(2, 0.1)
-    expect(before[1].lat - panned[1].lat).to.be.closeTo(1, 0.1)
+    // Dragged 64 px right and 32 down at 32 px per tile: at least two tiles left and one up (Leaflet's inertia may carry it further).
+    expect(before[1].lng - panned[1].lng).to.be.at.least(1.9)
+    expect(before[1].lat - panned[1].lat).to.be.at.least(0.9)
     // The same view on both sides, to the pixel (Leaflet pans by whole pixels).
     const samePlace = (a: {lat: number; lng: number; zoom: number}, b: {lat: number; lng: number; zoom: number}): void => {
       expect(a.zoom).to.equal(b.zoom)
@@ -287,15 +290,30 @@ describe('viewer in chromium: map, compare, tile history (Leaflet)', function ()
     expect(new URL(page.url()).searchParams.get('from')).to.equal(repo.commits[0])
   })
 
+  it('before the first commit the page shows the working database', async () => {
+    const {dir} = makeProject({width: 5, height: 3, imageSize: 16, seed: 3})
+    await initRepository({dir})
+    const fresh = await startServer(await Workspace.open(dir), {port: 0, warm: false})
+    try {
+      await page.goto(fresh.url)
+      await waitFor(page, `document.body.dataset.mapState === 'ready'`)
+      expect(await page.evaluate('document.body.dataset.mapRevision')).to.equal('working')
+      expect(await page.evaluate('window.tilesync.state.index.count')).to.equal(15)
+    } finally {
+      await fresh.close()
+    }
+  })
+
   it('Leaflet\'s own controls: keyboard pans and zooms, the zoom buttons, attribution; the address keeps the view', async () => {
     await open('view=map&rev=HEAD&layer=generation&x=0&y=0&z=-3')
     const view = async (): Promise<{lat: number; lng: number; zoom: number}> => page.evaluate('({lat: window.tilesync.panes[0].map.getCenter().lat, lng: window.tilesync.panes[0].map.getCenter().lng, zoom: window.tilesync.panes[0].map.getZoom()})') as Promise<{lat: number; lng: number; zoom: number}>
     const start = await view()
     await page.focus('#map-a')
     await page.keyboard.press('ArrowRight')
-    await waitFor(page, `window.tilesync.panes[0].map.getCenter().lng > ${start.lng}`)
+    // Leaflet animates the pan; a zoom key pressed meanwhile would be dropped.
+    await waitFor(page, `window.tilesync.panes[0].map.getCenter().lng > ${start.lng} && !(window.tilesync.panes[0].map._panAnim && window.tilesync.panes[0].map._panAnim._inProgress)`)
     await page.keyboard.press('Equal')
-    await waitFor(page, `window.tilesync.panes[0].map.getZoom() === -2`)
+    await waitFor(page, `window.tilesync.panes[0].map.getZoom() === -2 && !window.tilesync.panes[0].map._animatingZoom`)
     await page.click('#map-a .leaflet-control-zoom-out')
     await waitFor(page, `window.tilesync.panes[0].map.getZoom() === -3`)
     const attribution = await page.textContent('#map-a .leaflet-control-attribution')

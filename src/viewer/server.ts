@@ -71,7 +71,17 @@ export async function startServer(ws: Workspace, options: ServeOptions = {}): Pr
   const worker = new ViewerWorkerClient(ws.repo.root, {concurrency: options.concurrency})
   const cacheFile = pyramidCacheFile(ws)
   let cache: PyramidCache | undefined
-  const readCache = (): PyramidCache | undefined => (cache ??= PyramidCache.openForReading(cacheFile))
+  // Finished images straight from the cache file; any trouble with it and the worker answers instead.
+  const readCache = (): {image(layer: string, key: string): Buffer | undefined} => ({
+    image(layer, key) {
+      try {
+        cache ??= PyramidCache.openForReading(cacheFile)
+        return cache?.image(layer, key)
+      } catch {
+        return undefined
+      }
+    },
+  })
   const router = viewerRoutes({assets, worker, readCache})
   const server = http.createServer((req, res) => {
     handle(router, req, res, server).catch((error: unknown) => {
@@ -122,7 +132,7 @@ export async function startServer(ws: Workspace, options: ServeOptions = {}): Pr
 interface RouteDeps {
   assets: Map<string, Asset>
   worker: ViewerWorkerClient
-  readCache: () => PyramidCache | undefined
+  readCache: () => {image(layer: string, key: string): Buffer | undefined}
 }
 
 /** The viewer's routes. Other features add theirs to the same router (see router.ts). */
@@ -183,7 +193,7 @@ export function viewerRoutes({assets, worker, readCache}: RouteDeps): Router {
     if (zoom > LEAF_ZOOM || zoom < MIN_ZOOM_LIMIT) throw new HttpError(400, `a map image by key is at zoom ${LEAF_ZOOM} or coarser`)
     const etag = `${zoom}/${params[2]}`
     if (notModified(req, res, etag)) return
-    const hit = readCache()?.image(layer, params[2])
+    const hit = readCache().image(layer, params[2])
     if (hit) return sendImage(res, 'image/webp', hit, etag)
     return reply(res, worker.call('pyramidImage', layer, zoom, params[2]), etag)
   })
@@ -192,7 +202,7 @@ export function viewerRoutes({assets, worker, readCache}: RouteDeps): Router {
     const [zoom, leaf, i, j] = [Number(params[1]), params[2], Number(params[3]), Number(params[4])]
     const etag = `${zoom}/${leaf}/${i}/${j}`
     if (notModified(req, res, etag)) return
-    const hit = readCache()?.image(layer, `${leaf}:${zoom}:${i}:${j}`)
+    const hit = readCache().image(layer, `${leaf}:${zoom}:${i}:${j}`)
     if (hit) return sendImage(res, 'image/webp', hit, etag)
     return reply(res, worker.call('pyramidPart', layer, zoom, leaf, i, j), etag)
   })

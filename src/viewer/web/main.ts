@@ -467,14 +467,17 @@ const hooks = {
 async function boot(): Promise<void> {
   readLocation()
   try {
-    const [refs, log] = await Promise.all([api.refs(), api.log(500)])
-    state.refs = refs
+    const [r, log] = await Promise.all([api.refs(), api.log(500)])
+    state.refs = r
     state.commits = log.commits
   } catch (error) {
     setStatus((error as Error).message, true)
     return
   }
+  const refs = state.refs
   if (!state.from && state.commits.length) state.from = 'HEAD'
+  // Before the first commit there is only the working database to show.
+  if (!refs.head && state.rev === 'HEAD' && !new URLSearchParams(location.search).has('rev')) state.rev = 'working'
   fillSelects()
   await showView(state.view)
   void pollBuild()
