@@ -160,6 +160,17 @@ describe('viewer at city scale: 100,000 tiles', function () {
       for (const [sx, sy] of [[0, 0], [5, 9], [15, 15], [11, 2]]) {
         expect(shot.at(tile.x + (sx + 0.5) * 32, tile.y + (sy + 0.5) * 32), `pixel ${sx},${sy}`).to.deep.equal(source.at(sx, sy))
       }
+      // Any screen at any zoom: the images the map holds for what it shows, from the whole map out to the closest zoom.
+      const perZoom: string[] = []
+      for (let z = index.minZoom - 1; z <= 3; z++) {
+        await page.evaluate(`window.tilesync.viewTile(${x}, ${y}, ${z})`)
+        await waitIdle(page)
+        const shown = await page.evaluate('Object.values(window.tilesync.panes[0].base._tiles).filter((t) => t.current && t.el.tagName === "IMG").length') as number
+        perZoom.push(`${z}:${shown}`)
+        expect(shown, `zoom ${z}`).to.be.within(1, 60)
+      }
+      console.log(`      images on screen per zoom: ${perZoom.join(' ')}`)
+      expect(failed).to.deep.equal([])
       expect(errors).to.deep.equal([])
     } finally {
       await page.close()

@@ -282,6 +282,25 @@ describe('viewer server: data, caching and security', function () {
     expect((await get('/api/tile-history?rev=HEAD&x=1.5&y=0')).status).to.equal(400)
   })
 
+  it('takes more routes next to its own (as an API would add), other methods only where a route answers them', async () => {
+    const extended = await startServer(repo.ws, {port: 0, warm: false, routes: (router) => router.add('POST', '/api/echo', ({res}) => {
+      res.writeHead(200, {'Content-Type': 'text/plain'})
+      res.end('echo')
+    })})
+    try {
+      const post = await rawRequest(extended.port, 'POST', '/api/echo')
+      expect([post.status, post.body.toString()]).to.deep.equal([200, 'echo'])
+      const get = await rawRequest(extended.port, 'GET', '/api/echo')
+      expect([get.status, get.headers.allow]).to.deep.equal([405, 'POST'])
+      const elsewhere = await rawRequest(extended.port, 'POST', '/api/refs')
+      expect([elsewhere.status, elsewhere.headers.allow]).to.deep.equal([405, 'GET'])
+      expect((await rawRequest(extended.port, 'PUT', '/api/echo')).status).to.equal(405)
+      expect((await rawRequest(extended.port, 'GET', '/api/refs')).status).to.equal(200)
+    } finally {
+      await extended.close()
+    }
+  })
+
   it('answers only requests addressed to it (no DNS rebinding), with a strict content policy', async () => {
     expect((await rawRequest(server.port, 'GET', '/api/refs', {Host: 'evil.example:80'})).status).to.equal(403)
     expect((await rawRequest(server.port, 'GET', '/api/refs', {Host: `localhost:${server.port}`})).status).to.equal(200)

@@ -19,6 +19,8 @@ export interface ServeOptions {
   warm?: boolean
   /** Image jobs at once in the worker (default: the number of cores, at least 2). */
   concurrency?: number
+  /** Adds routes next to the viewer's (an API, say); methods other than GET are answered once a route uses them. */
+  routes?: (router: Router) => void
 }
 
 export interface RunningServer {
@@ -83,6 +85,7 @@ export async function startServer(ws: Workspace, options: ServeOptions = {}): Pr
     },
   })
   const router = viewerRoutes({assets, worker, readCache})
+  options.routes?.(router)
   const server = http.createServer((req, res) => {
     handle(router, req, res, server).catch((error: unknown) => {
       sendError(res, error)

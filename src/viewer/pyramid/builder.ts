@@ -182,12 +182,14 @@ export class PyramidBuilder {
     if (this.jobs.length > 50) this.jobs.splice(0, this.jobs.length - 50)
     const run = (async () => {
       job.state = 'building'
-      const madeBefore = this.made.total
       try {
         const keys = new Set(plan.keys.map((k) => k.key))
         job.done = plan.keys.filter((k) => this.cache.has(layer, k.key)).length
+        // Counted per image of this plan and layer, whoever asked for it (this job or a page).
         const onMade = (l: string, key: string): void => {
-          if (l === layer && keys.has(key)) job.done++
+          if (l !== layer || !keys.has(key)) return
+          job.done++
+          job.made++
         }
         this.listeners.add(onMade)
         try {
@@ -198,7 +200,6 @@ export class PyramidBuilder {
           this.listeners.delete(onMade)
           this.flush()
         }
-        job.made = this.made.total - madeBefore
         job.done = plan.keys.length
         job.state = 'done'
       } catch (error) {

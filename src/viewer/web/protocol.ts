@@ -39,7 +39,7 @@ export interface PyramidLevel {
 export interface BuildStatus {
   /** True while images are being made for any revision. */
   building: boolean
-  /** Per revision asked for (newest last): images planned, done so far (made or already cached). */
+  /** Per revision and layer asked for (newest last): images planned, done so far (made or already cached), and made. */
   jobs: BuildJob[]
   /** Images made since the server started, per zoom ("-4", "-5", ...) and in total; cells are tiles decoded into map cells. */
   made: {total: number; byZoom: Record<string, number>; cells: number}
