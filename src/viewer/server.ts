@@ -17,7 +17,7 @@ export interface ServeOptions {
   port?: number
   /** Build HEAD's map pyramid in the background right after start (default true). */
   warm?: boolean
-  /** Image jobs at once in the worker (default: the number of cores, at least 2). */
+  /** Image jobs at once in the worker (default: two per core, 2 to 4). */
   concurrency?: number
   /** Adds routes next to the viewer's (an API, say); methods other than GET are answered once a route uses them. */
   routes?: (router: Router) => void
