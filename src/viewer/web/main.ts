@@ -376,7 +376,7 @@ function showSummary(): void {
       list.appendChild(el('li', {'data-x': t.x, 'data-y': t.y, 'data-status': t.status, 'data-kind': kind, onclick: () => {
         paneA.viewTile(t.x!, t.y!, Math.max(paneA.map.getZoom(), -1))
         openTile(t.x!, t.y!)
-      }}, [badge, `tile ${t.x},${t.y} `, el('span', {class: 'muted', text: t.layers.map((l) => l.layer).join(', ')})]))
+      }}, [badge, `tile ${t.x},${t.y} `, el('span', {class: 'muted', text: t.layers.map((l) => (l.change && l.change !== 'modified' ? `${l.layer} ${l.change}` : l.layer)).join(', ')})]))
     }
     panelEl.appendChild(list)
     const more = d.changes.tiles.length - shown.length

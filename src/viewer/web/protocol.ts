@@ -66,7 +66,8 @@ export interface TileChange {
    * `kind` when present, else by `status`, and draws kinds it does not know in a neutral style.
    */
   kind?: string
-  layers: Array<{layer: string; old: ImageRef | null; new: ImageRef | null}>
+  /** Per image layer that changed: added (it had no image), removed (set to NULL: the layer taken off the tile), modified. */
+  layers: Array<{layer: string; change?: 'added' | 'removed' | 'modified'; old: ImageRef | null; new: ImageRef | null}>
   columns: string[]
 }
 
@@ -91,6 +92,10 @@ export interface TileVersionView {
   date: string
   status: 'added' | 'modified' | 'deleted'
   layers: Record<string, ImageRef | null>
+  /** Per layer that changed in this version. */
+  layerChanges?: Record<string, 'added' | 'removed' | 'modified'>
+  /** The same as sentences: "dark_mode removed from tile 3,4". */
+  summary?: string[]
 }
 
 export interface TileHistoryView {

@@ -78,6 +78,7 @@ export class TilePanel {
         el('span', {class: `status ${v.status}`, text: v.status}),
         el('span', {class: 'mono', text: short(v.commit)}), ' ', v.message.split('\n')[0],
         el('div', {class: 'muted', text: [v.author, v.date].filter(Boolean).join(' · ')}),
+        v.summary?.length ? el('div', {class: 'layer-changes', text: v.summary.join('; ')}) : null,
         v.status === 'deleted' ? null : thumbs,
       ]))
     }
