@@ -240,6 +240,8 @@ describe('viewer in chromium: map, compare, tile history (Leaflet)', function ()
     const history = await page.$$eval('#tile-history li', (items) => items.map((li) => [li.getAttribute('data-commit'), li.getAttribute('data-status')]))
     // The history up to the comparison's newer side.
     expect(history).to.deep.equal([[repo.commits[1], 'modified'], [repo.commits[0], 'added']])
+    // Each version says what happened to which layer.
+    expect(await page.$eval(`#tile-history li[data-commit="${repo.commits[1]}"] .layer-changes`, (e) => e.textContent)).to.equal('generation modified on tile 0,0')
     const change = diff.changes.tiles.find((c) => c.x === 0 && c.y === 0)!
     const pair = await page.$$eval('#before-after .pair[data-layer="generation"] figure', (figs) => figs.map((f) => f.getAttribute('data-object')))
     expect(pair).to.deep.equal([change.layers[0].old!.id, change.layers[0].new!.id])
