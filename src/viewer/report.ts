@@ -12,6 +12,8 @@ import type {BBox} from '../snapshot/tree-reader.js'
 import {writeFileAtomic} from '../util/write-file-atomic.js'
 import {dimensions, isPng} from './images.js'
 import {RepoView, type Side, WORKING} from './repo-view.js'
+// The viewer's colours for what happened to a tile, so the report and the map agree.
+import {KIND_STYLES} from './web/change-kinds.js'
 
 export interface ReportResult {
   file: string
@@ -261,7 +263,7 @@ function esc(text: string): string {
 }
 
 const REPORT_CSS = `
-:root{--added:#1a9e3f;--modified:#f08c00;--deleted:#d7263d;--unchanged:#98a2b3;--line:#d0d5dd;--muted:#667085}
+:root{--added:${KIND_STYLES.added.colour};--modified:${KIND_STYLES.modified.colour};--deleted:${KIND_STYLES.deleted.colour};--unchanged:#98a2b3;--line:#d0d5dd;--muted:#667085}
 *{box-sizing:border-box}
 body{margin:0;padding:18px 24px;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d2330;background:#f5f6f8}
 h1{font-size:20px;margin:0 0 6px}h2{font-size:17px;margin:22px 0 10px}h3{font-size:15px;margin:0 0 8px}
