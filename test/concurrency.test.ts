@@ -10,7 +10,7 @@ import {fetchRemote} from '../src/ops/fetch.js'
 import {fsckLocal, fsckRemote} from '../src/ops/fsck.js'
 import {initRepository} from '../src/ops/init.js'
 import {push} from '../src/ops/push.js'
-import {addRemote, openRemoteStore} from '../src/ops/remotes.js'
+import {addRemote} from '../src/ops/remotes.js'
 import {Workspace} from '../src/workspace/workspace.js'
 import type {RemoteConfig} from '../src/repo/config.js'
 import {BIN} from './support/cli.js'
@@ -113,13 +113,8 @@ async function raceOn(url: string, remote: Omit<RemoteConfig, 'url'>, env: NodeJ
   await fetchRemote(origin, {remote: 'origin'})
   const tip = (await origin.repo.refs.read('refs/remotes/origin/main'))!
   for (const id of pushed) expect(await isAncestor(origin.reader, id, tip), `${id} is in the final history`).to.equal(true)
-  const store = await openRemoteStore(origin.repo, 'origin')
-  try {
-    const r = await fsckRemote(origin, 'origin', store)
-    expect(r.ok, JSON.stringify(r.problems)).to.equal(true)
-  } finally {
-    await store.backend.close?.()
-  }
+  const r = await fsckRemote(origin, 'origin')
+  expect(r.ok, JSON.stringify(r.problems)).to.equal(true)
   expect((await fsckLocal(origin)).ok).to.equal(true)
 }
 
