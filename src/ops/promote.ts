@@ -33,26 +33,20 @@ export interface PromoteResult {
   bytes: number
   /** Objects already copied by an earlier, interrupted run, not copied again. */
   skipped: number
-  /** True when every copy was done by the storage service itself (S3 CopyObject), no bytes through this machine. */
+  /** True when every copy was done by the storage service itself, no bytes through this machine. */
   copiedServerSide: boolean
   upToDate: boolean
   dryRun: boolean
 }
 
 /**
- * Promotes a commit from one remote to another (staging -> production): copies the objects
- * the destination's branch history lacks, server-side when both remotes are buckets of the
- * same S3 account (no bytes through this machine), else by download, hash check and upload;
- * then moves the destination branch with compare-and-swap.
- *
- * What the destination lacks is derived from its branch's history (commits and trees read
- * from the source and verified by hash), never by asking for objects one by one. Before
- * anything is written, the commit is checked to be complete on the source: every commit and
- * tree to copy has been read and verified, and every tile blob to copy is found by listing.
- * The destination branch must be an ancestor of the promoted commit ("remote moved"
- * otherwise). Running it again copies nothing: the branch is then already there. An
- * interrupted promotion leaves the destination branch where it was and records what was
- * copied, so the next run copies only the rest.
+ * Promotes a commit from one remote to another (staging -> production) through the
+ * destination's copyFrom capability: the objects the destination's branch history lacks are
+ * copied, server-side when both are buckets of one account, then the branch moves with
+ * compare-and-swap. The commit is checked to be complete on the source before anything is
+ * written, and the destination branch must be an ancestor of it ("remote moved" otherwise).
+ * Running it again copies nothing; an interrupted promotion leaves the destination branch
+ * where it was, and the next run copies only the rest.
  */
 export async function promote(ws: Workspace, options: PromoteOptions): Promise<PromoteResult> {
   if (options.from === options.to) {

@@ -163,7 +163,6 @@ async function topoOrder(ws: Workspace, newestFirst: string[]): Promise<string[]
   return out
 }
 
-
 /**
  * What a hub head tilesync has not seen holds: nothing (an empty dataset, the hub's first
  * commit: fine to push onto), the commit of our own push that landed before its answer came
