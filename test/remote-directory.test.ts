@@ -18,7 +18,7 @@ import {remoteKeys} from '../src/remote/object-store/remote-store.js'
 import {Workspace} from '../src/workspace/workspace.js'
 import {dumpDatabase, makeProject, png, tmpDir} from './support/fixtures.js'
 import {runTransportConformance} from './support/transport-conformance.js'
-import {generationOf, setGeneration, setNotes} from './support/edit.js'
+import {generationOf, setGeneration} from './support/edit.js'
 
 const author = {name: 'Tester', email: 't@example.com'}
 

@@ -1,4 +1,3 @@
-import {TilesyncError} from '../../core/errors.js'
 import {buildDataset, type DatasetPlan} from '../../dataset/build-dataset.js'
 import {BLOBS_DIR, LIMITS, MANIFEST_PATH, ROWS_DIR} from '../../dataset/layout.js'
 import {parseManifest} from '../../dataset/manifest.js'
