@@ -26,10 +26,16 @@ runTransportConformance('memory', () => ({
       },
       isUploadOf: (entry, blob) => entry === remoteKeys.object(hashBytes(blob)),
       interrupt: async (blobs) => {
-        const key = remoteKeys.object(hashBytes(blobs.at(-1)!))
-        backend.failPut = (k) => (k === key ? new Error('connection reset by peer (injected)') : null)
+        // One upload fails at once while the others are still on their way (30 ms each).
+        const key = remoteKeys.object(hashBytes(blobs[0]))
+        const put = backend.put.bind(backend)
+        backend.put = async (k, bytes) => {
+          if (k === key) throw new Error('connection reset by peer (injected)')
+          await new Promise((resolve) => setTimeout(resolve, 30))
+          return put(k, bytes)
+        }
         return async () => {
-          backend.failPut = null
+          backend.put = put
         }
       },
       tamper: async (blob, how) => {

@@ -32,7 +32,8 @@ export interface RemoteUnderTest {
   isUploadOf(entry: string, blob: Buffer): boolean
   /**
    * Makes the next pushes fail part-way, after some of their objects were stored, on the upload
-   * of one of `blobs` (tile images the push sends); returns what makes them succeed again.
+   * of one of `blobs` (tile images the push sends); returns what makes them succeed again. A
+   * kind that can should fail that upload while others are still in flight.
    */
   interrupt(blobs: Buffer[]): Promise<() => Promise<void>>
   /** Damages what the remote serves for `blob`: bytes appended, or cut short. */
@@ -206,6 +207,7 @@ export function runTransportConformance(name: string, kind: () => KindUnderTest)
       const first = await r.written()
       expect(first.length, 'the push got part-way').to.be.greaterThan(0)
       expect(await (await cloneOf(r)).ws.repo.refs.headCommit(), 'the branch did not move').to.equal(before)
+      expect(await r.written(), 'nothing is stored after the failed push has returned').to.deep.equal(first)
 
       await heal()
       await r.resetWritten()
