@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {TilesyncCommand} from '../src/cli/base-command.js'
-import {formatBytes, short} from '../src/cli/format.js'
+import {describeSchemaChange, formatBytes, short} from '../src/cli/format.js'
 import {commit, type CommitResult} from '../src/ops/commit.js'
 import {parseAuthor} from '../src/util/author.js'
 
@@ -28,6 +28,7 @@ export default class Commit extends TilesyncCommand {
     const s = result.summary
     this.say(`[${result.branch ?? 'detached'} ${short(result.id)}] ${result.message.split('\n')[0]}`)
     this.say(` ${s.tilesAdded} tiles added, ${s.tilesModified} modified, ${s.tilesDeleted} deleted; ${s.rowsChanged} rows changed (${formatBytes(result.bytesRead)} read)`)
+    for (const c of result.schema) this.say(` schema: ${describeSchemaChange(c, result)}`)
     return result
   }
 }

@@ -29,6 +29,7 @@ export default class Gc extends TilesyncCommand {
     if (r.loosePacked) this.say(`${r.dryRun ? 'Would pack' : 'Packed'} ${r.loosePacked} loose object file(s).`)
     if (r.packsMerged) this.say(`${r.dryRun ? 'Would merge' : 'Merged'} ${r.packsMerged} object pack(s) into others.`)
     if (r.young.objects) this.say(`Kept ${r.young.objects} unreachable object(s) (${formatBytes(r.young.bytes)}) younger than ${formatDuration(r.graceMs)}.`)
+    if (r.youngTmp.files) this.say(`${r.dryRun ? 'Would keep' : 'Kept'} ${r.youngTmp.files} temp file(s) (${formatBytes(r.youngTmp.bytes)}) younger than ${formatDuration(r.graceMs)}: a command may still be writing them.`)
     return r
   }
 }

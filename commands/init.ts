@@ -3,16 +3,30 @@ import {Flags} from '@oclif/core'
 import {TilesyncCommand} from '../src/cli/base-command.js'
 import {initRepository, type InitResult} from '../src/ops/init.js'
 
+/** The "ignored" lines of init's report: what was left out, why, and how to change it. */
+function formatInitIgnored(result: InitResult): string[] {
+  const lines: string[] = []
+  if (result.ignored.length) lines.push(`  ignored:   ${result.ignored.join(', ')} (never read, never written by checkout, pull or clone)`)
+  for (const p of result.proposed) {
+    lines.push(`  ${p.table} looks like a work queue or log (${p.reasons.join(', ')}), so it is left out of versioning;`)
+    lines.push(`    to version it: tilesync unignore ${p.table}   (or init with --no-auto-ignore)`)
+  }
+  for (const n of result.notes) lines.push(`  note: ${n}`)
+  return lines
+}
+
 const list = (v?: string): string[] | undefined => v?.split(',').map((s) => s.trim()).filter(Boolean)
 
 export default class Init extends TilesyncCommand {
   static override summary = 'Start versioning a tile database: creates .tilesync/ in the current directory.'
-  static override description = `Detects the tile table (default "quadrants"), its key columns (the primary key), its image columns (BLOB columns) and every other table, and records them in .tilesync/config.json. Nothing is written to the database. Later commands find .tilesync/ from any subdirectory.`
+  static override description = `Detects the tile table (default "quadrants"), its key columns (the primary key), its image columns (BLOB columns) and every other table, and records them in .tilesync/config.json. Tables that look like a work queue or a log (an AUTOINCREMENT key with status or timestamp columns, such as the pipeline's generation_queue) are left out of versioning, and init says so and how to change it (\`tilesync unignore TABLE\`, or --no-auto-ignore). Nothing is written to the database. Later commands find .tilesync/ from any subdirectory.`
 
   static override examples = [
     '<%= config.bin %> init',
     '<%= config.bin %> init --generations-dir v02',
     '<%= config.bin %> init --db tiles.db --table tiles --key x,y --images render,generation',
+    '<%= config.bin %> init --ignore generation_queue,quadrants.flagged',
+    '<%= config.bin %> init --no-auto-ignore',
   ]
 
   static override flags = {
@@ -22,6 +36,8 @@ export default class Init extends TilesyncCommand {
     key: Flags.string({description: 'comma-separated key columns of the tile table (default: its primary key)'}),
     images: Flags.string({description: 'comma-separated image (layer) columns (default: its BLOB columns)'}),
     xy: Flags.string({description: 'the x,y coordinate columns when the key is not x,y'}),
+    ignore: Flags.string({description: 'comma-separated tables and TABLE.COLUMNs to leave out of versioning (e.g. generation_queue,quadrants.flagged)'}),
+    'auto-ignore': Flags.boolean({default: true, allowNo: true, description: 'leave out tables that look like work queues or logs (AUTOINCREMENT key, status and timestamp columns); --no-auto-ignore versions them'}),
   }
 
   async run(): Promise<InitResult> {
@@ -30,11 +46,13 @@ export default class Init extends TilesyncCommand {
     const result = await initRepository({
       db: flags.db, generationsDir: flags['generations-dir'], table: flags.table,
       key: list(flags.key), images: list(flags.images), xy: xy ? [xy[0], xy[1]] : undefined,
+      ignore: list(flags.ignore), autoIgnore: flags['auto-ignore'],
     })
     this.say(`Initialised tilesync in ${result.root}/.tilesync`)
     this.say(`  database:  ${result.database}`)
     this.say(`  tiles:     table ${result.tileTable}, key ${result.keyColumns.join(', ')}, layers ${result.imageColumns.join(', ') || '(none)'}`)
     this.say(`  versioned: ${result.tables.join(', ')}`)
+    for (const line of formatInitIgnored(result)) this.say(line)
     this.say('Next: tilesync commit -m "first snapshot"')
     return result
   }

@@ -2,11 +2,12 @@ import {Flags} from '@oclif/core'
 
 import {TilesyncCommand} from '../src/cli/base-command.js'
 import {formatChangeSet, short} from '../src/cli/format.js'
+import {formatIgnored} from '../src/ops/ignore.js'
 import {status, type StatusResult} from '../src/ops/status.js'
 
 export default class Status extends TilesyncCommand {
   static override summary = 'Show what differs between the database and HEAD, per tile and layer.'
-  static override description = 'Normally reads only the rows the database recorded as changed (see `tilesync tracking`); --rescan reads every row.'
+  static override description = 'Normally reads only the rows the database recorded as changed (see `tilesync tracking`); --rescan reads every row. A NULL image is reported as that layer removed from the tile (the tile stays); a column the app added is reported as "schema: column NAME added" with only the tiles that hold a value in it. Tables and columns left out with `tilesync ignore` are listed last and never read.'
   static override examples = ['<%= config.bin %> status', '<%= config.bin %> status --json', '<%= config.bin %> status --rescan']
   static override flags = {rescan: Flags.boolean({description: 'read every row instead of the change record'})}
 
@@ -18,6 +19,7 @@ export default class Status extends TilesyncCommand {
     if (!result.head) this.say('No commits yet.')
     if (result.clean) this.say('Nothing to commit: the database matches HEAD.')
     else for (const line of formatChangeSet(result.changes, {limit: 200})) this.say(line)
+    for (const line of formatIgnored(result.ignored)) this.say(line)
     return result
   }
 }

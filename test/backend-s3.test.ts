@@ -146,6 +146,23 @@ describe('S3Backend specifics (s3rver)', () => {
     expect((await b.get('a'))?.toString()).to.equal('b')
   })
 
+  it('reads .env from the directory openBackend is given (the repository root), not the current one', async () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'envroot-'))
+    fs.writeFileSync(path.join(root, '.env'), `AWS_ACCESS_KEY_ID=${S3RVER_KEY}\nAWS_SECRET_ACCESS_KEY=${S3RVER_SECRET}\n`)
+    const saved = {id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY}
+    delete process.env.AWS_ACCESS_KEY_ID
+    delete process.env.AWS_SECRET_ACCESS_KEY
+    try {
+      const b = await openBackend({url: 's3://tiles/from-root', endpoint: server.endpoint}, root)
+      opened.push(b)
+      await b.put('k', Buffer.from('v'))
+      expect((await b.get('k'))?.toString()).to.equal('v')
+    } finally {
+      if (saved.id !== undefined) process.env.AWS_ACCESS_KEY_ID = saved.id
+      if (saved.secret !== undefined) process.env.AWS_SECRET_ACCESS_KEY = saved.secret
+    }
+  })
+
   it('names the bucket when it does not exist', async () => {
     const b = s3('no-such-bucket', '')
     const err = await b.get('x').then(() => null, (e: unknown) => e)

@@ -37,6 +37,10 @@ describe('the CLI as a subprocess (README quick start)', function () {
 
     const remote = path.join(tmpDir('cli-remote'), 'tiles')
     expect(cli(dir, ['remote', 'add', 'origin', remote]).code).to.equal(0)
+    // A branch the remote does not have yet reads "none", with no brackets inside brackets.
+    const wouldPush = cli(dir, ['push', '--dry-run']).stdout
+    expect(wouldPush).to.match(/\(none -> [0-9a-f]{10}\)\.$/m)
+    expect(wouldPush).to.not.contain('((')
     const pushed = cliJson<{objects: number}>(dir, ['push'])
     expect(pushed.objects).to.be.greaterThan(30)
     const target = path.join(tmpDir('cli-clone'), 'copy')
@@ -57,6 +61,34 @@ describe('the CLI as a subprocess (README quick start)', function () {
     const json = cli(dir, ['checkout', 'nope', '--json'])
     expect(json.code).to.equal(1)
     expect(JSON.parse(json.stdout).error.code).to.equal('UNKNOWN_REVISION')
+  })
+
+  it('parse errors are one line with exit code 1, a stable code under --json, and the nearest command or flag', () => {
+    const {dir} = makeProject()
+    cli(dir, ['init'])
+    const oneLine = (args: string[]): string => {
+      const r = cli(dir, args)
+      expect(r.code, args.join(' ')).to.equal(1)
+      expect(r.stdout, args.join(' ')).to.equal('')
+      const lines = r.stderr.trim().split('\n')
+      expect(lines, args.join(' ')).to.have.length(1)
+      return lines[0]
+    }
+    const codeOf = (args: string[]): string => {
+      const r = cli(dir, [...args, '--json'])
+      expect(r.code, args.join(' ')).to.equal(1)
+      return (JSON.parse(r.stdout) as {error: {code: string}}).error.code
+    }
+    expect(oneLine(['comit'])).to.equal('tilesync: "comit" is not a tilesync command (did you mean `tilesync commit`? See `tilesync --help`)')
+    expect(codeOf(['comit'])).to.equal('UNKNOWN_COMMAND')
+    expect(oneLine(['remote', 'ad', 'origin', '/tmp/x'])).to.contain('did you mean `tilesync remote add`?')
+    expect(oneLine(['xyzzy'])).to.not.contain('did you mean')
+    expect(oneLine(['status', '--recan'])).to.equal('tilesync: unknown flag --recan for `tilesync status` (did you mean --rescan? see `tilesync status --help`)')
+    expect(codeOf(['status', '--recan'])).to.equal('UNKNOWN_FLAG')
+    expect(oneLine(['commit'])).to.equal('tilesync: `tilesync commit` needs --message (-m) (see `tilesync commit --help`)')
+    expect(codeOf(['commit'])).to.equal('MISSING_ARGUMENT')
+    expect(oneLine(['diff', 'a', 'b', 'c'])).to.contain('unexpected argument')
+    expect(codeOf(['diff', 'a', 'b', 'c'])).to.equal('BAD_ARGUMENT')
   })
 
   it('every command has --help with examples', () => {

@@ -16,5 +16,11 @@ describe('npm run demo', function () {
     expect(r.stdout).to.contain('The clone equals the original.')
     for (const step of ['$ tilesync init', '$ tilesync status', '$ tilesync diff HEAD~1 HEAD', '$ tilesync checkout HEAD~1', '$ tilesync push origin', '$ tilesync clone']) expect(r.stdout).to.contain(step)
     expect(fs.existsSync(path.join(out, 'tile-0-0.png'))).to.equal(true)
+    // The real shape: the queue left out (and untouched by checkout), a layer the app added, a NULL blob.
+    expect(r.stdout).to.contain('generation_queue looks like a work queue or log')
+    expect(r.stdout).to.contain('schema: column dark_mode added (image layer)')
+    expect(r.stdout).to.match(/M tile 1,-1 +dark_mode removed \(was /)
+    expect(r.stdout).to.contain('dark_mode removed from tile 1,-1')
+    expect(r.stdout).to.match(/cloned work queue: +0 items/)
   })
 })

@@ -151,11 +151,14 @@ describe('gc', () => {
     fs.writeFileSync(path.join(ws.repo.layout.tmp, 'killed.tmp'), 'x')
     ageObjects(ws.repo.layout.dir)
     const fresh = await ws.repo.store.put(randomBytes(50))
+    fs.writeFileSync(path.join(ws.repo.layout.tmp, 'being-written.tmp'), 'yy')
 
     const dry = await gc(ws, {dryRun: true})
     expect(dry.removed.objects).to.equal(5)
     expect(dry.tmp.files).to.equal(1)
+    expect(dry.youngTmp).to.deep.equal({files: 1, bytes: 2})
     expect(dry.young.objects).to.equal(1)
+    expect(cli(ws.repo.root, ['gc', '--dry-run']).stdout).to.contain('Would keep 1 temp file(s) (2 B) younger than 1h')
     for (const id of junk) expect(await ws.repo.store.has(id)).to.equal(true)
 
     const r = cliJson<{removed: {objects: number}; tmp: {files: number}}>(ws.repo.root, ['gc'])

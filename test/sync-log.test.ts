@@ -86,7 +86,7 @@ describe('sync log: every push, pull, fetch and clone in .tilesync/sync-log.json
     expect(last.stdout.trim()).to.match(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ  push +origin\/main  .*error: remote moved: origin\/main has commits you do not have; pull first/)
     const all = cli(bDir, ['remote', 'log'])
     expect(all.stdout.trim().split('\n').map((l) => l.split(/\s+/)[2])).to.deep.equal(['clone', 'push', 'pull', 'push', 'push'])
-    expect(all.stdout).to.match(/clone +origin\/main +\(none\) -> [0-9a-f]{10} +\d+ objects, [\d.]+ KiB +\d+ ms +ok/)
+    expect(all.stdout).to.match(/clone +origin\/main +none -> [0-9a-f]{10} +\d+ objects, [\d.]+ KiB +\d+ ms +ok/)
     const json = cliJson<{entries: SyncLogEntry[]}>(bDir, ['remote', 'log', 'origin'])
     expect(json.entries.map((e) => e.result)).to.deep.equal(['ok', 'error', 'ok', 'ok', 'error'])
     expect(json.entries[4].error).to.contain('remote moved')

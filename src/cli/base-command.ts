@@ -1,7 +1,9 @@
 import {Command} from '@oclif/core'
 
-import {isTilesyncError} from '../core/errors.js'
+import {isTilesyncError, type TilesyncError} from '../core/errors.js'
 import {Workspace} from '../workspace/workspace.js'
+import {errorJson} from './print-error.js'
+import {parseErrorOf} from './parse-errors.js'
 
 /**
  * Base for every command: commands parse flags, call the library and return data. oclif
@@ -22,15 +24,19 @@ export abstract class TilesyncCommand extends Command {
   }
 
   protected override async catch(err: Error & {exitCode?: number}): Promise<unknown> {
-    if (isTilesyncError(err)) {
-      const payload = {code: err.code, message: err.message, hint: err.hint, ...(err.data ? {data: err.data} : {})}
+    // A mistyped flag or a missing argument is an expected failure like any other.
+    const known: TilesyncError | undefined = isTilesyncError(err) ? err : parseErrorOf(err, {
+      name: (this.id ?? '').replaceAll(':', ' '),
+      flags: this.ctor.flags ?? {},
+    })
+    if (known) {
       process.exitCode = 1
       if (this.jsonEnabled()) {
-        this.logJson({status: 'error', error: payload})
+        this.logJson(errorJson(known))
         return
       }
       // Expected failures are one line on stderr, no stack trace, no wrapping.
-      process.stderr.write(`tilesync: ${err.oneLine}\n`)
+      process.stderr.write(`tilesync: ${known.oneLine}\n`)
       return
     }
     return super.catch(err)

@@ -1,6 +1,12 @@
-import type {ChangeSet, RowChangeView} from '../snapshot/change-set.js'
+import type {SchemaChange} from '../snapshot/versioned-schema.js'
+import {type ChangeSet, layerPhrase, type RowChangeView} from '../snapshot/change-set.js'
 
-export const short = (id: string | null | undefined): string => (id ? id.slice(0, 10) : '(none)')
+/**
+ * A commit id as messages show it (its first 10 hex digits). A missing one (a branch that did
+ * not exist yet) is the bare word "none", because these ids mostly sit inside parentheses
+ * already: "(none -> f360a42de9)", never "((none) -> f360a42de9)".
+ */
+export const short = (id: string | null | undefined): string => (id ? id.slice(0, 10) : 'none')
 
 export function formatBytes(n: number): string {
   if (n < 1024) return `${n} B`
@@ -18,10 +24,13 @@ const mark = {added: 'A', modified: 'M', deleted: 'D'} as const
 
 function describeRow(r: RowChangeView): string {
   const parts: string[] = []
+  const ref = (b: {id: string; size: number}): string => `${short(b.id)}, ${formatBytes(b.size)}`
   for (const l of r.layers) {
-    const o = l.old ? `${short(l.old.id)} (${formatBytes(l.old.size)})` : 'NULL'
-    const n = l.new ? `${short(l.new.id)} (${formatBytes(l.new.size)})` : 'NULL'
-    parts.push(r.status === 'modified' ? `${l.layer}: ${o} -> ${n}` : l.layer)
+    if (r.status !== 'modified') parts.push(l.layer)
+    // A NULL blob is a layer taken off the tile, not a changed or deleted tile.
+    else if (l.change === 'removed') parts.push(`${l.layer} removed (was ${ref(l.old!)})`)
+    else if (l.change === 'added') parts.push(`${l.layer} added (${ref(l.new!)})`)
+    else parts.push(`${l.layer}: ${short(l.old!.id)} (${formatBytes(l.old!.size)}) -> ${short(l.new!.id)} (${formatBytes(l.new!.size)})`)
   }
   if (r.columns.length) parts.push(`columns: ${r.columns.join(', ')}`)
   return parts.join('; ')
@@ -41,6 +50,29 @@ export function formatChangeSet(set: ChangeSet, options: {stat?: boolean; limit?
     }
     if (rows.length < t.rows.length) lines.push(`  … ${t.rows.length - rows.length} more (use --json for all)`)
   }
-  if (set.schemaChanged) lines.push('schema changed')
+  for (const c of set.schema) lines.push(`schema: ${describeSchemaChange(c, set)}`)
+  if (set.schemaChanged && set.schema.length === 0) lines.push('schema changed')
   return lines
+}
+
+/** "column dark_mode added (image layer)", "column score added to table metadata", "index idx_x removed". */
+export function describeSchemaChange(c: SchemaChange, set?: Pick<ChangeSet, 'tileTable' | 'layers'>): string {
+  if (c.kind !== 'column') return `${c.kind} ${c.name} ${c.change}`
+  const tile = set?.tileTable
+  const prep = c.change === 'added' ? 'to' : c.change === 'removed' ? 'from' : 'in'
+  const where = c.table === tile ? '' : ` ${prep} table ${c.table}`
+  const layer = set?.layers.includes(c.name) && c.table === tile ? ' (image layer)' : ''
+  return `column ${c.name} ${c.change}${where}${layer}`
+}
+
+/** One line per layer event, as `log --stat` prints them: "dark_mode removed from tile 3,4". */
+export function layerEvents(set: ChangeSet, limit = 20): string[] {
+  const events: string[] = []
+  for (const t of set.tiles) {
+    if (t.status !== 'modified') continue
+    for (const l of t.layers) events.push(layerPhrase(l, t.key))
+  }
+  const shown = events.slice(0, limit)
+  if (events.length > limit) shown.push(`… ${events.length - limit} more`)
+  return shown
 }

@@ -43,6 +43,9 @@ export type ErrorCode =
   | 'DISK_FULL'
   | 'HOSTILE_PATH'
   | 'BAD_DATASET'
+  | 'UNKNOWN_COMMAND'
+  | 'UNKNOWN_FLAG'
+  | 'MISSING_ARGUMENT'
 
 export class TilesyncError extends Error {
   readonly code: ErrorCode

@@ -4,7 +4,7 @@ import {TilesyncError} from '../core/errors.js'
 import {applyToDatabase} from '../db/apply-snapshot.js'
 import {maxSeq, readTrackingState} from '../db/change-tracking.js'
 import {inTransaction} from '../db/transactions.js'
-import {rawChanges} from '../snapshot/change-set.js'
+import {rawChanges, sameContent} from '../snapshot/change-set.js'
 import {saveWorking} from '../workspace/save-working.js'
 import {markBaseline, type Workspace} from '../workspace/workspace.js'
 import {sameTables, type TreeState} from '../snapshot/tree-state.js'
@@ -12,6 +12,8 @@ import {layerFolders, LIMITS, MANIFEST_PATH} from './layout.js'
 import {parseManifest} from './manifest.js'
 import {Md5Cache} from './md5-cache.js'
 import {restoreDataset} from './restore.js'
+import {copyBesideDatabase, type PipelineImport, pipelineTarget, readPipelineFiles} from './import-pipeline.js'
+import {isPipelineLayout} from './pipeline-layout.js'
 import {DirectorySource} from './source.js'
 
 export interface ImportOptions {
@@ -22,8 +24,11 @@ export interface ImportOptions {
 
 export interface ImportResult {
   dir: string
-  /** exact: rebuilt from tilesync/ and verified; edited: generations.csv was changed with other tools. */
-  mode: 'exact' | 'edited'
+  /**
+   * exact: rebuilt from tilesync/ and verified; edited: generations.csv was changed with other
+   * tools; pipeline: the generation pipeline's own export (generations/ + generations.csv).
+   */
+  mode: 'exact' | 'edited' | 'pipeline'
   snapshot: string
   /** The commit the dataset was exported from (exact mode). */
   commit: string | null
@@ -34,6 +39,8 @@ export interface ImportResult {
   unchanged: boolean
   /** Commit holding the uncommitted changes that --force overwrote, if any. */
   savedAs: string | null
+  /** In pipeline mode: tiles updated and added, metadata and files beside the database. */
+  pipeline?: PipelineImport
 }
 
 /**
@@ -45,6 +52,7 @@ export interface ImportResult {
  */
 export async function importDataset(ws: Workspace, options: ImportOptions): Promise<ImportResult> {
   const src = await DirectorySource.open(options.dir)
+  if (isPipelineLayout(src.files)) return importPipelineExport(ws, src, options.force ?? false)
   const {state: headState} = await ws.headState()
   let layerColumns: string[]
   if (src.files.has(MANIFEST_PATH)) {
@@ -66,11 +74,35 @@ export async function importDataset(ws: Workspace, options: ImportOptions): Prom
       hint: 'import into a repository of the same database, or clone it afresh',
     })
   }
-  const result = await writeTarget(ws, target, options.force ?? false)
+  const result = await writeTarget(ws, async () => target, options.force ?? false)
   return {dir: src.root, mode: restored.mode, snapshot: target.snapshotId, commit: restored.commit?.id ?? null, tiles: restored.tiles, ...result}
 }
 
-async function writeTarget(ws: Workspace, target: TreeState, force: boolean): Promise<Pick<ImportResult, 'rowsWritten' | 'rowsDeleted' | 'unchanged' | 'savedAs'>> {
+/**
+ * The pipeline's own export: every file checked and every image verified first, then the
+ * listed tiles' generation images written into the database (additively) in one transaction,
+ * then its JSON files copied beside the database.
+ */
+async function importPipelineExport(ws: Workspace, src: DirectorySource, force: boolean): Promise<ImportResult> {
+  const files = await readPipelineFiles(src, ws.repo.store, await Md5Cache.open(ws.repo))
+  let stats: Omit<PipelineImport, 'copied'> | undefined
+  let snapshot = ''
+  const result = await writeTarget(ws, async (base) => {
+    const built = await pipelineTarget(ws, base, files, src.label)
+    stats = built.stats
+    snapshot = built.state.snapshotId
+    return built.state
+  }, force)
+  const copied = await copyBesideDatabase(ws, files)
+  return {dir: src.root, mode: 'pipeline', snapshot, commit: null, tiles: files.records.length, ...result, pipeline: {...stats!, copied}}
+}
+
+/**
+ * Writes the target into the database in one transaction after the dirty check. `build`
+ * gets what the target is made from: the database's own state, or HEAD's when --force
+ * overwrites uncommitted changes.
+ */
+async function writeTarget(ws: Workspace, build: (base: TreeState) => Promise<TreeState>, force: boolean): Promise<Pick<ImportResult, 'rowsWritten' | 'rowsDeleted' | 'unchanged' | 'savedAs'>> {
   return ws.repo.withLock('import', async () => {
     if (existsSync(ws.repo.layout.mergeState)) {
       throw new TilesyncError('MERGE_IN_PROGRESS', 'a merge is in progress', {hint: 'finish it with `tilesync merge --ours|--theirs` or run `tilesync merge --abort`'})
@@ -84,7 +116,7 @@ async function writeTarget(ws: Workspace, target: TreeState, force: boolean): Pr
         const working = await ws.scan(db, {store: true})
         if (working.tracking.installed && !working.tracking.used) markBaseline(db, working.state.snapshotId, working.tracking.upTo)
         let savedAs: string | null = null
-        if (headId !== null && !sameTables(headState, working.state)) {
+        if (headId !== null && !(await sameContent(headState, working.state, ws.reader))) {
           if (!force) {
             throw new TilesyncError('DIRTY', 'the database has uncommitted changes', {
               hint: 'commit them first (`tilesync commit -m ...`), or pass --force to overwrite them (they are saved first)',
@@ -92,9 +124,10 @@ async function writeTarget(ws: Workspace, target: TreeState, force: boolean): Pr
           }
           savedAs = await saveWorking(ws, working.state, headId)
         }
+        const target = await build(savedAs ? headState : working.state)
         const changes = await rawChanges(working.state, target, ws.reader)
         const unchanged = sameTables(working.state, target)
-        const applied = await applyToDatabase(db, {changes, targetSchema: target.snapshot.schema, targetTables: target.tables}, ws.reader)
+        const applied = await applyToDatabase(db, {changes, targetSchema: target.snapshot.schema, targetTables: target.tables, ignore: ws.ignoreRules()}, ws.reader)
         markBaseline(db, target.snapshotId, readTrackingState(db).installed ? maxSeq(db) : 0)
         return {rowsWritten: applied.rowsWritten, rowsDeleted: applied.rowsDeleted, unchanged, savedAs}
       })

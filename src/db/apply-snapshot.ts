@@ -1,12 +1,17 @@
 import type {Statement} from 'better-sqlite3'
 import type {RawChanges} from '../snapshot/change-set.js'
+import {type Fallbacks, LayoutPair, type TypedCell} from '../snapshot/layout-compare.js'
 import type {BlobRef, Cell, Row, SchemaEntry, TableTree} from '../snapshot/model.js'
-import {cellsEqual} from '../snapshot/rows.js'
 import type {TreeReader} from '../snapshot/tree-reader.js'
 import type {ObjectReader} from '../store/object-store.js'
-import {quoteIdent, readSchema} from './introspect.js'
+import {columnDefaults} from '../snapshot/column-defaults.js'
+import {ignoredInSnapshot, IgnoreRules} from '../snapshot/ignore-rules.js'
+import {quoteIdent, readSchema, tableColumns} from './introspect.js'
 import type {Db} from './open-database.js'
+import {parseCreateTable} from '../snapshot/schema-text.js'
+import {planTable, type TablePlan} from './table-migration.js'
 import {inTransaction} from './transactions.js'
+import {touchesColumns} from '../snapshot/versioned-schema.js'
 
 export interface ApplyPlan {
   /** Row changes per table, from the database's current state to the target. */
@@ -15,6 +20,14 @@ export interface ApplyPlan {
   targetSchema?: SchemaEntry[]
   /** Target tables (needed when a table must be recreated). */
   targetTables?: Map<string, TableTree>
+  /**
+   * What the repository leaves out of versioning. Ignored tables are never dropped, altered or
+   * written (one the database lacks is created, empty, from the target's schema, so the app
+   * starts); ignored columns are never written and never cause a table to be rebuilt. Tables
+   * and columns the target itself did not record (they were ignored when it was committed)
+   * are left alone the same way.
+   */
+  ignore?: IgnoreRules
 }
 
 export interface ApplyResult {
@@ -23,7 +36,48 @@ export interface ApplyResult {
   tablesRecreated: string[]
 }
 
+/** What the schema part of a checkout does, decided before anything is written (shared with --dry-run). */
+export interface SchemaPlan {
+  /** Ignored here: the repository's rules plus what the target did not record. */
+  rules: IgnoreRules
+  /** Tables that exist in the database and in the target, and how each is brought in line. */
+  tables: Map<string, TablePlan>
+  /** Versioned tables of the database the target lacks. */
+  drop: string[]
+  /** Tables of the target the database lacks (ignored ones included: they are created empty). */
+  create: string[]
+}
+
+export function planSchema(current: SchemaEntry[], plan: Pick<ApplyPlan, 'targetSchema' | 'targetTables' | 'ignore'>): SchemaPlan {
+  const rules = (plan.ignore ?? IgnoreRules.NONE).union(plan.targetSchema ? ignoredInSnapshot(plan.targetSchema, plan.targetTables ?? new Map()) : undefined)
+  const out: SchemaPlan = {rules, tables: new Map(), drop: [], create: []}
+  if (!plan.targetSchema) return out
+  const target = plan.targetSchema
+  const tableSql = (list: SchemaEntry[], name: string): string | undefined => list.find((e) => e.type === 'table' && e.name === name)?.sql
+  for (const e of current.filter((e) => e.type === 'table')) {
+    if (rules.tableIgnored(e.name)) continue
+    if (tableSql(target, e.name) === undefined) out.drop.push(e.name)
+  }
+  for (const e of target.filter((e) => e.type === 'table')) {
+    const sql = tableSql(current, e.name)
+    if (sql === undefined) out.create.push(e.name)
+    else if (!rules.tableIgnored(e.name)) {
+      // A virtual table's definition is compared as a whole, as before.
+      out.tables.set(e.name, /^\s*CREATE\s+VIRTUAL\s/i.test(e.sql) ? (sql === e.sql ? {action: 'keep'} : {action: 'recreate'}) : planTable(sql, e.sql, rules.columnsOf(e.name)))
+    }
+  }
+  return out
+}
+
+/** Whether a schema entry belongs to what is left alone (an ignored table's index or trigger, an index on an ignored column). */
+function leftAlone(e: SchemaEntry, rules: IgnoreRules): boolean {
+  if (rules.tableIgnored(e.tblName)) return true
+  const cols = rules.columnsOf(e.tblName)
+  return e.type === 'index' && cols.size > 0 && touchesColumns(e.sql, cols)
+}
+
 const colRef = (table: TableTree, i: number): string => (table.keyKind === 'rowid' && i === 0 ? 'rowid' : quoteIdent(table.columns[i].name))
+const nameRef = (name: string): string => (name === 'rowid' ? 'rowid' : quoteIdent(name))
 
 async function bindValue(type: string, value: Cell, blobs: ObjectReader): Promise<unknown> {
   switch (type) {
@@ -34,6 +88,34 @@ async function bindValue(type: string, value: Cell, blobs: ObjectReader): Promis
     case 'b': return blobs.get((value as BlobRef).id)
     default: throw new TypeError(`unknown cell type ${type}`)
   }
+}
+
+/** The stored columns a table has now (with the rowid for rowid-keyed tables), minus ignored ones. */
+function writableColumns(db: Db, table: string, shape: TableTree | null, rules: IgnoreRules): Set<string> {
+  const cols = new Set(tableColumns(db, table).filter((c) => c.hidden === 0).map((c) => c.name))
+  for (const c of rules.columnsOf(table)) cols.delete(c)
+  if (shape?.keyKind === 'rowid') cols.add('rowid')
+  return cols
+}
+
+/** What a column holds when a layout lacks it: the target's default, else the database's. */
+export function fallbacksFor(table: string, targetSchema: SchemaEntry[] | undefined, current: SchemaEntry[]): Fallbacks {
+  const out = new Map<string, TypedCell>()
+  for (const list of [targetSchema ?? [], current]) {
+    const sql = list.find((e) => e.type === 'table' && e.name === table)?.sql
+    if (sql) for (const [k, v] of columnDefaults(sql)) if (!out.has(k)) out.set(k, v)
+  }
+  return out
+}
+
+/**
+ * The cells an update writes: columns the table has (not ignored) whose value differs between
+ * the database's row (`before` layout) and the target's (`after` layout), compared by name.
+ * Shared with --dry-run so both count the same rows.
+ */
+export function cellsToWrite(before: TableTree | null, after: TableTree, old: Row, neu: Row, writable: ReadonlySet<string>, fallbacks: Fallbacks): Array<{name: string; cell: TypedCell}> {
+  const pair = new LayoutPair(before ?? {columns: []}, after, {fallbacks})
+  return pair.changed(old, neu).filter((n) => writable.has(n)).map((name) => ({name, cell: pair.cellB(neu, name)}))
 }
 
 /**
@@ -47,7 +129,11 @@ export async function applyToDatabase(db: Db, plan: ApplyPlan, reader: TreeReade
   const result: ApplyResult = {rowsWritten: 0, rowsDeleted: 0, tablesRecreated: []}
   await inTransaction(db, 'write', async () => {
     const current = readSchema(db)
+    const schemaPlan = planSchema(current, plan)
+    const rules = schemaPlan.rules
     const recreate = new Set<string>()
+    const restorers = new Map<string, () => void>()
+    const created = new Set<string>()
     const deferred: SchemaEntry[] = []
     if (plan.targetSchema) {
       const target = plan.targetSchema
@@ -55,21 +141,28 @@ export async function applyToDatabase(db: Db, plan: ApplyPlan, reader: TreeReade
       // Triggers are dropped and recreated around the row writes so user triggers cannot fire
       // on a restore; changed indexes and views are replaced.
       // Unchanged indexes stay (rebuilding one means scanning the whole table).
+      // What belongs to ignored tables and columns is never touched.
       for (const e of current.filter((e) => e.type !== 'table')) {
+        if (leftAlone(e, rules)) continue
         if (e.type === 'trigger' || sqlOf(target, e.type, e.name) !== e.sql) db.exec(`DROP ${e.type.toUpperCase()} IF EXISTS ${quoteIdent(e.name)}`)
       }
-      deferred.push(...target.filter((e) => e.type !== 'table'))
-      for (const e of current.filter((e) => e.type === 'table')) {
-        if (sqlOf(target, 'table', e.name) === undefined) db.exec(`DROP TABLE ${quoteIdent(e.name)}`)
+      for (const name of schemaPlan.drop) db.exec(`DROP TABLE ${quoteIdent(name)}`)
+      for (const name of schemaPlan.create) {
+        db.exec(sqlOf(target, 'table', name)!)
+        created.add(name)
+        if (!rules.tableIgnored(name)) recreate.add(name)
       }
-      for (const e of target.filter((e) => e.type === 'table')) {
-        if (sqlOf(current, 'table', e.name) === e.sql) continue
-        db.exec(`DROP TABLE IF EXISTS ${quoteIdent(e.name)}`)
-        db.exec(e.sql)
-        recreate.add(e.name)
+      deferred.push(...target.filter((e) => e.type !== 'table' && (created.has(e.tblName) || !leftAlone(e, rules))))
+      for (const [name, tablePlan] of schemaPlan.tables) {
+        const targetSql = sqlOf(target, 'table', name)!
+        if (tablePlan.action === 'alter' && alterTable(db, name, tablePlan)) continue
+        if (tablePlan.action === 'keep') continue
+        restorers.set(name, rebuildTable(db, name, targetSql, current, rules, plan.targetTables?.get(name)))
+        recreate.add(name)
       }
     } else {
       for (const e of current.filter((e) => e.type === 'trigger')) {
+        if (leftAlone(e, rules)) continue
         db.exec(`DROP TRIGGER IF EXISTS ${quoteIdent(e.name)}`)
         deferred.push(e)
       }
@@ -78,7 +171,9 @@ export async function applyToDatabase(db: Db, plan: ApplyPlan, reader: TreeReade
     for (const name of recreate) {
       const table = plan.targetTables?.get(name)
       if (!table) continue
-      const insert = insertStatement(db, table)
+      const writable = writableColumns(db, name, table, rules)
+      const cols = table.columns.map((c, i) => ({i, name: c.name})).filter((c) => writable.has(c.name))
+      const insert = db.prepare(`INSERT INTO ${quoteIdent(name)} (${cols.map((c) => colRef(table, c.i)).join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`)
       // Blobs of the next rows are read while the current one is inserted.
       const ahead: Array<Promise<unknown[]>> = []
       const flushOne = async (): Promise<void> => {
@@ -87,48 +182,51 @@ export async function applyToDatabase(db: Db, plan: ApplyPlan, reader: TreeReade
         onRow?.()
       }
       for await (const row of reader.rows(table)) {
-        const values = Promise.all(row.values.map((v, i) => bindValue(row.types[i], v, reader.objects)))
+        const values = Promise.all(cols.map((c) => bindValue(row.types[c.i], row.values[c.i], reader.objects)))
         values.catch(() => {})
         ahead.push(values)
         if (ahead.length > 8) await flushOne()
       }
       while (ahead.length > 0) await flushOne()
+      restorers.get(name)?.()
       result.tablesRecreated.push(name)
     }
 
     for (const [name, {before, after, changes}] of plan.changes) {
-      if (recreate.has(name) || changes.length === 0) continue
-      const shape = (after ?? before)!
+      if (recreate.has(name) || changes.length === 0 || rules.tableIgnored(name)) continue
       if (plan.targetSchema && !plan.targetSchema.some((e) => e.type === 'table' && e.name === name)) continue
-      const where = shape.key.map((i) => `${colRef(shape, i)} IS ?`).join(' AND ')
-      const del = db.prepare(`DELETE FROM ${quoteIdent(name)} WHERE ${where}`)
-      const keyValues = (row: Row): Promise<unknown[]> => Promise.all(shape.key.map((i) => bindValue(row.types[i], row.values[i], reader.objects)))
+      // A table the target did not record rows of (it was ignored then) is left as it is.
+      if (plan.targetSchema && !after) continue
+      const shapeOld = (before ?? after)!
+      const writable = writableColumns(db, name, after ?? before, rules)
+      const fallbacks = fallbacksFor(name, plan.targetSchema, current)
+      const keyWhere = (t: TableTree): string => t.key.map((i) => `${colRef(t, i)} IS ?`).join(' AND ')
+      const keyValues = (t: TableTree, row: Row): Promise<unknown[]> => Promise.all(t.key.map((i) => bindValue(row.types[i], row.values[i], reader.objects)))
+      const del = db.prepare(`DELETE FROM ${quoteIdent(name)} WHERE ${keyWhere(shapeOld)}`)
       // Deletes first, then updates, then inserts, so a key freed by one row can be taken by another.
       for (const c of changes) {
         if (c.old && !c.new) {
-          del.run(...(await keyValues(c.old)))
+          del.run(...(await keyValues(shapeOld, c.old)))
           result.rowsDeleted++
           onRow?.()
         }
       }
       for (const c of changes) {
         if (!c.old || !c.new) continue
-        const changed: number[] = []
-        for (let i = 0; i < shape.columns.length; i++) {
-          if (c.old.types[i] !== c.new.types[i] || !cellsEqual(c.new.types[i], c.old.values[i], c.new.values[i])) changed.push(i)
-        }
-        if (changed.length === 0) continue
-        const sql = `UPDATE ${quoteIdent(name)} SET ${changed.map((i) => `${colRef(shape, i)} = ?`).join(', ')} WHERE ${where}`
-        const values = await Promise.all(changed.map((i) => bindValue(c.new!.types[i], c.new!.values[i], reader.objects)))
-        db.prepare(sql).run(...values, ...(await keyValues(c.old)))
+        const cells = cellsToWrite(before, after!, c.old, c.new, writable, fallbacks)
+        if (cells.length === 0) continue
+        const sql = `UPDATE ${quoteIdent(name)} SET ${cells.map((x) => `${nameRef(x.name)} = ?`).join(', ')} WHERE ${keyWhere(shapeOld)}`
+        const values = await Promise.all(cells.map((x) => bindValue(x.cell.type, x.cell.value, reader.objects)))
+        db.prepare(sql).run(...values, ...(await keyValues(shapeOld, c.old)))
         result.rowsWritten++
         onRow?.()
       }
-      const insert = insertStatement(db, shape)
+      if (!after) continue
+      const insert = insertStatement(db, after, writable)
       for (const c of changes) {
         if (c.old || !c.new) continue
         const row = c.new
-        insert.run(...(await Promise.all(row.values.map((v, i) => bindValue(row.types[i], v, reader.objects)))))
+        insert.statement.run(...(await Promise.all(insert.columns.map((i) => bindValue(row.types[i], row.values[i], reader.objects)))))
         result.rowsWritten++
         onRow?.()
       }
@@ -139,7 +237,60 @@ export async function applyToDatabase(db: Db, plan: ApplyPlan, reader: TreeReade
   return result
 }
 
-function insertStatement(db: Db, table: TableTree): Statement<unknown[]> {
-  const cols = table.columns.map((_, i) => colRef(table, i))
-  return db.prepare(`INSERT INTO ${quoteIdent(table.name)} (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`)
+/**
+ * ALTER TABLE DROP / ADD COLUMN inside a savepoint; false (and nothing changed) when SQLite
+ * refuses one (a column in an index or a view, a NOT NULL column without default, ...), and
+ * the caller rebuilds the table instead.
+ */
+function alterTable(db: Db, name: string, plan: Extract<TablePlan, {action: 'alter'}>): boolean {
+  db.exec('SAVEPOINT tilesync_alter')
+  try {
+    for (const col of plan.drop) db.exec(`ALTER TABLE ${quoteIdent(name)} DROP COLUMN ${quoteIdent(col)}`)
+    for (const col of plan.add) db.exec(`ALTER TABLE ${quoteIdent(name)} ADD COLUMN ${col.text}`)
+    db.exec('RELEASE tilesync_alter')
+    return true
+  } catch {
+    db.exec('ROLLBACK TO tilesync_alter')
+    db.exec('RELEASE tilesync_alter')
+    return false
+  }
+}
+
+const KEEP_TABLE = 'temp."_tilesync_keep"'
+
+/**
+ * Drops a table and creates it from the target's statement. The values of its ignored
+ * columns are kept aside (by row key), to be put back by the returned function once the
+ * target's rows are in, with the app's indexes on them: a rebuild for a versioned reason
+ * still leaves ignored data as it was.
+ */
+function rebuildTable(db: Db, name: string, targetSql: string, current: SchemaEntry[], rules: IgnoreRules, target: TableTree | undefined): () => void {
+  const ignored = rules.columnsOf(name)
+  const cols = tableColumns(db, name)
+  const keys = target?.keyKind === 'rowid' ? ['rowid'] : cols.filter((c) => c.pk > 0).sort((a, b) => a.pk - b.pk).map((c) => c.name)
+  const kept = keys.length > 0 ? cols.filter((c) => c.hidden === 0 && ignored.has(c.name)).map((c) => c.name) : []
+  const keepIndexes = current.filter((e) => e.type === 'index' && e.tblName === name && leftAlone(e, rules))
+  const currentSql = current.find((e) => e.type === 'table' && e.name === name)?.sql ?? ''
+  const defs = new Map((parseCreateTable(currentSql)?.columns ?? []).map((c) => [c.name, c.text]))
+  db.exec(`DROP TABLE IF EXISTS ${KEEP_TABLE}`)
+  if (kept.length > 0) db.exec(`CREATE TABLE ${KEEP_TABLE} AS SELECT ${[...keys, ...kept].map(nameRef).join(', ')} FROM ${quoteIdent(name)}`)
+  db.exec(`DROP TABLE ${quoteIdent(name)}`)
+  db.exec(targetSql)
+  const now = new Set(tableColumns(db, name).map((c) => c.name))
+  for (const col of kept) if (!now.has(col) && defs.has(col)) db.exec(`ALTER TABLE ${quoteIdent(name)} ADD COLUMN ${defs.get(col)}`)
+  return () => {
+    if (kept.length > 0) {
+      const match = keys.map((k) => `k.${nameRef(k)} IS ${quoteIdent(name)}.${nameRef(k)}`).join(' AND ')
+      db.exec(`CREATE INDEX temp."_tilesync_keep_key" ON "_tilesync_keep" (${keys.map(nameRef).join(', ')})`)
+      db.exec(`UPDATE ${quoteIdent(name)} SET (${kept.map(nameRef).join(', ')}) = (SELECT ${kept.map((c) => `k.${nameRef(c)}`).join(', ')} FROM ${KEEP_TABLE} k WHERE ${match}) WHERE EXISTS (SELECT 1 FROM ${KEEP_TABLE} k WHERE ${match})`)
+      db.exec(`DROP TABLE ${KEEP_TABLE}`)
+    }
+    for (const ix of keepIndexes) db.exec(ix.sql)
+  }
+}
+
+function insertStatement(db: Db, table: TableTree, writable: ReadonlySet<string>): {statement: Statement<unknown[]>; columns: number[]} {
+  const columns = table.columns.map((c, i) => ({c, i})).filter(({c}) => writable.has(c.name)).map(({i}) => i)
+  const refs = columns.map((i) => colRef(table, i))
+  return {statement: db.prepare(`INSERT INTO ${quoteIdent(table.name)} (${refs.join(', ')}) VALUES (${refs.map(() => '?').join(', ')})`), columns}
 }

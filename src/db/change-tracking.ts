@@ -75,6 +75,25 @@ export function triggersIntact(db: Db, specs: TableSpec[]): boolean {
 }
 
 /**
+ * Tables that carry tilesync's triggers but are not tracked (any more): a table just left out
+ * of versioning (`tilesync ignore`) must not have every write of the app recorded.
+ */
+export function strayTrackedTables(db: Db, specs: TableSpec[]): string[] {
+  const tracked = new Set(specs.filter((s) => isTrackable(db, s)).map((s) => s.name))
+  const rows = db.prepare(`SELECT name, tbl_name AS tbl FROM sqlite_master WHERE type = 'trigger'`).all() as Array<{name: string; tbl: string}>
+  const ours = (r: {name: string; tbl: string}): boolean => (['ins', 'upd', 'del'] as const).some((op) => r.name === triggerName(r.tbl, op))
+  return [...new Set(rows.filter((r) => ours(r) && !tracked.has(r.tbl)).map((r) => r.tbl))].sort()
+}
+
+/** Removes tilesync's triggers from a table and forgets the keys recorded for it, in one short write transaction. */
+export function untrackTable(db: Db, table: string): void {
+  db.transaction(() => {
+    for (const op of ['ins', 'upd', 'del'] as const) db.exec(`DROP TRIGGER IF EXISTS ${quoteIdent(triggerName(table, op))}`)
+    if (tableExists(db, CHANGES_TABLE)) db.prepare(`DELETE FROM ${CHANGES_TABLE} WHERE tbl = ?`).run(table)
+  }).immediate()
+}
+
+/**
  * Installs (or repairs) the tracking table and triggers in one short write transaction and
  * returns the tracking id. The record starts empty with no baseline: the next commit's full
  * scan, which starts after this, establishes one.

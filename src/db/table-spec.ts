@@ -1,6 +1,7 @@
 import {TilesyncError} from '../core/errors.js'
 import type {RepoConfig} from '../repo/config.js'
 import type {ColumnInfo, Partition} from '../snapshot/model.js'
+import {IgnoreRules} from '../snapshot/ignore-rules.js'
 import {listUserTables, tableColumns} from './introspect.js'
 import type {Db} from './open-database.js'
 
@@ -54,19 +55,29 @@ export function detectTileTable(db: Db, wanted?: string): string {
   })
 }
 
-export function resolveTableSpecs(db: Db, config: Pick<RepoConfig, 'tileTable' | 'keyColumns' | 'imageColumns' | 'xyColumns'>): TableSpec[] {
+/** The versioned tables: every user table but those `ignore` names, each without its ignored columns. */
+export function resolveTableSpecs(db: Db, config: Pick<RepoConfig, 'tileTable' | 'keyColumns' | 'imageColumns' | 'xyColumns' | 'ignore'>): TableSpec[] {
   const tables = listUserTables(db)
   if (!tables.includes(config.tileTable)) {
     throw new TilesyncError('TABLE_MISSING', `the database has no table "${config.tileTable}"`, {
       hint: 'check the database path in .tilesync/config.json, or re-run `tilesync init --table NAME`',
     })
   }
-  return tables.map((t) => resolveTableSpec(db, t, t === config.tileTable ? config : undefined))
+  const rules = new IgnoreRules(config.ignore ?? [])
+  if (rules.tableIgnored(config.tileTable)) {
+    throw new TilesyncError('BAD_CONFIG', `the tile table "${config.tileTable}" is listed as ignored`, {hint: `run \`tilesync unignore ${config.tileTable}\``})
+  }
+  return tables.filter((t) => !rules.tableIgnored(t)).map((t) => resolveTableSpec(db, t, t === config.tileTable ? config : undefined, rules.columnsOf(t)))
 }
 
-function resolveTableSpec(db: Db, name: string, tile?: TileTableOptions): TableSpec {
+function resolveTableSpec(db: Db, name: string, tile: TileTableOptions | undefined, ignored: ReadonlySet<string>): TableSpec {
   const all = tableColumns(db, name)
-  const stored = all.filter((c) => c.hidden === 0)
+  for (const c of all) {
+    if (c.pk > 0 && ignored.has(c.name)) {
+      throw new TilesyncError('BAD_CONFIG', `column "${name}.${c.name}" is part of the table's key and cannot be ignored`, {hint: `run \`tilesync unignore ${name}.${c.name}\``})
+    }
+  }
+  const stored = all.filter((c) => c.hidden === 0 && !ignored.has(c.name))
   const pkCols = stored.filter((c) => c.pk > 0).sort((a, b) => a.pk - b.pk).map((c) => c.name)
   const keyNames = tile?.keyColumns?.length ? tile.keyColumns : pkCols
 
@@ -90,7 +101,7 @@ function resolveTableSpec(db: Db, name: string, tile?: TileTableOptions): TableS
   let layers: number[] = []
   let partition: Partition = {kind: 'hash'}
   if (tile) {
-    const layerNames = tile.imageColumns?.length ? tile.imageColumns : columns.filter((c) => isBlobType(c.declType)).map((c) => c.name)
+    const layerNames = tile.imageColumns?.length ? tile.imageColumns.filter((n) => !ignored.has(n)) : columns.filter((c) => isBlobType(c.declType)).map((c) => c.name)
     for (const l of layerNames) {
       if (indexOf(l) < 0) throw new TilesyncError('BAD_ARGUMENT', `table "${name}" has no image column "${l}"`, {hint: 'check --images at `tilesync init`'})
     }

@@ -29,13 +29,20 @@ function tilesync(cwd: string, ...args: string[]): string {
   return text
 }
 
-/** A fingerprint of every row of every user table (not tilesync's own), to show two databases hold the same data. */
-function fingerprint(file: string): string {
+/**
+ * A fingerprint of every row of every versioned table (not tilesync's own, not the ignored
+ * work queue), by column name, to show two databases hold the same data.
+ */
+function fingerprint(file: string, ignored: string[]): string {
   const db = new Database(file, {readonly: true})
   const h = createHash('sha256')
-  const tables = db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND substr(name, 1, 9) != '_tilesync' ORDER BY name`).all() as Array<{name: string}>
+  const tables = (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND substr(name, 1, 9) != '_tilesync' ORDER BY name`).all() as Array<{name: string}>)
+    .filter(({name}) => !ignored.includes(name))
   for (const {name} of tables) {
-    for (const row of db.prepare(`SELECT * FROM "${name}" ORDER BY 1, 2`).raw(true).iterate() as Iterable<unknown[]>) {
+    // By name, in name order: the clone may hold the columns the app added in another order.
+    const byCid = (db.prepare('SELECT name FROM pragma_table_xinfo(?) ORDER BY cid').all(name) as Array<{name: string}>).map((c) => `"${c.name}"`)
+    const cols = [...byCid].sort()
+    for (const row of db.prepare(`SELECT ${cols.join(', ')} FROM "${name}" ORDER BY ${byCid.slice(0, 2).join(', ')}`).raw(true).iterate() as Iterable<unknown[]>) {
       h.update(name)
       for (const v of row) h.update(Buffer.isBuffer(v) ? v : Buffer.from(`${typeof v}:${String(v)}`))
     }
@@ -44,41 +51,79 @@ function fingerprint(file: string): string {
   return h.digest('hex').slice(0, 16)
 }
 
+/** The work queue's rows, to show a checkout leaves them alone. */
+function queueFingerprint(file: string): string {
+  const db = new Database(file, {readonly: true})
+  const rows = db.prepare('SELECT * FROM generation_queue ORDER BY id').raw(true).all()
+  db.close()
+  return `${rows.length} items, ${createHash('sha256').update(JSON.stringify(rows)).digest('hex').slice(0, 12)}`
+}
+
+const ignoredOf = (dir: string): string[] => (JSON.parse(fs.readFileSync(path.join(dir, '.tilesync', 'config.json'), 'utf8')) as {ignore?: string[]}).ignore ?? []
+
 fs.rmSync(out, {recursive: true, force: true})
 fs.mkdirSync(project, {recursive: true})
 console.log(`Building a sample generations database in ${path.join(project, dbRel)} ...`)
-const made = generateDatabase(path.join(project, dbRel), {width: 12, height: 8, imageSize: 128, generationRatio: 0.6, noise: 0.2})
-console.log(`  ${made.quadrants} quadrants, ${made.images} PNG images, ${(made.bytes / 1024 / 1024).toFixed(1)} MiB`)
+// The shape the pipeline really leaves: its work queue in the same file, columns it added at
+// run time (flags, water classification, a water_mask image layer), negative coordinates.
+const made = generateDatabase(path.join(project, dbRel), {
+  width: 12, height: 8, imageSize: 128, generationRatio: 0.6, noise: 0.2, queueItems: 24,
+  runtimeColumns: ['flagged', 'starred', 'water_type', 'is_water', 'water_mask', 'is_reference'], layerRatio: 0.2,
+})
+console.log(`  ${made.quadrants} quadrants, ${made.images} PNG images, ${(made.bytes / 1024 / 1024).toFixed(1)} MiB, a generation_queue table`)
 
 tilesync(project, 'init')
 tilesync(project, 'commit', '-m', 'first snapshot of the city')
 
-console.log('\n# The pipeline generates two tiles, re-renders one and clears another:')
+console.log('\n# The pipeline generates two tiles, re-renders one and clears another; its queue moves on;')
+console.log('# the app adds a dark_mode image layer and fills it for two tiles:')
 const db = new Database(path.join(project, dbRel))
 db.prepare('UPDATE quadrants SET generation = ? WHERE quadrant_x = 0 AND quadrant_y = 0').run(makeTilePng(128, 1001, 0.2))
 db.prepare('UPDATE quadrants SET generation = ? WHERE quadrant_x = 3 AND quadrant_y = -2').run(makeTilePng(128, 1002, 0.2))
 db.prepare('UPDATE quadrants SET render = ?, notes = ? WHERE quadrant_x = -4 AND quadrant_y = 1').run(makeTilePng(128, 1003, 0.2), 're-rendered')
 db.prepare('UPDATE quadrants SET generation = NULL WHERE quadrant_x = 5 AND quadrant_y = 3').run()
 db.prepare(`UPDATE metadata SET value = '4' WHERE key = 'schema_version'`).run()
+db.prepare(`UPDATE generation_queue SET status = 'done', completed_at = 1733300999.5 WHERE status IN ('pending', 'running')`).run()
+db.exec('ALTER TABLE quadrants ADD COLUMN dark_mode BLOB')
+db.prepare('UPDATE quadrants SET dark_mode = ? WHERE quadrant_x = 1 AND quadrant_y = -1').run(makeTilePng(128, 1004, 0.2))
+db.prepare('UPDATE quadrants SET dark_mode = ? WHERE quadrant_x = -2 AND quadrant_y = -3').run(makeTilePng(128, 1005, 0.2))
 db.close()
 
 tilesync(project, 'status')
-tilesync(project, 'commit', '-m', 'night run: 2 tiles generated, 1 re-rendered')
+tilesync(project, 'commit', '-m', 'night run: 2 tiles generated, 1 re-rendered, dark mode started')
 tilesync(project, 'diff', 'HEAD~1', 'HEAD')
 tilesync(project, 'log', '--oneline')
-const latest = fingerprint(path.join(project, dbRel))
+const queueBefore = queueFingerprint(path.join(project, dbRel))
 tilesync(project, 'checkout', 'HEAD~1')
 tilesync(project, 'checkout', 'main')
+const queueAfter = queueFingerprint(path.join(project, dbRel))
+console.log(`\nwork queue before the checkouts: ${queueBefore}`)
+console.log(`work queue after the checkouts:  ${queueAfter}`)
+if (queueBefore !== queueAfter) {
+  console.error('A checkout changed the ignored work queue.')
+  process.exit(1)
+}
+
+console.log('\n# Setting an image to NULL takes that layer off the tile (the tile stays):')
+const db2 = new Database(path.join(project, dbRel))
+db2.prepare('UPDATE quadrants SET dark_mode = NULL WHERE quadrant_x = 1 AND quadrant_y = -1').run()
+db2.close()
+tilesync(project, 'diff')
+tilesync(project, 'commit', '-m', 'no dark mode for 1,-1 yet')
+tilesync(project, 'log', '--stat', '-n', '2')
+const latest = fingerprint(path.join(project, dbRel), ignoredOf(project))
 tilesync(project, 'show', 'HEAD', '--tile', '0,0', '--layer', 'generation', '-o', path.join(out, 'tile-0-0.png'))
 
 tilesync(project, 'remote', 'add', 'origin', remote)
 tilesync(project, 'push', 'origin')
 tilesync(out, 'clone', remote, cloneDir)
+tilesync(cloneDir, 'status')
 
-const original = fingerprint(path.join(project, dbRel))
-const cloned = fingerprint(path.join(cloneDir, dbRel))
+const original = fingerprint(path.join(project, dbRel), ignoredOf(project))
+const cloned = fingerprint(path.join(cloneDir, dbRel), ignoredOf(cloneDir))
 console.log(`\noriginal database fingerprint: ${original}`)
 console.log(`cloned database fingerprint:   ${cloned}`)
+console.log(`cloned work queue:             ${queueFingerprint(path.join(cloneDir, dbRel))} (ignored: created empty, so the app starts)`)
 if (original !== cloned || original !== latest) {
   console.error('The clone differs from the original.')
   process.exit(1)

@@ -1,41 +1,40 @@
-import {readSchema} from '../db/introspect.js'
+import {cellsToWrite, fallbacksFor, planSchema} from '../db/apply-snapshot.js'
+import type {IgnoreRules} from '../snapshot/ignore-rules.js'
+import {readSchema, tableColumns} from '../db/introspect.js'
 import type {Db} from '../db/open-database.js'
-import type {Row, SchemaEntry, TableTree} from '../snapshot/model.js'
-import {cellsEqual} from '../snapshot/rows.js'
+import {columnsAfter} from '../db/table-migration.js'
+import type {SchemaEntry, TableTree} from '../snapshot/model.js'
 import type {RawChanges} from '../snapshot/change-set.js'
 
 /**
  * The row counts applyToDatabase would report for the same plan, computed without writing:
- * tables whose CREATE statement differs are recreated (every target row written), then per
- * table deletes, updates of rows with at least one differing cell, and inserts.
+ * tables whose definition must be rebuilt are recreated (every target row written), tables
+ * that only gain or lose columns are altered in place; then per table deletes, updates of
+ * rows with at least one differing cell, and inserts. Ignored tables and columns count for
+ * nothing, as they are written by nothing.
  */
-export function previewApply(db: Db, changes: RawChanges, targetSchema: SchemaEntry[] | undefined, targetTables: Map<string, TableTree>): {rowsWritten: number; rowsDeleted: number; tablesRecreated: string[]} {
+export function previewApply(db: Db, changes: RawChanges, targetSchema: SchemaEntry[] | undefined, targetTables: Map<string, TableTree>, ignore?: IgnoreRules): {rowsWritten: number; rowsDeleted: number; tablesRecreated: string[]} {
   const current = readSchema(db)
-  const recreate: string[] = []
-  if (targetSchema) {
-    for (const e of targetSchema.filter((t) => t.type === 'table')) {
-      if (current.find((c) => c.type === 'table' && c.name === e.name)?.sql !== e.sql) recreate.push(e.name)
-    }
-  }
+  const plan = planSchema(current, {targetSchema, targetTables, ignore})
+  const rules = plan.rules
+  const recreate = [...plan.create.filter((n) => !rules.tableIgnored(n)), ...[...plan.tables].filter(([, p]) => p.action === 'recreate').map(([n]) => n)]
   let rowsWritten = 0
   let rowsDeleted = 0
   for (const name of recreate) rowsWritten += targetTables.get(name)?.rowCount ?? 0
   for (const [name, {before, after, changes: list}] of changes) {
-    if (recreate.includes(name) || list.length === 0) continue
+    if (recreate.includes(name) || list.length === 0 || rules.tableIgnored(name)) continue
     if (targetSchema && !targetSchema.some((e) => e.type === 'table' && e.name === name)) continue
-    const shape = (after ?? before)!
+    if (targetSchema && !after) continue
+    const tablePlan = plan.tables.get(name) ?? {action: 'keep' as const}
+    const stored = tableColumns(db, name).filter((c) => c.hidden === 0).map((c) => c.name)
+    const writable = new Set(columnsAfter(stored, tablePlan, []).filter((c) => !rules.columnsOf(name).has(c)))
+    if ((after ?? before)?.keyKind === 'rowid') writable.add('rowid')
+    const fallbacks = fallbacksFor(name, targetSchema, current)
     for (const c of list) {
       if (c.old && !c.new) rowsDeleted++
       else if (!c.old && c.new) rowsWritten++
-      else if (c.old && c.new && differs(shape, c.old, c.new)) rowsWritten++
+      else if (c.old && c.new && cellsToWrite(before, after!, c.old, c.new, writable, fallbacks).length > 0) rowsWritten++
     }
   }
   return {rowsWritten, rowsDeleted, tablesRecreated: recreate.filter((n) => targetTables.has(n))}
-}
-
-function differs(shape: TableTree, a: Row, b: Row): boolean {
-  for (let i = 0; i < shape.columns.length; i++) {
-    if (a.types[i] !== b.types[i] || !cellsEqual(b.types[i], a.values[i], b.values[i])) return true
-  }
-  return false
 }

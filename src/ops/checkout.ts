@@ -6,7 +6,8 @@ import type {Head} from '../repo/refs.js'
 import {tileXY} from '../snapshot/rows.js'
 import type {BBox, TreeReader} from '../snapshot/tree-reader.js'
 import {createProgress} from '../util/progress.js'
-import {computeChangeSet, rawChanges, type RawChanges} from '../snapshot/change-set.js'
+import {computeChangeSet, ignoreOf, rawChanges, type RawChanges} from '../snapshot/change-set.js'
+import {sameVersionedSchema} from '../snapshot/versioned-schema.js'
 import {maxSeq, readTrackingState} from '../db/change-tracking.js'
 import type {Db} from '../db/open-database.js'
 import {inTransaction} from '../db/transactions.js'
@@ -117,7 +118,9 @@ async function assessCheckout(reader: TreeReader, working: TreeState, options: C
   // Uncommitted changes matter only when the checkout would overwrite them: a database that
   // already equals the target (e.g. a checkout killed after its write) loses nothing.
   const alreadyThere = partial ? count(changes) === 0 : sameTables(target, working)
-  const dirty = headId !== null && !alreadyThere && (partial ? count(pending) > 0 : !sameTables(headState, working))
+  // Compared by content, not by object: the same rows in another column layout (a column
+  // just left out of versioning) are not uncommitted changes.
+  const dirty = headId !== null && !alreadyThere && (count(pending) > 0 || (!partial && !sameTables(headState, working) && !sameVersionedSchema(headState.snapshot.schema, working.snapshot.schema, ignoreOf(headState, working))))
   if (dirty && !options.force) {
     const set = await computeChangeSet(headState, working, reader, {bbox})
     throw new TilesyncError('DIRTY', `the database has uncommitted changes (${set.summary.rowsChanged} row${set.summary.rowsChanged === 1 ? '' : 's'}, ${set.tiles.length} tile${set.tiles.length === 1 ? '' : 's'})`, {
@@ -141,6 +144,7 @@ async function checkoutLocked(ws: Workspace, db: Db, options: CheckoutOptions, c
       changes,
       targetSchema: partial ? undefined : target.snapshot.schema,
       targetTables: target.tables,
+      ignore: ws.ignoreRules(),
     }, ws.reader, () => progress.increment())
   } finally {
     progress.stop()
@@ -178,7 +182,7 @@ async function previewCheckout(ws: Workspace, options: CheckoutOptions, partial:
     return await inTransaction(db, 'read', async () => {
       const working = await ws.scan(db, {store: false})
       const {changes, dirty} = await assessCheckout(working.reader, working.state, options, {target, headId, headState, bbox, partial})
-      const counts = previewApply(db, changes, partial ? undefined : target.snapshot.schema, target.tables)
+      const counts = previewApply(db, changes, partial ? undefined : target.snapshot.schema, target.tables, ws.ignoreRules())
       const branch = partial ? null : await ws.repo.refs.read(`refs/heads/${options.revision}`).catch(() => null)
       return {
         target: targetId,

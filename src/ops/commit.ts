@@ -5,7 +5,8 @@ import {writeCommit} from '../history/write-commit.js'
 import type {Author} from '../snapshot/model.js'
 import {defaultAuthor} from '../util/author.js'
 import {createProgress} from '../util/progress.js'
-import {computeChangeSet} from '../snapshot/change-set.js'
+import {computeChangeSet, isEmpty} from '../snapshot/change-set.js'
+import type {SchemaChange} from '../snapshot/versioned-schema.js'
 import {type Db, translateSqliteError} from '../db/open-database.js'
 import {markBaseline, rowCountOf, Workspace} from '../workspace/workspace.js'
 import {sameTables, type TreeState} from '../snapshot/tree-state.js'
@@ -17,6 +18,11 @@ export interface CommitResult {
   branch: string | null
   message: string
   summary: {tilesAdded: number; tilesModified: number; tilesDeleted: number; rowsChanged: number}
+  /** Schema changes the commit records ("column dark_mode added"). */
+  schema: SchemaChange[]
+  /** The tile table and its image layers, to say which new column is a layer. */
+  tileTable: string | null
+  layers: string[]
   bytesRead: number
 }
 
@@ -57,11 +63,15 @@ async function commitScanned(ws: Workspace, db: Db, options: {message: string; a
   } finally {
     progress.stop()
   }
-  if (parent && sameTables(parentState, scanned.state)) {
+  const nothing = (): CommitResult => {
     restartRecord(db, scanned.state.snapshotId, scanned.tracking.upTo)
-    return {committed: false, id: parent, parent, branch, message: options.message, summary: {tilesAdded: 0, tilesModified: 0, tilesDeleted: 0, rowsChanged: 0}, bytesRead: scanned.bytes}
+    return {committed: false, id: parent, parent, branch, message: options.message, summary: {tilesAdded: 0, tilesModified: 0, tilesDeleted: 0, rowsChanged: 0}, schema: [], tileTable: null, layers: [], bytesRead: scanned.bytes}
   }
+  if (parent && sameTables(parentState, scanned.state)) return nothing()
   const changes = await computeChangeSet(parentState, scanned.state, ws.reader)
+  // The same versioned rows in another column layout (a column just left out of versioning,
+  // or one added that holds only its default) is nothing to commit either.
+  if (parent && isEmpty(changes)) return nothing()
   const id = await writeCommit(ws.repo, {
     tree: scanned.state.snapshotId,
     parents: parent ? [parent] : [],
@@ -72,7 +82,7 @@ async function commitScanned(ws: Workspace, db: Db, options: {message: string; a
   await ws.repo.refs.updateHead(id, `commit: ${options.message.split('\n')[0]}`, parent)
   // The record of changed rows starts again from this snapshot.
   restartRecord(db, scanned.state.snapshotId, scanned.tracking.upTo)
-  return {committed: true, id, parent, branch, message: options.message, summary: changes.summary, bytesRead: scanned.bytes}
+  return {committed: true, id, parent, branch, message: options.message, summary: changes.summary, schema: changes.schema, tileTable: changes.tileTable, layers: changes.layers, bytesRead: scanned.bytes}
 }
 
 /**

@@ -26,6 +26,8 @@ export interface GcResult {
   young: {objects: number; bytes: number}
   /** Stale temp files in .tilesync/tmp removed. */
   tmp: {files: number; bytes: number}
+  /** Temp files kept because they are younger than the grace period (a command may be writing them). */
+  youngTmp: {files: number; bytes: number}
   /**
    * Packs merged away (with --dry-run: that would be): small ones merged into one once there
    * are many, and any whose objects other packs all hold (left by an interrupted merge).
@@ -68,7 +70,7 @@ export async function gc(ws: Workspace, options: {dryRun?: boolean; graceMs?: nu
     await marker.history([...roots.refs.map((r) => r.id!), ...roots.merge.map((m) => m.id), ...roots.reflogs.flatMap((l) => [l.entry.old, l.entry.new]).filter((id): id is string => typeof id === 'string' && isObjectId(id))])
     if (roots.baseline) await marker.mark(roots.baseline, 'snapshot', 'the database\'s change-tracking baseline')
     for (const id of roots.remoteState) await marker.markAny(id)
-    const result: GcResult = {dryRun: Boolean(options.dryRun), graceMs, reachable: marker.live.size, removed: {objects: 0, bytes: 0}, young: {objects: 0, bytes: 0}, tmp: {files: 0, bytes: 0}, packsMerged: 0, loosePacked: 0}
+    const result: GcResult = {dryRun: Boolean(options.dryRun), graceMs, reachable: marker.live.size, removed: {objects: 0, bytes: 0}, young: {objects: 0, bytes: 0}, tmp: {files: 0, bytes: 0}, youngTmp: {files: 0, bytes: 0}, packsMerged: 0, loosePacked: 0}
     // Reachable, not merely young: a young stray is left loose until it is old enough to go.
     const looseReachable = loose.filter((id) => marker.live.has(id))
     for (const [id, size] of young) {
@@ -101,7 +103,12 @@ export async function gc(ws: Workspace, options: {dryRun?: boolean; graceMs?: nu
     const leftovers = [...entries.filter((e) => e.isFile()).map((e) => path.join(repo.layout.tmp, e.name)), ...await repo.store.packs.orphans()]
     for (const file of leftovers) {
       const st = await fs.stat(file).catch(() => null)
-      if (!st || st.mtimeMs >= cutoff) continue
+      if (!st) continue
+      if (st.mtimeMs >= cutoff) {
+        result.youngTmp.files++
+        result.youngTmp.bytes += st.size
+        continue
+      }
       if (!options.dryRun) await fs.rm(file, {force: true})
       result.tmp.files++
       result.tmp.bytes += st.size

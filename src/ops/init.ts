@@ -1,9 +1,12 @@
 import * as path from 'node:path'
 
 import {TilesyncError} from '../core/errors.js'
+import {IgnoreRules} from '../snapshot/ignore-rules.js'
 import {openDatabase} from '../db/open-database.js'
+import {type IgnoreProposal, proposeIgnores} from '../db/queue-detect.js'
 import {detectTileTable, resolveTableSpecs, type TableSpec} from '../db/table-spec.js'
 import type {RepoConfig} from '../repo/config.js'
+import {checkEntry} from './ignore.js'
 import {Repository} from '../repo/repository.js'
 
 export const DEFAULT_DB = 'generations/v01/quadrants.db'
@@ -16,6 +19,10 @@ export interface InitOptions {
   key?: string[]
   images?: string[]
   xy?: [string, string]
+  /** Tables / TABLE.COLUMNs to leave out of versioning (`--ignore`). */
+  ignore?: string[]
+  /** Leave out tables that look like work queues or logs (default true; `--no-auto-ignore`). */
+  autoIgnore?: boolean
 }
 
 export interface InitResult {
@@ -25,6 +32,12 @@ export interface InitResult {
   keyColumns: string[]
   imageColumns: string[]
   tables: string[]
+  /** What is left out of versioning: given with --ignore, plus what looked like a queue or log. */
+  ignored: string[]
+  /** Tables left out because they look like queues or logs, and why. */
+  proposed: IgnoreProposal[]
+  /** About --ignore entries the database does not have (yet). */
+  notes: string[]
 }
 
 export function describeTile(spec: TableSpec): {keyColumns: string[]; imageColumns: string[]} {
@@ -42,9 +55,16 @@ export async function initRepository(options: InitOptions): Promise<InitResult> 
   const db = openDatabase(dbAbs, {readonly: true})
   let specs: TableSpec[]
   let tileTable: string
+  let proposed: IgnoreProposal[] = []
+  const notes: string[] = []
+  let ignore: IgnoreRules
   try {
     tileTable = detectTileTable(db, options.table)
-    specs = resolveTableSpecs(db, {tileTable, keyColumns: options.key, imageColumns: options.images, xyColumns: options.xy})
+    for (const e of options.ignore ?? []) checkEntry(e, {tileTable, keyColumns: options.key, xyColumns: options.xy}, db, notes)
+    const given = new IgnoreRules(options.ignore ?? [])
+    if (options.autoIgnore !== false) proposed = proposeIgnores(db, tileTable).filter((p) => !given.tableIgnored(p.table))
+    ignore = given.union(new IgnoreRules(proposed.map((p) => p.table)))
+    specs = resolveTableSpecs(db, {tileTable, keyColumns: options.key, imageColumns: options.images, xyColumns: options.xy, ignore: ignore.entries()})
   } finally {
     db.close()
   }
@@ -56,9 +76,10 @@ export async function initRepository(options: InitOptions): Promise<InitResult> 
     ...(options.key?.length ? {keyColumns: options.key} : {}),
     ...(options.images?.length ? {imageColumns: options.images} : {}),
     ...(options.xy ? {xyColumns: options.xy} : {}),
+    ...(ignore.isEmpty ? {} : {ignore: ignore.entries()}),
     remotes: {},
   }
   await Repository.create(root, config)
   const tile = specs.find((s) => s.isTileTable)!
-  return {root, database: config.database, tileTable, ...describeTile(tile), tables: specs.map((s) => s.name)}
+  return {root, database: config.database, tileTable, ...describeTile(tile), tables: specs.map((s) => s.name), ignored: ignore.entries(), proposed, notes}
 }

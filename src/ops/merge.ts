@@ -9,7 +9,7 @@ import {writeCommit} from '../history/write-commit.js'
 import {writeFileAtomic} from '../util/write-file-atomic.js'
 import {defaultAuthor} from '../util/author.js'
 import {createProgress} from '../util/progress.js'
-import {computeChangeSet, rawChanges} from '../snapshot/change-set.js'
+import {computeChangeSet, rawChanges, sameContent} from '../snapshot/change-set.js'
 import {type Conflict, type Side, threeWayMerge} from './three-way-merge.js'
 import {maxSeq, readTrackingState} from '../db/change-tracking.js'
 import {inTransaction} from '../db/transactions.js'
@@ -43,7 +43,7 @@ function dirtyError(): TilesyncError {
  */
 async function uncommitted(ws: Workspace, db: Db, head: TreeState): Promise<TreeState | null> {
   const working = await ws.scan(db, {store: false})
-  return sameTables(head, working.state) ? null : working.state
+  return (await sameContent(head, working.state, working.reader)) ? null : working.state
 }
 
 /** Writes the difference between two states into the database (one transaction). */
@@ -53,7 +53,7 @@ export async function writeState(ws: Workspace, db: Db, from: TreeState, to: Tre
   progress.start([...changes.values()].reduce((s, c) => s + c.changes.length, 0), 'write')
   try {
     return await inTransaction(db, 'write', async () => {
-      const r = await applyToDatabase(db, {changes, targetSchema: to.snapshot.schema, targetTables: to.tables}, ws.reader, () => progress.increment())
+      const r = await applyToDatabase(db, {changes, targetSchema: to.snapshot.schema, targetTables: to.tables, ignore: ws.ignoreRules()}, ws.reader, () => progress.increment())
       markBaseline(db, to.snapshotId, readTrackingState(db).installed ? maxSeq(db) : 0)
       return r.rowsWritten + r.rowsDeleted
     })

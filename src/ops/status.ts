@@ -1,6 +1,7 @@
 import * as fs from 'node:fs'
 
 import {type ChangeSet, computeChangeSet} from '../snapshot/change-set.js'
+import {type IgnoredReport, ignoredReport} from './ignore.js'
 import {Workspace} from '../workspace/workspace.js'
 
 export interface StatusResult {
@@ -12,6 +13,8 @@ export interface StatusResult {
   merging: boolean
   /** How the working database was read: from the change record, or in full (and why). */
   scan: {incremental: boolean; reason: string}
+  /** Tables and columns left out of versioning (never read). */
+  ignored: IgnoredReport
 }
 
 /** What differs between the working database and HEAD. */
@@ -30,6 +33,7 @@ export async function status(ws: Workspace, options: {rescan?: boolean} = {}): P
       changes,
       merging: fs.existsSync(ws.repo.layout.mergeState),
       scan: {incremental: working.tracking.used, reason: working.tracking.reason},
+      ignored: ignoredReport(ws.ignoreRules(), db),
     }
   } finally {
     db.close()

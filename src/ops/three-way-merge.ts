@@ -1,11 +1,15 @@
 import type {Cell, Row, SchemaEntry, TableTree} from '../snapshot/model.js'
 import {encodeSnapshot} from '../snapshot/model.js'
 import {diffTables, type RowChange} from '../snapshot/diff-tables.js'
-import {cellsEqual, displayKey, tileXY} from '../snapshot/rows.js'
+import {cellsEqual, displayKey, rowKey, rowsEqual, tileXY} from '../snapshot/rows.js'
+import {columnDefaults} from '../snapshot/column-defaults.js'
+import {type Fallbacks, NULL_CELL} from '../snapshot/layout-compare.js'
 import {TableTreeEditor} from '../snapshot/tree-editor.js'
 import type {TreeReader} from '../snapshot/tree-reader.js'
 import type {ObjectWriter} from '../store/object-store.js'
 import type {TreeState} from '../snapshot/tree-state.js'
+import {IgnoreRules} from '../snapshot/ignore-rules.js'
+import {versionedSchema} from '../snapshot/versioned-schema.js'
 
 export type Side = 'ours' | 'theirs'
 
@@ -42,8 +46,31 @@ export async function threeWayMerge(
   const conflicts: Conflict[] = []
   const tables = new Map<string, {id: string; table: TableTree}>()
   const names = [...new Set([...ours.tables.keys(), ...theirs.tables.keys()])].sort()
+  const ignored = (ours.ignore ?? IgnoreRules.NONE).union(theirs.ignore)
+  // The schema first: a table whose columns the two sides hold differently is merged in the
+  // layout of the schema the merge keeps.
+  let schema: SchemaEntry[] = ours.snapshot.schema
+  // Compared as versioned schemas: what either side ignores (a queue table's DDL) never conflicts.
+  const rules = (ours.ignore ?? IgnoreRules.NONE).union(theirs.ignore).union(base.ignore)
+  const js = (s: SchemaEntry[]): string => JSON.stringify(versionedSchema(s, rules))
+  if (js(ours.snapshot.schema) !== js(theirs.snapshot.schema)) {
+    if (js(ours.snapshot.schema) === js(base.snapshot.schema)) schema = theirs.snapshot.schema
+    else if (js(theirs.snapshot.schema) !== js(base.snapshot.schema)) {
+      const c: Conflict = {id: '\u0000schema', table: '', key: '*', kind: 'schema', columns: []}
+      const side = resolve(c)
+      if (side === 'theirs') schema = theirs.snapshot.schema
+      else if (!side) conflicts.push(c)
+    }
+  }
+  const schemaSide: Side = schema === theirs.snapshot.schema ? 'theirs' : 'ours'
 
   for (const name of names) {
+    if (ignored.tableIgnored(name)) {
+      // Left out of versioning: the merge keeps what ours recorded, never theirs.
+      const id = ours.tableIds.get(name)
+      if (id) tables.set(name, {id, table: ours.tables.get(name)!})
+      continue
+    }
     const b = base.tableIds.get(name)
     const o = ours.tableIds.get(name)
     const t = theirs.tableIds.get(name)
@@ -63,6 +90,15 @@ export async function threeWayMerge(
     const ot = ours.tables.get(name)
     const tt = theirs.tables.get(name)
     const bt = base.tables.get(name) ?? null
+    const isTile = base.snapshot.tileTable === name || ours.snapshot.tileTable === name
+    if (ot && tt && (!sameShape(ot, tt) || (bt && !sameShape(bt, ot))) && sameRowIdentity(ot, tt) && (!bt || sameRowIdentity(bt, ot))) {
+      // The same rows in other column layouts (the app added a layer on one machine): merged
+      // column by column by name, in the layout of the kept schema.
+      const layout = schemaSide === 'theirs' ? tt : ot
+      const sql = (schemaSide === 'theirs' ? theirs : ours).snapshot.schema.find((e) => e.type === 'table' && e.name === name)?.sql
+      tables.set(name, await mergeAcrossLayouts(reader, writer, name, {base: bt, ours: ot, theirs: tt, layout}, sql ? columnDefaults(sql) : new Map(), isTile, resolve, conflicts))
+      continue
+    }
     if (!ot || !tt || !sameShape(ot, tt) || (bt && !sameShape(bt, ot))) {
       const c: Conflict = {id: `${name}\u0000*`, table: name, key: '*', kind: 'table', columns: []}
       const side = resolve(c)
@@ -70,21 +106,10 @@ export async function threeWayMerge(
       else conflicts.push(c)
       continue
     }
-    const merged = await mergeTable(reader, writer, name, bt, ot, tt, base.snapshot.tileTable === name || ours.snapshot.tileTable === name, resolve, conflicts)
+    const merged = await mergeTable(reader, writer, name, bt, ot, tt, isTile, resolve, conflicts)
     tables.set(name, merged)
   }
 
-  let schema: SchemaEntry[] = ours.snapshot.schema
-  const js = (s: SchemaEntry[]): string => JSON.stringify(s)
-  if (js(ours.snapshot.schema) !== js(theirs.snapshot.schema)) {
-    if (js(ours.snapshot.schema) === js(base.snapshot.schema)) schema = theirs.snapshot.schema
-    else if (js(theirs.snapshot.schema) !== js(base.snapshot.schema)) {
-      const c: Conflict = {id: '\u0000schema', table: '', key: '*', kind: 'schema', columns: []}
-      const side = resolve(c)
-      if (side === 'theirs') schema = theirs.snapshot.schema
-      else if (!side) conflicts.push(c)
-    }
-  }
   // Only tables the chosen schema defines survive.
   const defined = new Set(schema.filter((e) => e.type === 'table').map((e) => e.name))
   for (const n of [...tables.keys()]) if (!defined.has(n)) tables.delete(n)
@@ -174,4 +199,81 @@ function mergeRow(base: Row | null, ours: Row, theirs: Row, table: TableTree, co
     }
   }
   return {types, values}
+}
+
+const keyNames = (t: TableTree): string[] => t.key.map((i) => t.columns[i].name)
+const partitionNames = (t: TableTree): string[] => (t.partition.kind === 'spatial' ? [t.columns[t.partition.x].name, t.columns[t.partition.y].name] : [])
+
+/** Rows are identified and placed the same way in both layouts: same key columns, same partition. */
+function sameRowIdentity(a: TableTree, b: TableTree): boolean {
+  return a.keyKind === b.keyKind && a.partition.kind === b.partition.kind &&
+    JSON.stringify([keyNames(a), partitionNames(a)]) === JSON.stringify([keyNames(b), partitionNames(b)])
+}
+
+/** A row of one layout in another, by column name; a column it lacks holds its default. */
+function remap(row: Row, from: TableTree, to: TableTree, defaults: Fallbacks): Row {
+  const at = new Map(from.columns.map((c, i) => [c.name, i]))
+  let types = ''
+  const values: Cell[] = []
+  for (const c of to.columns) {
+    const i = at.get(c.name)
+    const cell = i === undefined ? defaults.get(c.name) ?? NULL_CELL : {type: row.types[i], value: row.values[i]}
+    types += cell.type
+    values.push(cell.value)
+  }
+  return {types, values}
+}
+
+/**
+ * Three-way merge of a table whose sides hold their columns differently: every row of the
+ * three versions is brought to `layout` by name, then merged as mergeTable merges rows (a
+ * change on one side wins, the same cell changed two ways is a conflict). The whole table
+ * is rebuilt, which is what a change of layout costs anyway.
+ */
+async function mergeAcrossLayouts(
+  reader: TreeReader, writer: ObjectWriter, name: string,
+  t: {base: TableTree | null; ours: TableTree; theirs: TableTree; layout: TableTree}, defaults: Fallbacks, isTile: boolean,
+  resolve: (c: Conflict) => Side | undefined, conflicts: Conflict[],
+): Promise<{id: string; table: TableTree}> {
+  const load = async (table: TableTree | null): Promise<Map<string, Row>> => {
+    const out = new Map<string, Row>()
+    if (table) for await (const r of reader.rows(table)) out.set(rowKey(r, table.key), remap(r, table, t.layout, defaults))
+    return out
+  }
+  const [b, o, th] = [await load(t.base), await load(t.ours), await load(t.theirs)]
+  const same = (x: Row | undefined, y: Row | undefined): boolean => (!x || !y ? x === y : rowsEqual(x, y))
+  const editor = new TableTreeEditor({...t.layout}, null, reader, writer)
+  for (const key of [...new Set([...b.keys(), ...o.keys(), ...th.keys()])].sort()) {
+    const [rb, ro, rt] = [b.get(key), o.get(key), th.get(key)]
+    let result: Row | undefined
+    if (same(rt, rb) || same(ro, rt)) result = ro
+    else if (same(ro, rb)) result = rt
+    else {
+      const row = (rt ?? ro ?? rb)!
+      const conflict: Conflict = {id: `${name}\u0000${key}`, table: name, key: displayKey(row, t.layout.key), kind: 'cells', columns: []}
+      const xy = isTile ? tileXY(row, t.layout.partition) : null
+      if (xy) [conflict.x, conflict.y] = xy
+      if (!ro || !rt) {
+        conflict.kind = 'delete-modify'
+        const side = resolve(conflict)
+        if (!side) conflicts.push(conflict)
+        result = side === 'theirs' ? rt : ro
+      } else {
+        const merged = mergeRow(rb ?? null, ro, rt, t.layout, conflict.columns)
+        if (conflict.columns.length > 0) {
+          const side = resolve(conflict)
+          if (!side) conflicts.push(conflict)
+          const winner = side === 'theirs' ? rt : ro
+          for (const col of conflict.columns) {
+            const i = t.layout.columns.findIndex((c) => c.name === col)
+            merged.types[i] = winner.types[i]
+            merged.values[i] = winner.values[i]
+          }
+        }
+        result = {types: merged.types.join(''), values: merged.values}
+      }
+    }
+    if (result) await editor.put(result)
+  }
+  return editor.finish()
 }

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs/promises'
 
 import {applyToDatabase} from '../db/apply-snapshot.js'
+import {ignoredInSnapshot} from '../snapshot/ignore-rules.js'
 import {createDatabase} from '../db/open-database.js'
 import type {TreeReader} from '../snapshot/tree-reader.js'
 import {flushWhileWriting} from '../util/flush-while-writing.js'
@@ -24,8 +25,16 @@ export async function writeNewDatabase(file: string, target: TreeState, reader: 
   try {
     const progress = await createProgress('rows')
     progress.start([...target.tables.values()].reduce((s, t) => s + t.rowCount, 0), 'checkout')
+    // What the commit left out of versioning (a work queue, a flag column) is created empty,
+    // with its schema, so the app starts; the new repository keeps leaving it out.
+    const ignored = ignoredInSnapshot(target.snapshot.schema, target.tables)
+    const rules = ws.ignoreRules().union(ignored)
+    if (!ignored.isEmpty && JSON.stringify(rules.entries()) !== JSON.stringify(ws.ignoreRules().entries())) {
+      ws.repo.config.ignore = rules.entries()
+      await ws.repo.writeConfig()
+    }
     const changes = await rawChanges(EMPTY_STATE, target, reader)
-    const applied = await applyToDatabase(db, {changes, targetSchema: target.snapshot.schema, targetTables: target.tables}, reader, () => progress.increment())
+    const applied = await applyToDatabase(db, {changes, targetSchema: target.snapshot.schema, targetTables: target.tables, ignore: rules}, reader, () => progress.increment())
     progress.stop()
     if (await ws.ensureTracking(db)) markBaseline(db, target.snapshotId, 0)
     // The user's later writes get SQLite's usual rollback journal.

@@ -91,5 +91,5 @@ export async function openBackend(config: RemoteConfig, cwd?: string): Promise<B
       hint: 'it is pushed to and pulled from as a whole, not read key by key',
     })
   }
-  return module.openBackend(loc, config)
+  return module.openBackend(loc, config, cwd)
 }

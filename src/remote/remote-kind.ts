@@ -18,7 +18,7 @@ export type TransportTuning = Record<string, unknown>
 export interface OpenContext {
   /** The remote's name in this repository ("origin"): messages, and where local state about it is kept. */
   name: string
-  /** What relative directory paths are relative to. */
+  /** The repository root when there is one: relative directory paths and a `.env` file are found there. */
   cwd?: string
   tuning?: TransportTuning
 }
@@ -26,6 +26,6 @@ export interface OpenContext {
 /** What a kind's module exports. */
 export interface RemoteKindModule {
   openTransport(loc: RemoteLocation, config: RemoteConfig, context: OpenContext): Promise<Transport>
-  /** Object stores only: the raw key/bytes storage (remote verify, tests). */
-  openBackend?(loc: RemoteLocation, config: RemoteConfig): Promise<Backend>
+  /** Object stores only: the raw key/bytes storage (tests). `cwd`: the repository root, if any. */
+  openBackend?(loc: RemoteLocation, config: RemoteConfig, cwd?: string): Promise<Backend>
 }

@@ -24,6 +24,12 @@ export interface RepoConfig {
   imageColumns?: string[]
   xyColumns?: [string, string]
   remotes: Record<string, RemoteConfig>
+  /**
+   * Tables (`generation_queue`) and columns (`quadrants.flagged`) left out of versioning:
+   * never read for status, commit or diff, never written by checkout, merge, pull, import or
+   * clone. Set with `tilesync ignore` / `tilesync unignore` or `init --ignore`.
+   */
+  ignore?: string[]
   /** Change tracking in the database (see src/db/change-tracking.ts); on unless turned off. */
   tracking?: {enabled: boolean; id?: string}
 }
@@ -42,6 +48,9 @@ export async function loadConfig(file: string): Promise<{data: RepoConfig; save:
     throw new TilesyncError('BAD_CONFIG', `${file} is not a tilesync config`, {hint: 'run `tilesync init` again in a new directory'})
   }
   data.remotes ??= {}
+  if (data.ignore !== undefined && (!Array.isArray(data.ignore) || !data.ignore.every((e) => typeof e === 'string'))) {
+    throw new TilesyncError('BAD_CONFIG', `${file}: "ignore" must be a list of TABLE or TABLE.COLUMN names`, {hint: 'fix it, or manage it with `tilesync ignore` / `tilesync unignore`'})
+  }
   return {data, save: () => low.write()}
 }
 

@@ -1,3 +1,4 @@
+import {type LayoutCompareOptions, LayoutPair} from './layout-compare.js'
 import type {NodeEntry, Row, TableTree} from './model.js'
 import {rowKey, rowsEqual, tileXY} from './rows.js'
 import {type BBox, overlapsLabel, type TreeReader} from './tree-reader.js'
@@ -8,8 +9,13 @@ export interface RowChange {
   new: Row | null
 }
 
-function sameShape(a: TableTree, b: TableTree): boolean {
-  return JSON.stringify([a.columns, a.key, a.partition, a.keyKind]) === JSON.stringify([b.columns, b.key, b.partition, b.keyKind])
+const keyNames = (t: TableTree): string[] => t.key.map((i) => t.columns[i].name)
+const partitionNames = (t: TableTree): string[] => (t.partition.kind === 'spatial' ? [t.columns[t.partition.x].name, t.columns[t.partition.y].name] : [])
+
+/** Rows of both tables land in leaves with the same labels, so equal subtrees can be skipped. */
+function sameLeaves(a: TableTree, b: TableTree): boolean {
+  return a.keyKind === b.keyKind && a.partition.kind === b.partition.kind &&
+    JSON.stringify([keyNames(a), partitionNames(a)]) === JSON.stringify([keyNames(b), partitionNames(b)])
 }
 
 function inBox(row: Row, table: TableTree, bbox?: BBox): boolean {
@@ -22,10 +28,14 @@ function inBox(row: Row, table: TableTree, bbox?: BBox): boolean {
  * Row changes from `a` to `b`. Subtrees with equal ids are skipped without being read, so
  * the cost follows the number of changed leaves, not the size of the table.
  */
-export async function diffTables(a: TableTree | null, b: TableTree | null, reader: TreeReader, bbox?: BBox): Promise<RowChange[]> {
+export async function diffTables(a: TableTree | null, b: TableTree | null, reader: TreeReader, bbox?: BBox, compare: LayoutCompareOptions = {}): Promise<RowChange[]> {
   const changes: RowChange[] = []
-  if (a && b && !sameShape(a, b)) {
-    // The table's layout changed (a migration): compare every row by key.
+  // Rows of different layouts (a column added, dropped, reordered, or left out of
+  // versioning) are compared column by column by name; otherwise cell by cell.
+  const pair = a && b ? new LayoutPair(a, b, compare) : null
+  const same = pair && !pair.positional ? (x: Row, y: Row) => pair.equal(x, y) : rowsEqual
+  if (a && b && !sameLeaves(a, b)) {
+    // The key or partition changed (a migration): compare every row by key.
     const before = new Map<string, Row>()
     for await (const r of reader.rows(a, bbox)) if (inBox(r, a, bbox)) before.set(rowKey(r, a.key), r)
     for await (const r of reader.rows(b, bbox)) {
@@ -33,26 +43,26 @@ export async function diffTables(a: TableTree | null, b: TableTree | null, reade
       const k = rowKey(r, b.key)
       const old = before.get(k) ?? null
       before.delete(k)
-      if (!old || !rowsEqual(old, r) || JSON.stringify(a.columns) !== JSON.stringify(b.columns)) changes.push({key: k, old, new: r})
+      if (!old || !same(old, r)) changes.push({key: k, old, new: r})
     }
     for (const [k, r] of before) changes.push({key: k, old: r, new: null})
     return changes
   }
-  const shape = (a ?? b)!
-  const keyOf = (r: Row): string => rowKey(r, shape.key)
+  const ta = (a ?? b)!
+  const tb = (b ?? a)!
 
   const diffLeaves = async (la: string | null, lb: string | null): Promise<void> => {
     const ra = la ? await reader.leafRows(la) : []
     const rb = lb ? await reader.leafRows(lb) : []
     const map = new Map<string, Row>()
-    for (const r of ra) if (inBox(r, shape, bbox)) map.set(keyOf(r), r)
+    for (const r of ra) if (inBox(r, ta, bbox)) map.set(rowKey(r, ta.key), r)
     for (const r of rb) {
-      if (!inBox(r, shape, bbox)) continue
-      const k = keyOf(r)
+      if (!inBox(r, tb, bbox)) continue
+      const k = rowKey(r, tb.key)
       const old = map.get(k)
       if (old) {
         map.delete(k)
-        if (!rowsEqual(old, r)) changes.push({key: k, old, new: r})
+        if (!same(old, r)) changes.push({key: k, old, new: r})
       } else changes.push({key: k, old: null, new: r})
     }
     for (const [k, r] of map) changes.push({key: k, old: r, new: null})

@@ -6,13 +6,14 @@ import pLimit from 'p-limit'
 import {TilesyncError} from '../core/errors.js'
 import {hashBytes, isObjectId} from '../core/hash.js'
 import type {Db} from '../db/open-database.js'
-import {type ChangeSet, computeChangeSet} from '../snapshot/change-set.js'
+import {type ChangeSet, compareOptions, computeChangeSet, ignoreOf, layerPhrase} from '../snapshot/change-set.js'
 import {diff} from '../ops/diff.js'
 import {log, type LogEntry} from '../ops/log.js'
 import type {TreeState} from '../snapshot/tree-state.js'
 import type {Workspace} from '../workspace/workspace.js'
 import type {BlobRef, Row, TableTree} from '../snapshot/model.js'
-import {LEAF_SPAN, rowsEqual, tileXY} from '../snapshot/rows.js'
+import {LayoutPair} from '../snapshot/layout-compare.js'
+import {LEAF_SPAN, tileXY} from '../snapshot/rows.js'
 import type {BBox, TreeReader} from '../snapshot/tree-reader.js'
 import {cellThumbnail, isPng, sprite, thumbnail} from './images.js'
 import {ThumbnailCache} from './thumbnail-cache.js'
@@ -57,6 +58,13 @@ export interface TileVersion {
   date: string
   status: 'added' | 'modified' | 'deleted'
   layers: Record<string, BlobRef | null>
+  /**
+   * Per layer that changed in this version: added (it had no image there), removed (its
+   * image was set to NULL: the layer was taken off the tile, the tile stays) or modified.
+   */
+  layerChanges: Record<string, 'added' | 'removed' | 'modified'>
+  /** The same as sentences: "dark_mode removed from tile 3,4". */
+  summary: string[]
 }
 
 export interface TileHistory {
@@ -336,8 +344,8 @@ export class RepoView {
   async tileHistory(revision: string, x: number, y: number, limit = 500): Promise<TileHistory> {
     const out: TileHistory = {x, y, layers: [], versions: []}
     const start = revision === WORKING ? await this.ws.repo.refs.headCommit() : await this.ws.resolve(revision)
-    const rowAt = new Map<string, {row: Row | null; table?: TableTree}>()
-    const tileAt = async (commit: string | null): Promise<{row: Row | null; table?: TableTree}> => {
+    const rowAt = new Map<string, Found>()
+    const tileAt = async (commit: string | null): Promise<Found> => {
       if (!commit) return {row: null}
       const hit = rowAt.get(commit)
       if (hit) return hit
@@ -345,17 +353,30 @@ export class RepoView {
       rowAt.set(commit, found)
       return found
     }
-    const version = (commit: string, meta: {message: string; author: string; date: string}, now: {row: Row | null; table?: TableTree}, before: {row: Row | null; table?: TableTree}): TileVersion | null => {
+    const version = (commit: string, meta: {message: string; author: string; date: string}, now: Found, before: Found): TileVersion | null => {
       if (!now.row && !before.row) return null
-      if (now.row && before.row && rowsEqual(now.row, before.row)) return null
+      const pair = now.row && before.row ? new LayoutPair(before.table!, now.table!, compareOptions(now.state!.snapshot.tileTable ?? '', before.state!, now.state!, ignoreOf(before.state!, now.state!))) : null
+      if (pair && now.row && before.row && pair.equal(before.row, now.row)) return null
       const shown = now.row ? now : before
       const layers: Record<string, BlobRef | null> = {}
-      for (const li of shown.table!.layers) {
-        const name = shown.table!.columns[li].name
-        if (!out.layers.includes(name)) out.layers.push(name)
-        layers[name] = now.row && now.row.types[li] === 'b' ? (now.row.values[li] as BlobRef) : null
+      const layerChanges: Record<string, 'added' | 'removed' | 'modified'> = {}
+      const summary: string[] = []
+      const names = [...new Set([...(before.table?.layers ?? []).map((i) => before.table!.columns[i].name), ...shown.table!.layers.map((i) => shown.table!.columns[i].name)])]
+      const refOf = (f: Found, name: string): BlobRef | null => {
+        const i = f.table?.columns.findIndex((c) => c.name === name) ?? -1
+        return f.row && i >= 0 && f.row.types[i] === 'b' ? (f.row.values[i] as BlobRef) : null
       }
-      return {commit, ...meta, status: !before.row ? 'added' : !now.row ? 'deleted' : 'modified', layers}
+      for (const name of names) {
+        if (!out.layers.includes(name)) out.layers.push(name)
+        const neu = refOf(now, name)
+        const old = refOf(before, name)
+        layers[name] = neu
+        if (neu?.id === old?.id) continue
+        const change = !old ? 'added' : !neu ? 'removed' : 'modified'
+        layerChanges[name] = change
+        if (now.row && before.row) summary.push(layerPhrase({layer: name, change, old, new: neu}, `${x},${y}`))
+      }
+      return {commit, ...meta, status: !before.row ? 'added' : !now.row ? 'deleted' : 'modified', layers, layerChanges, summary}
     }
     if (revision === WORKING) {
       const working = await this.side(WORKING)
@@ -378,13 +399,19 @@ function tileTableOf(side: Side): {table: TableTree | undefined} {
   return {table: name ? side.state.tables.get(name) : undefined}
 }
 
-async function findTile(state: TreeState, reader: TreeReader, x: number, y: number): Promise<{row: Row | null; table?: TableTree}> {
+interface Found {
+  row: Row | null
+  table?: TableTree
+  state?: TreeState
+}
+
+async function findTile(state: TreeState, reader: TreeReader, x: number, y: number): Promise<Found> {
   const name = state.snapshot.tileTable
   const table = name ? state.tables.get(name) : undefined
   if (!table || table.partition.kind !== 'spatial') return {row: null}
   for await (const row of reader.rows(table, [x, y, x, y])) {
     const xy = tileXY(row, table.partition)
-    if (xy && xy[0] === x && xy[1] === y) return {row, table}
+    if (xy && xy[0] === x && xy[1] === y) return {row, table, state}
   }
-  return {row: null, table}
+  return {row: null, table, state}
 }

@@ -62,7 +62,8 @@ export async function buildDiffReport(view: RepoView, result: DiffResult, option
   const to = await view.side(result.to === WORKING ? WORKING : result.to)
   const fromTable = tileTable(from)
   const toTable = tileTable(to)
-  const layers = (toTable ?? fromTable)?.layers.map((i) => (toTable ?? fromTable)!.columns[i].name) ?? []
+  // Layers of either side: a layer the app added, or one it dropped, is shown too.
+  const layers = result.changes.layers?.length ? result.changes.layers : (toTable ?? fromTable)?.layers.map((i) => (toTable ?? fromTable)!.columns[i].name) ?? []
   const changes = new Map<string, RowChangeView>()
   for (const t of result.changes.tiles) if (t.x !== undefined && t.y !== undefined) changes.set(`${t.x},${t.y}`, t)
 
@@ -108,7 +109,8 @@ export async function buildDiffReport(view: RepoView, result: DiffResult, option
       const b = changed ? changed.old : beforeIds[layer] ?? null
       const a = changed ? changed.new : afterIds[layer] ?? null
       if (changed) {
-        rows.push(`<tr data-layer="${esc(layer)}" data-changed="true"><th>${esc(layer)}</th><td>${await figure(view, b, 'before', edge)}</td><td>${await figure(view, a, 'after', edge)}</td></tr>`)
+        const what = change.status === 'modified' && changed.change !== 'modified' ? ` <span class="badge ${changed.change === 'added' ? 'added' : 'deleted'}">${changed.change}</span>` : ''
+        rows.push(`<tr data-layer="${esc(layer)}" data-changed="true"><th data-change="${changed.change}">${esc(layer)}${what}</th><td>${await figure(view, b, 'before', edge)}</td><td>${await figure(view, a, 'after', edge)}</td></tr>`)
       } else {
         rows.push(`<tr data-layer="${esc(layer)}" data-changed="false"><th>${esc(layer)}</th><td colspan="2">${await figure(view, a ?? b, 'unchanged', edge)}</td></tr>`)
       }
@@ -147,6 +149,7 @@ ${rows.join('\n')}</table>${columns}</article>`)
     grid = '<p class="muted">No tiles.</p>'
   }
   const others = result.changes.tables.filter((t) => !t.isTileTable)
+  const schemaText = result.changes.schema?.length ? `<p class="schema">Schema: ${result.changes.schema.map((c) => esc(`${c.kind} ${c.name}${c.kind === 'column' && c.table !== result.changes.tileTable ? ` of table ${c.table}` : ''} ${c.change}${c.kind === 'column' && result.changes.layers.includes(c.name) ? ' (image layer)' : ''}`)).join('; ')}</p>` : ''
   const otherText = others.length ? `<p>Other tables changed: ${others.map((t) => `${esc(t.table)} (${t.added} added, ${t.modified} modified, ${t.deleted} deleted)`).join('; ')}</p>` : ''
   const title = `tilesync diff ${short(result.from)} → ${result.to === WORKING ? 'working database' : short(result.to)}`
 
@@ -169,6 +172,7 @@ ${css.join('\n')}
 <p class="summary" data-added="${counts.added}" data-modified="${counts.modified}" data-deleted="${counts.deleted}" data-unchanged="${counts.unchanged}">
 <span class="badge added">${counts.added} added</span> <span class="badge modified">${counts.modified} modified</span> <span class="badge deleted">${counts.deleted} deleted</span> <span class="badge unchanged">${counts.unchanged} unchanged</span>${options.bbox ? ` in box ${options.bbox.join(',')}` : ''}</p>
 ${otherText}
+${schemaText}
 <p class="muted">Generated ${esc(new Date().toISOString())}. Overview thumbnails ${OVERVIEW_THUMB} px; before/after images up to ${edge} px (the stored PNG itself when it is no larger). Full size: <code>tilesync show REV --tile X,Y --layer L -o tile.png</code>.</p>
 </header>
 <section id="overview">

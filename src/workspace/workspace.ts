@@ -1,8 +1,10 @@
 import {type Db, openDatabase} from '../db/open-database.js'
 import {randomBytes} from 'node:crypto'
 
-import {changedKeys, installTracking, isTrackable, maxSeq, readTrackingState, resetBaseline, triggersIntact} from '../db/change-tracking.js'
+import {changedKeys, installTracking, isTrackable, maxSeq, readTrackingState, resetBaseline, strayTrackedTables, triggersIntact, untrackTable} from '../db/change-tracking.js'
+import {IgnoreRules} from '../snapshot/ignore-rules.js'
 import {readSchema} from '../db/introspect.js'
+import {sameVersionedSchema} from '../snapshot/versioned-schema.js'
 import {type IncrementalBase, snapshotDatabase, type SnapshotResult} from '../db/snapshot-database.js'
 import {inTransaction} from '../db/transactions.js'
 import {resolveTableSpecs, type TableSpec} from '../db/table-spec.js'
@@ -38,6 +40,11 @@ export class Workspace {
     return resolveTableSpecs(db, this.repo.config)
   }
 
+  /** The tables and columns `.tilesync/config.json` leaves out of versioning. */
+  ignoreRules(): IgnoreRules {
+    return new IgnoreRules(this.repo.config.ignore ?? [])
+  }
+
   resolve(revision: string): Promise<string> {
     return resolveRevision(this.repo, this.reader, revision)
   }
@@ -45,7 +52,7 @@ export class Workspace {
   async stateOf(commitId: string | null): Promise<TreeState> {
     if (!commitId) return EMPTY_STATE
     const {commit, snapshot, tables, tableIds} = await this.reader.tablesOf(commitId)
-    return {snapshotId: commit.tree, snapshot, tables, tableIds}
+    return {snapshotId: commit.tree, snapshot, tables, tableIds, ignore: this.ignoreRules()}
   }
 
   async headState(): Promise<{id: string | null; state: TreeState}> {
@@ -83,7 +90,7 @@ export class Workspace {
         await pool?.close()
       }
       return {
-        state: {snapshotId: result.id, snapshot: result.snapshot, tables: result.tables, tableIds: result.tableIds},
+        state: {snapshotId: result.id, snapshot: result.snapshot, tables: result.tables, tableIds: result.tableIds, ignore: this.ignoreRules()},
         reader, bytes,
         tracking: {installed: tracking.installed, used: tracking.base !== undefined, upTo: tracking.upTo, reason: tracking.reason},
       }
@@ -102,7 +109,9 @@ export class Workspace {
     if (!state.baseline || !(await this.repo.store.has(state.baseline))) return no('no baseline snapshot yet')
     if (!triggersIntact(db, specs)) return no('tracking triggers are missing or were changed')
     const baseline = await this.reader.snapshot(state.baseline)
-    if (JSON.stringify(baseline.schema) !== JSON.stringify(readSchema(db))) return no('the schema changed since the baseline')
+    // Only the versioned schema counts: the app altering an ignored table (or adding an ignored
+    // column) leaves every recorded change valid.
+    if (!sameVersionedSchema(baseline.schema, readSchema(db), this.ignoreRules())) return no('the schema changed since the baseline')
     const tables = new Map<string, TableTree>()
     for (const t of baseline.tables) tables.set(t.name, await this.reader.table(t.id))
     const tracked = new Set(specs.filter((s) => isTrackable(db, s)).map((s) => s.name))
@@ -115,6 +124,8 @@ export class Workspace {
     const specs = this.specs(db)
     const state = readTrackingState(db)
     let id = this.repo.config.tracking?.id
+    // A table left out of versioning loses its triggers (and its recorded keys).
+    if (state.installed) for (const t of strayTrackedTables(db, specs)) untrackTable(db, t)
     if (state.installed && id && state.trackingId === id && triggersIntact(db, specs)) return true
     if (!id) {
       id = randomBytes(8).toString('hex')

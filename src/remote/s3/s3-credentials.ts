@@ -15,7 +15,7 @@ export interface S3Location {
 
 /**
  * Everything needed to talk to one S3-compatible endpoint. Built at the moment a remote is
- * used, from the environment (and a `.env` file in the working directory); never stored.
+ * used, from the environment (and a `.env` file at the repository root, or in the working directory outside one); never stored.
  */
 export interface S3Settings {
   endpoint: string
@@ -101,7 +101,7 @@ function requireVars(env: Record<string, string | undefined>, names: string[], w
   const missing = names.filter((n) => !env[n]?.trim())
   if (missing.length === 0) return
   throw new TilesyncError('REMOTE_AUTH', `remote ${where} needs ${missing.join(', ')}, which ${missing.length === 1 ? 'is' : 'are'} not set`, {
-    hint: 'set them in the environment or in a .env file in the current directory (credentials are never stored in .tilesync/)',
+    hint: 'set them in the environment or in a .env file at the repository root (credentials are never stored in .tilesync/)',
     data: {missing},
   })
 }

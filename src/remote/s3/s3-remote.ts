@@ -5,12 +5,16 @@ import type {OpenContext, RemoteLocation} from '../remote-kind.js'
 import type {Transport} from '../transport.js'
 import {openS3Backend} from './open-s3-backend.js'
 
-/** r2://BUCKET/prefix and s3://BUCKET/prefix: the AWS SDK loads only here. */
-export async function openBackend(loc: RemoteLocation, config: RemoteConfig): Promise<Backend> {
+/**
+ * r2://BUCKET/prefix and s3://BUCKET/prefix: the AWS SDK loads only here. `cwd` is the
+ * repository root when there is one: the `.env` file is found there, wherever inside the
+ * repository the command runs.
+ */
+export async function openBackend(loc: RemoteLocation, config: RemoteConfig, cwd?: string): Promise<Backend> {
   if (loc.form !== 'bucket' || (loc.scheme !== 'r2' && loc.scheme !== 's3')) throw new Error(`not an S3 remote: ${loc.scheme}`)
-  return openS3Backend({kind: 's3', flavour: loc.scheme, bucket: loc.bucket, prefix: loc.prefix}, config)
+  return openS3Backend({kind: 's3', flavour: loc.scheme, bucket: loc.bucket, prefix: loc.prefix}, config, cwd === undefined ? {} : {cwd})
 }
 
 export async function openTransport(loc: RemoteLocation, config: RemoteConfig, context: OpenContext): Promise<Transport> {
-  return new ObjectStoreTransport(await openBackend(loc, config), loc.scheme, config.url, context.name)
+  return new ObjectStoreTransport(await openBackend(loc, config, context.cwd), loc.scheme, config.url, context.name)
 }

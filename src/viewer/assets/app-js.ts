@@ -372,7 +372,7 @@ export const APP_JS = String.raw`
         list.appendChild(el('li', {'data-x': t.x, 'data-y': t.y, 'data-status': t.status, onclick: function () { centerOn(t.x, t.y); selectTile(t.x, t.y, true); }}, [
           el('span', {class: 'status ' + t.status, text: t.status}),
           'tile ' + t.x + ',' + t.y + ' ',
-          el('span', {class: 'muted', text: t.layers.map(function (l) { return l.layer; }).join(', ')})
+          el('span', {class: 'muted', text: t.layers.map(function (l) { return l.change && l.change !== 'modified' ? l.layer + ' ' + l.change : l.layer; }).join(', ')})
         ]));
       });
       panel.appendChild(list);
@@ -431,6 +431,7 @@ export const APP_JS = String.raw`
           el('span', {class: 'status ' + v.status, text: v.status}),
           el('span', {class: 'mono', text: short(v.commit)}), ' ', v.message.split('\n')[0],
           el('div', {class: 'muted', text: [v.author, v.date].filter(Boolean).join(' · ')}),
+          v.summary && v.summary.length ? el('div', {class: 'layer-changes', text: v.summary.join('; ')}) : null,
           v.status === 'deleted' ? null : thumbs
         ]));
       });
