@@ -36,7 +36,8 @@ function run(cwd: string, args: string[], env: NodeJS.ProcessEnv): Promise<Run> 
     let stderr = ''
     child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
     child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-    child.on('exit', (code) => resolve({code: code ?? -1, stdout, stderr}))
+    // 'close', not 'exit': only then has all of the child's output been read.
+    child.on('close', (code) => resolve({code: code ?? -1, stdout, stderr}))
   })
 }
 
@@ -72,7 +73,12 @@ async function worker(i: number, dir: string, env: NodeJS.ProcessEnv): Promise<W
         out.pushed.push(...mine.splice(0))
         break
       }
-      const err = (JSON.parse(p.stdout) as {error: {code: string; message: string}}).error
+      let err: {code: string; message: string}
+      try {
+        err = (JSON.parse(p.stdout) as {error: {code: string; message: string}}).error
+      } catch {
+        err = {code: `exit ${p.code}`, message: `no JSON error on stdout: ${p.stdout}${p.stderr}`}
+      }
       if (err.code !== 'REMOTE_MOVED' || !err.message.includes('pull first')) out.unexpected.push(`push: ${err.code} ${err.message}`)
       else out.refused++
       if (attempt >= MAX_ATTEMPTS) {
