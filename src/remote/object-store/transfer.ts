@@ -1,19 +1,18 @@
 import pLimit from 'p-limit'
 
-import {TilesyncError} from '../core/errors.js'
-import {decodeCommit} from '../snapshot/model.js'
-import {TreeReader} from '../snapshot/tree-reader.js'
-import {addShallow, loadShallow, shallowFileOf} from '../repo/shallow.js'
-import {HashingPool} from '../store/hashing-pool.js'
-import type {LocalObjectStore} from '../store/local-object-store.js'
-import type {ObjectReader} from '../store/object-store.js'
-import {byteBudget} from '../util/byte-budget.js'
-import type {Progress} from '../util/progress.js'
+import {isTilesyncError, TilesyncError} from '../../core/errors.js'
+import {decodeCommit} from '../../snapshot/model.js'
+import {TreeReader} from '../../snapshot/tree-reader.js'
+import {addShallow, shallowFileOf} from '../../repo/shallow.js'
+import {HashingPool} from '../../store/hashing-pool.js'
+import type {LocalObjectStore} from '../../store/local-object-store.js'
+import {byteBudget} from '../../util/byte-budget.js'
+import type {Progress} from '../../util/progress.js'
 import {emptyPlan, type ObjectPlan, planCount, planGroups} from './object-plan.js'
 import {linkObject} from './link-objects.js'
 import type {PushJournal} from './push-journal.js'
 import type {RemoteStore} from './remote-store.js'
-import {readRemoteShallow, updateRemoteShallow} from './shallow-remote.js'
+import {readRemoteShallow} from './shallow-remote.js'
 
 export interface TransferStats {
   objects: number
@@ -34,20 +33,35 @@ function failed(what: string, done: TransferStats, total: number, error: unknown
   })
 }
 
+/** Where uploaded objects come from: the local store (push) or another remote (promotion). */
+export interface ObjectSource {
+  /** The bytes of an object, verified by hash where they are read. */
+  get(id: string): Promise<Buffer>
+  /** Copies `id` to `target` inside the storage service; false when it cannot. */
+  copyTo?(target: RemoteStore, id: string): Promise<boolean>
+}
+
+export interface UploadOptions {
+  concurrency: number
+  progress?: Progress
+  /** 'push' or 'promote': what messages call it. */
+  verb: string
+  /** Size of an object copied server-side (its bytes never pass here). */
+  sizeOf: (id: string) => number
+  /** Where a failed promotion leaves things, for its hint. */
+  unchanged?: string
+}
+
 /**
  * Uploads a plan group by group (blobs first, commits last) through a bounded pool.
  * Objects recorded in the journal are skipped; each upload is recorded as it completes.
  */
-export async function uploadPlan(local: ObjectReader, remote: RemoteStore, plan: ObjectPlan, journal: PushJournal, options: {concurrency: number; progress?: Progress}): Promise<TransferStats> {
-  const stats: TransferStats = {objects: 0, bytes: 0, skipped: 0}
+export async function uploadPlan(source: ObjectSource, remote: RemoteStore, plan: ObjectPlan, journal: PushJournal, options: UploadOptions): Promise<TransferStats & {serverSide: number}> {
+  const stats = {objects: 0, bytes: 0, skipped: 0, serverSide: 0}
   const total = planCount(plan)
   const limit = pLimit(options.concurrency)
-  options.progress?.start(total, 'push')
+  options.progress?.start(total, options.verb)
   try {
-    // Commits whose history was cut here (a clone of a pruned remote) are shallow roots there too.
-    const objectsDir = (local as {objectsDir?: string}).objectsDir
-    const cut = objectsDir ? plan.commits.filter((c) => loadShallow(shallowFileOf(objectsDir)).has(c)) : []
-    if (cut.length) await updateRemoteShallow(remote, (current) => new Set([...current, ...cut]))
     for (const group of planGroups(plan)) {
       const todo = group.filter((id) => {
         if (!journal.has(id)) return true
@@ -55,23 +69,50 @@ export async function uploadPlan(local: ObjectReader, remote: RemoteStore, plan:
         options.progress?.increment()
         return false
       })
+      // After a failure no new upload starts, and the error is reported once those in flight
+      // have finished and are in the journal: the next run then sends only what is missing.
+      let failure: {error: unknown} | undefined
       await Promise.all(todo.map((id) => limit(async () => {
-        const bytes = await local.get(id)
-        await remote.putObject(id, bytes)
-        journal.record(id)
-        stats.objects++
-        stats.bytes += bytes.length
-        options.progress?.increment()
-      }))).catch(async (error) => {
-        await journal.flush()
-        throw failed('push', stats, total, error)
-      })
+        if (failure) return
+        try {
+          let size: number
+          if (await source.copyTo?.(remote, id)) {
+            stats.serverSide++
+            size = options.sizeOf(id)
+          } else {
+            const bytes = await source.get(id)
+            await remote.putObject(id, bytes)
+            size = bytes.length
+          }
+          journal.record(id)
+          stats.objects++
+          stats.bytes += size
+          options.progress?.increment()
+        } catch (error) {
+          failure ??= {error}
+        }
+      })))
       await journal.flush()
+      if (failure) throw uploadFailed(options, stats, total, failure.error)
     }
   } finally {
     options.progress?.stop()
   }
   return stats
+}
+
+/**
+ * A failed push says how far it got. A promotion passes its sources' own errors through (a
+ * damaged object on the source is no transfer failure) and says the destination is unchanged.
+ */
+function uploadFailed(options: UploadOptions, stats: TransferStats, total: number, error: unknown): TilesyncError {
+  if (options.verb !== 'promote') return failed(options.verb, stats, total, error)
+  if (isTilesyncError(error) && error.code !== 'TRANSFER_FAILED') return error
+  const reason = (error as {oneLine?: string}).oneLine ?? (error as Error).message
+  return new TilesyncError('TRANSFER_FAILED', `promote stopped after ${stats.objects} of ${total - stats.skipped} objects: ${reason}`, {
+    hint: `${options.unchanged ?? 'the destination'} was not changed; run the same command again to copy only what is still missing`,
+    cause: error,
+  })
 }
 
 /**

@@ -1,8 +1,13 @@
-import {TilesyncError} from '../core/errors.js'
-import {hashBytes, isObjectId} from '../core/hash.js'
-import type {Backend} from './backend.js'
+import pLimit from 'p-limit'
 
-/** Key layout on every object-store remote (directory, S3, R2). */
+import {TilesyncError} from '../../core/errors.js'
+import {hashBytes, isObjectId} from '../../core/hash.js'
+import type {Backend} from '../backend.js'
+
+/**
+ * Key layout on every object-store remote (directory, S3, R2). Private to src/remote/:
+ * everything else asks the transport for objects by id.
+ */
 export const remoteKeys = {
   object: (id: string): string => `objects/${id.slice(0, 2)}/${id.slice(2)}`,
   branch: (name: string): string => `refs/heads/${name}`,
@@ -11,7 +16,7 @@ export const remoteKeys = {
   meta: 'tilesync.json',
 }
 
-export interface RemoteBranch {
+export interface BranchRef {
   id: string
   etag: string
 }
@@ -69,7 +74,16 @@ export class RemoteStore {
     return this.backend.put(remoteKeys.object(id), bytes)
   }
 
-  async readBranch(branch: string): Promise<RemoteBranch | null> {
+  deleteObject(id: string): Promise<void> {
+    return this.backend.delete(remoteKeys.object(id))
+  }
+
+  /** Copies an object from another store without the bytes passing here (S3 CopyObject); false when the two cannot. */
+  async copyObjectFrom(source: RemoteStore, id: string): Promise<boolean> {
+    return (await this.backend.copyFrom?.(source.backend, remoteKeys.object(id))) ?? false
+  }
+
+  async readBranch(branch: string): Promise<BranchRef | null> {
     const v = await this.backend.getVersioned(remoteKeys.branch(branch))
     if (!v) return null
     const id = v.bytes.toString('utf8').trim()
@@ -84,15 +98,60 @@ export class RemoteStore {
     return this.backend.putIfMatch(remoteKeys.branch(branch), Buffer.from(`${id}\n`), expectedEtag)
   }
 
-  async listBranches(): Promise<Array<{name: string; id: string}>> {
-    const out: Array<{name: string; id: string}> = []
+  /** Removes a branch only if it is still at version `etag`. */
+  deleteBranch(branch: string, etag: string): Promise<boolean> {
+    return this.backend.deleteIfMatch
+      ? this.backend.deleteIfMatch(remoteKeys.branch(branch), etag)
+      : this.readBranch(branch).then(async (now) => {
+        if (now?.etag !== etag) return false
+        await this.backend.delete(remoteKeys.branch(branch))
+        return true
+      })
+  }
+
+  /** Every branch name, damaged refs included. */
+  async branchNames(): Promise<string[]> {
+    const out: string[] = []
     for await (const k of this.backend.list(remoteKeys.branchesPrefix)) {
       const name = k.key.slice(remoteKeys.branchesPrefix.length)
-      if (!name || name.endsWith('.lock')) continue
-      const b = await this.readBranch(name)
-      if (b) out.push({name, id: b.id})
+      if (name && !name.endsWith('.lock')) out.push(name)
     }
-    return out.sort((a, b) => a.name.localeCompare(b.name))
+    return out.sort((a, b) => a.localeCompare(b))
+  }
+
+  async listBranches(): Promise<Array<{name: string} & BranchRef>> {
+    const out: Array<{name: string} & BranchRef> = []
+    for (const name of await this.branchNames()) {
+      const b = await this.readBranch(name)
+      if (b) out.push({name, ...b})
+    }
+    return out
+  }
+
+  /** Every object: its id, stored size and last modification. */
+  async *listObjects(): AsyncIterable<{id: string; size: number; lastModified: number}> {
+    for await (const k of this.backend.list(remoteKeys.objectsPrefix)) {
+      const id = k.key.slice(remoteKeys.objectsPrefix.length).replace('/', '')
+      if (isObjectId(id)) yield {id, size: k.size, lastModified: k.lastModified}
+    }
+  }
+
+  /**
+   * Stored sizes of those of `ids` that are present. Listing (a thousand keys per request)
+   * replaces a request per object: only the fan-out prefixes the ids fall in when they are
+   * few, else the whole object space.
+   */
+  async sizesOf(ids: Iterable<string>): Promise<Map<string, number>> {
+    const wanted = new Map([...ids].map((id) => [remoteKeys.object(id), id]))
+    const found = new Map<string, number>()
+    if (wanted.size === 0) return found
+    const prefixes = [...new Set([...wanted.keys()].map((k) => k.slice(0, remoteKeys.objectsPrefix.length + 3)))]
+    const scan = prefixes.length <= 32 ? prefixes : [remoteKeys.objectsPrefix]
+    const limit = pLimit(8)
+    await Promise.all(scan.map((prefix) => limit(async () => {
+      for await (const k of this.backend.list(prefix)) if (wanted.has(k.key)) found.set(wanted.get(k.key)!, k.size)
+    })))
+    return found
   }
 
   async readMeta(): Promise<Record<string, unknown> | null> {

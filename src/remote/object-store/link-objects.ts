@@ -1,4 +1,4 @@
-import type {HashingPool} from '../store/hashing-pool.js'
+import type {HashingPool} from '../../store/hashing-pool.js'
 import type {RemoteStore} from './remote-store.js'
 
 /**

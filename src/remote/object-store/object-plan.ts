@@ -1,5 +1,5 @@
-import type {BlobRef, NodeEntry, Row} from '../snapshot/model.js'
-import type {TreeReader} from '../snapshot/tree-reader.js'
+import type {BlobRef, NodeEntry, Row} from '../../snapshot/model.js'
+import type {TreeReader} from '../../snapshot/tree-reader.js'
 
 /**
  * The objects a set of commits adds on top of their parents, grouped in the order they

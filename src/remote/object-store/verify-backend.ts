@@ -1,19 +1,14 @@
 import {randomBytes} from 'node:crypto'
 
-import type {Backend} from './backend.js'
-
-export interface VerifyCheck {
-  check: 'list' | 'read' | 'write' | 'delete'
-  ok: boolean
-  detail: string
-}
+import type {Backend} from '../backend.js'
+import type {VerifyCheck} from '../capabilities.js'
 
 /**
  * Proves a remote is usable by doing, on a scratch key, what push and pull will do: write,
  * read back, list, delete. Never throws for a failing check: each failure is reported with
  * its reason. The scratch key is removed even when a step fails.
  */
-export async function verifyRemote(backend: Backend): Promise<VerifyCheck[]> {
+export async function verifyBackend(backend: Backend): Promise<VerifyCheck[]> {
   const key = `tmp/verify-${randomBytes(8).toString('hex')}`
   const payload = randomBytes(64)
   const results: VerifyCheck[] = []

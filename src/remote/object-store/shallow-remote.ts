@@ -1,4 +1,4 @@
-import {parseShallow} from '../repo/shallow.js'
+import {parseShallow} from '../../repo/shallow.js'
 import type {PushJournal} from './push-journal.js'
 import type {RemoteStore} from './remote-store.js'
 
