@@ -3,7 +3,6 @@ import {Flags} from '@oclif/core'
 import {TilesyncCommand} from '../src/cli/base-command.js'
 import {formatBytes, short} from '../src/cli/format.js'
 import {fsckLocal, fsckRemote, type FsckResult} from '../src/ops/fsck.js'
-import {openRemoteStore} from '../src/ops/remotes.js'
 
 export default class Fsck extends TilesyncCommand {
   static override summary = 'Check that every ref points at a complete commit and every object is present and sound.'
@@ -26,12 +25,7 @@ export default class Fsck extends TilesyncCommand {
     const ws = await this.workspace()
     let result: FsckResult
     if (flags.remote) {
-      const remote = await openRemoteStore(ws.repo, flags.remote)
-      try {
-        result = await fsckRemote(ws, flags.remote, remote, {repair: flags.repair})
-      } finally {
-        await remote.backend.close?.()
-      }
+      result = await fsckRemote(ws, flags.remote, {repair: flags.repair})
     } else {
       result = await fsckLocal(ws, {repair: flags.repair})
     }

@@ -33,11 +33,13 @@ export default class Merge extends TilesyncCommand {
     else if (flags.status) r = await mergeStatus(ws)
     else if (args.revision) r = await mergeCommit(ws, await ws.resolve(args.revision), args.revision)
     else this.error('give a revision to merge, or --ours, --theirs, --abort, --status', {exit: 2})
+    // `merge --ours/--theirs/--abort` also settle a revert in progress (same machinery).
+    const Kind = r.kind === 'revert' ? 'Revert' : 'Merge'
     switch (r.outcome) {
-      case 'aborted': this.say('Merge aborted; the database is as it was.'); break
+      case 'aborted': this.say(`${Kind} aborted; the database is as it was.`); break
       case 'up-to-date': this.say('Already up to date.'); break
       case 'fast-forward': this.say(`Fast-forward to ${short(r.head)}: ${r.rowsWritten} rows written.`); break
-      case 'merged': this.say(`Merge committed as ${short(r.head)}: ${r.rowsWritten} rows written.`); break
+      case 'merged': this.say(`${Kind} committed as ${short(r.head)}: ${r.rowsWritten} rows written.`); break
       case 'conflicts': {
         this.say(`${r.conflicts.length} conflict(s) remain; the database was not changed:`)
         for (const c of r.conflicts) this.say(`  ${c.table} ${c.key}${c.columns.length ? `: ${c.columns.join(', ')}` : ''} (${c.kind})`)

@@ -4,7 +4,6 @@ import {TilesyncCommand} from '../src/cli/base-command.js'
 import {formatBytes} from '../src/cli/format.js'
 import {DEFAULT_GRACE_MS} from '../src/ops/gc.js'
 import {describePrune, pruneRemote, type PruneResult} from '../src/ops/prune.js'
-import {openRemoteStore} from '../src/ops/remotes.js'
 import {formatDuration, parseDuration} from '../src/util/duration.js'
 
 export default class Prune extends TilesyncCommand {
@@ -28,13 +27,7 @@ export default class Prune extends TilesyncCommand {
     const {args, flags} = await this.parse(Prune)
     const graceMs = flags.grace === undefined ? DEFAULT_GRACE_MS : parseDuration(flags.grace)
     const ws = await this.workspace()
-    const remote = await openRemoteStore(ws.repo, args.remote)
-    let r: PruneResult
-    try {
-      r = await pruneRemote(remote, {keepLast: flags['keep-last'], dryRun: flags['dry-run'], graceMs})
-    } finally {
-      await remote.backend.close?.()
-    }
+    const r = await pruneRemote(ws.repo, args.remote, {keepLast: flags['keep-last'], dryRun: flags['dry-run'], graceMs})
     this.say(`${r.dryRun ? 'Would keep' : 'Kept'} ${r.keptCommits} commit(s) on ${r.remote}:`)
     for (const line of describePrune(r)) this.say(line)
     this.say(`${r.dryRun ? 'Would remove' : 'Removed'} ${r.removed.objects} object(s) (${formatBytes(r.removed.bytes)}) and ${r.tmp.objects} temp key(s); ${r.reachable} object(s) kept.`)

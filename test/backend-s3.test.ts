@@ -6,7 +6,7 @@ import * as path from 'node:path'
 
 import type {Backend} from '../src/remote/backend.js'
 import {DirectoryBackend} from '../src/remote/directory-backend.js'
-import {openBackend} from '../src/remote/open-backend.js'
+import {openBackend} from '../src/remote/registry.js'
 import {RetryingBackend} from '../src/remote/retrying-backend.js'
 import {S3Backend, type S3BackendOptions} from '../src/remote/s3/s3-backend.js'
 import {openS3Backend} from '../src/remote/s3/open-s3-backend.js'

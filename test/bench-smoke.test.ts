@@ -40,7 +40,7 @@ describe('the benchmark', () => {
 
   it('--help lists every flag with examples', () => {
     const help = execFileSync(process.execPath, [path.join(dist, 'run-bench.js'), '--help'], {encoding: 'utf8'})
-    for (const flag of ['--quadrants', '--size', '--noise', '--generation-ratio', '--runs', '--only', '--city-quadrants', '--city-runs', '--out', '--cache', '--no-install']) expect(help, flag).to.include(flag)
+    for (const flag of ['--quadrants', '--size', '--noise', '--generation-ratio', '--runs', '--only', '--city-quadrants', '--city-runs', '--similar-quadrants', '--viewer-tiles', '--out', '--cache', '--no-install']) expect(help, flag).to.include(flag)
     expect(help).to.include('npm run bench -- --only city')
   })
 

@@ -12,7 +12,7 @@ import {initRepository} from '../src/ops/init.js'
 import {pruneRemote} from '../src/ops/prune.js'
 import {pull} from '../src/ops/pull.js'
 import {push} from '../src/ops/push.js'
-import {addRemote, openRemoteStore} from '../src/ops/remotes.js'
+import {addRemote} from '../src/ops/remotes.js'
 import {Workspace} from '../src/workspace/workspace.js'
 import {cli, cliJson} from './support/cli.js'
 import {setGeneration, setNotes} from './support/edit.js'
@@ -206,12 +206,11 @@ describe('--dry-run changes nothing and reports what the real run then does', fu
       await commit(ws, {message: `round ${i}`, author})
     }
     await push(ws, {})
-    const store = await openRemoteStore(ws.repo, 'origin')
     const before = fileState(remote)
-    const dry = await pruneRemote(store, {keepLast: 1, dryRun: true, graceMs: 0})
+    const dry = await pruneRemote(ws.repo, 'origin', {keepLast: 1, dryRun: true, graceMs: 0})
     expect(fileState(remote)).to.deep.equal(before)
     expect(dry.removed.objects).to.be.greaterThan(0)
-    const real = await pruneRemote(store, {keepLast: 1, graceMs: 0})
+    const real = await pruneRemote(ws.repo, 'origin', {keepLast: 1, graceMs: 0})
     expect([real.removed, real.reachable, real.keptCommits, real.shallow]).to.deep.equal([dry.removed, dry.reachable, dry.keptCommits, dry.shallow])
     expect(Object.keys(fileState(remote)).length).to.be.lessThan(Object.keys(before).length)
   })

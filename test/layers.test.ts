@@ -16,6 +16,7 @@ import {status} from '../src/ops/status.js'
 import {Workspace} from '../src/workspace/workspace.js'
 import {writeDiffReport} from '../src/viewer/report.js'
 import {RepoView} from '../src/viewer/repo-view.js'
+import {ViewerApi} from '../src/viewer/viewer-api.js'
 import {cli, cliJson} from './support/cli.js'
 import {DB_REL, dumpDatabase, makeProject, png, tmpDir, withDb} from './support/fixtures.js'
 
@@ -77,7 +78,12 @@ describe('layers the app adds while it runs', () => {
     expect(html).to.match(/<tr data-layer="dark_mode" data-changed="true"><th data-change="removed">dark_mode <span class="badge deleted">removed<\/span>/)
     const view = new RepoView(ws)
     try {
-      expect((await view.map('HEAD')).layers).to.deep.equal(['render', 'generation', 'dark_mode'])
+      const api = new ViewerApi(ws)
+      try {
+        expect((await api.pyramid.index('HEAD')).layers).to.deep.equal(['render', 'generation', 'dark_mode'])
+      } finally {
+        api.close()
+      }
       const h = await view.tileHistory('HEAD', 1, 1)
       expect(h.versions.map((v) => [v.message, v.summary, v.layerChanges])).to.deep.equal([
         ['no dark mode for 1,1', ['dark_mode removed from tile 1,1'], {dark_mode: 'removed'}],

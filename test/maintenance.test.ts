@@ -15,12 +15,12 @@ import {mergeCommit, resolveMerge} from '../src/ops/merge.js'
 import {pruneRemote} from '../src/ops/prune.js'
 import {pull} from '../src/ops/pull.js'
 import {push} from '../src/ops/push.js'
-import {addRemote, openRemoteStore} from '../src/ops/remotes.js'
+import {addRemote, remoteConfig} from '../src/ops/remotes.js'
 import {status} from '../src/ops/status.js'
 import {Workspace} from '../src/workspace/workspace.js'
-import {openBackend} from '../src/remote/open-backend.js'
-import {RemoteStore, remoteKeys} from '../src/remote/remote-store.js'
-import {SHALLOW_KEY} from '../src/remote/shallow-remote.js'
+import {openBackend} from '../src/remote/registry.js'
+import {RemoteStore, remoteKeys} from '../src/remote/object-store/remote-store.js'
+import {SHALLOW_KEY} from '../src/remote/object-store/shallow-remote.js'
 import {cli, cliJson} from './support/cli.js'
 import {setGeneration, setNotes} from './support/edit.js'
 import {dumpDatabase, makeProject, tmpDir} from './support/fixtures.js'
@@ -228,19 +228,19 @@ describe('prune', () => {
     await push(ws, {})
     const full = path.join(tmpDir(), 'full')
     await clone({url: remote, dir: full})
-    const store = await openRemoteStore(ws.repo, 'origin')
-    const dry = await pruneRemote(store, {keepLast: 2, dryRun: true, graceMs: 0})
+    const store = new RemoteStore(await openBackend(remoteConfig(ws.repo, 'origin'), ws.repo.root), 'origin')
+    const dry = await pruneRemote(ws.repo, 'origin', {keepLast: 2, dryRun: true, graceMs: 0})
     expect(dry.removed.objects).to.be.greaterThan(0)
     expect(await store.backend.get(remoteKeys.object(ids[0]))).to.not.equal(null)
     // With the default grace period nothing just pushed goes.
-    expect((await pruneRemote(store, {keepLast: 2})).removed.objects).to.equal(0)
+    expect((await pruneRemote(ws.repo, 'origin', {keepLast: 2})).removed.objects).to.equal(0)
     ageObjects(remote)
     const out = cli(ws.repo.root, ['prune', 'origin', '--keep-last', '2', '--grace', '0'])
     expect(out.code, out.stderr).to.equal(0)
     expect(out.stdout).to.match(/Kept 2 commit\(s\) on origin/)
     expect((await store.backend.get(SHALLOW_KEY))!.toString()).to.match(new RegExp(`^# pruned-before \\d+\\n${ids[4]}\\n$`))
     expect(await store.backend.get(remoteKeys.object(ids[3]))).to.equal(null)
-    const rf = await fsckRemote(ws, 'origin', store)
+    const rf = await fsckRemote(ws, 'origin')
     expect(rf.ok, JSON.stringify(rf.problems)).to.equal(true)
     expect(rf.shallow).to.deep.equal([ids[4]])
     expect(rf.unreferenced.objects).to.equal(0)
@@ -272,7 +272,7 @@ describe('prune', () => {
     await pull(fws, {})
     expect((await mergeCommit(fws, await fws.resolve('old-work'), 'old-work')).outcome).to.equal('merged')
     await push(fws, {})
-    const after = await fsckRemote(fws, 'origin', store)
+    const after = await fsckRemote(fws, 'origin')
     expect(after.ok, JSON.stringify(after.problems)).to.equal(true)
     // Pulling into the shallow clone brings the merge and the old history it now needs.
     await pull(cws, {})
@@ -283,14 +283,14 @@ describe('prune', () => {
     // it is forgotten and everything is sent again.
     setGeneration(path.join(cloned, 'generations/v01/quadrants.db'), 1, 1, 6160)
     const next = (await commit(cws, {message: 'after an interrupted push', author})).id!
-    const {planCommits} = await import('../src/remote/object-plan.js')
+    const {planCommits} = await import('../src/remote/object-store/object-plan.js')
     const plan = await planCommits(cws.reader, [next])
     const claimed = [...plan.blobs.keys(), ...plan.leaves, ...plan.mids, ...plan.roots, ...plan.tables, ...plan.snapshots, next]
     fs.mkdirSync(cws.repo.layout.remoteState('origin'), {recursive: true})
     fs.writeFileSync(path.join(cws.repo.layout.remoteState('origin'), 'uploaded'), `# started 1\n${claimed.join('\n')}\n`)
     await pull(cws, {})
     await push(cws, {})
-    const resumed = await fsckRemote(cws, 'origin', store)
+    const resumed = await fsckRemote(cws, 'origin')
     expect(resumed.ok, JSON.stringify(resumed.problems)).to.equal(true)
     await store.backend.close?.()
   })
@@ -319,12 +319,12 @@ describe('prune', () => {
       await addRemote(ws.repo, 'origin', url, {endpoint: server.endpoint})
       await push(ws, {})
       const store = new RemoteStore(await openBackend({url, endpoint: server.endpoint}), 'origin')
-      expect((await pruneRemote(store, {keepLast: 1, graceMs: 3_600_000})).removed.objects).to.equal(0)
+      expect((await pruneRemote(ws.repo, 'origin', {keepLast: 1, graceMs: 3_600_000})).removed.objects).to.equal(0)
       await new Promise((r) => setTimeout(r, 1100))
-      const r = await pruneRemote(store, {keepLast: 1, graceMs: 0})
+      const r = await pruneRemote(ws.repo, 'origin', {keepLast: 1, graceMs: 0})
       expect(r.removed.objects).to.be.greaterThan(0)
       expect(r.shallow).to.deep.equal([ids[3]])
-      expect((await fsckRemote(ws, 'origin', store)).ok).to.equal(true)
+      expect((await fsckRemote(ws, 'origin')).ok).to.equal(true)
       const dir = path.join(tmpDir(), 'c')
       await clone({url, dir, remote: {endpoint: server.endpoint}})
       expect(dumpDatabase(path.join(dir, 'generations/v01/quadrants.db'))).to.deep.equal(dumpDatabase(db))

@@ -18,11 +18,12 @@ import {addRemote} from '../src/ops/remotes.js'
 import {status} from '../src/ops/status.js'
 import {Workspace} from '../src/workspace/workspace.js'
 import type {OxenRetryEvent} from '../src/remote/oxen/oxen-http.js'
-import type {OxenTuning} from '../src/remote/oxen/oxen-sync.js'
+import type {OxenTuning} from '../src/remote/oxen/oxen-transport.js'
 import {BIN, type CliRun} from './support/cli.js'
 import {generationOf, setGeneration, setNotes} from './support/edit.js'
 import {dumpDatabase, makeProject, png, tmpDir, withDb} from './support/fixtures.js'
 import {type OxenHub, startOxenHub} from './support/oxen-hub.js'
+import {runTransportConformance} from './support/transport-conformance.js'
 
 // nock patches fetch on import; it is switched on only around the one test that needs it.
 nock.restore()
@@ -62,13 +63,13 @@ async function pushed(): Promise<{ws: Workspace; db: string; repo: string}> {
   const ws = await Workspace.open(dir)
   await commit(ws, {message: 'first', author})
   await addRemote(ws.repo, 'hub', `oxen://${NS}/${repo}`, {host: hub.host})
-  await push(ws, {remote: 'hub', oxen: tuning()})
+  await push(ws, {remote: 'hub', transport: tuning()})
   return {ws, db, repo}
 }
 
 async function cloneOf(repo: string): Promise<{ws: Workspace; db: string}> {
   const dir = path.join(tmpDir('clone'), 'c')
-  const r = await clone({url: `oxen://${NS}/${repo}`, dir, remote: {host: hub.host}, oxen: tuning()})
+  const r = await clone({url: `oxen://${NS}/${repo}`, dir, remote: {host: hub.host}, transport: tuning()})
   const ws = await Workspace.open(dir)
   // The clone's remote is "origin"; tests address it as "hub" like the original.
   ws.repo.config.remotes.hub = ws.repo.config.remotes.origin
@@ -108,6 +109,31 @@ function cli(cwd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<
 
 const ids = async (ws: Workspace) => (await log(ws)).map((e) => e.id)
 
+runTransportConformance('oxen (test hub)', () => ({
+  corruptCodes: ['BAD_DATASET'],
+  async newRemote() {
+    const repo = `conformance-${++counter}`
+    return {
+      url: `oxen://${NS}/${repo}`,
+      extra: {host: hub.host},
+      tuning: tuning(),
+      written: async () => uploaded(),
+      resetWritten: async () => hub.resetLog(),
+      isUploadOf: (entry, blob) => entry.endsWith(`_${md5_8(blob)}.png`),
+      interrupt: async () => {
+        // The renders are uploaded after the generated images: fail that request once.
+        hub.failNext({method: 'POST', path: /\/files\/renders$/, status: 400, body: {status: 'error', status_message: 'bad_request'}})
+        return async () => {}
+      },
+      tamper: async (blob, how) => {
+        const file = [...hub.files(NS, repo)!.keys()].find((p) => p.endsWith(`_${md5_8(blob)}.png`))!
+        const bytes = hub.files(NS, repo)!.get(file)!
+        hub.tamperFile(NS, repo, file, how === 'append' ? Buffer.concat([bytes, Buffer.from('tampered')]) : bytes.subarray(0, bytes.length >> 1))
+      },
+    }
+  },
+}))
+
 describe('oxen remote: tile history as an oxen dataset', function () {
   this.timeout(120_000)
 
@@ -130,7 +156,7 @@ describe('oxen remote: tile history as an oxen dataset', function () {
     expect(hub.workspaceCount(NS, repo)).to.equal(0)
 
     hub.resetLog()
-    const again = await push(ws, {remote: 'hub', oxen: tuning()})
+    const again = await push(ws, {remote: 'hub', transport: tuning()})
     expect(again.upToDate).to.equal(true)
     expect(uploaded()).to.deep.equal([])
 
@@ -139,10 +165,10 @@ describe('oxen remote: tile history as an oxen dataset', function () {
     setGeneration(db, -2, 1, 103)
     await commit(ws, {message: 'three tiles', author})
     hub.resetLog()
-    const dry = await push(ws, {remote: 'hub', dryRun: true, oxen: tuning()})
+    const dry = await push(ws, {remote: 'hub', dryRun: true, transport: tuning()})
     expect([dry.dryRun, dry.commits, dry.objects]).to.deep.equal([true, 1, 3 + 3 + 2])
     expect(uploaded()).to.deep.equal([])
-    const r = await push(ws, {remote: 'hub', oxen: tuning()})
+    const r = await push(ws, {remote: 'hub', transport: tuning()})
     expect(r.commits).to.equal(1)
     const sent = uploaded()
     expect(sent.filter((p) => p.endsWith('.png')).sort()).to.deep.equal([
@@ -157,7 +183,7 @@ describe('oxen remote: tile history as an oxen dataset', function () {
     setNotes(db, 2, 2, 'checked')
     await commit(ws, {message: 'a note', author})
     hub.resetLog()
-    await push(ws, {remote: 'hub', oxen: tuning()})
+    await push(ws, {remote: 'hub', transport: tuning()})
     expect(uploaded().sort()).to.deep.equal(['README.md', 'tilesync/manifest.json', 'tilesync/rows/quadrants/0_0.jsonl'])
     // Files of replaced images stay (additive).
     expect([...hub.files(NS, repo)!.keys()].filter((p) => p.startsWith('quadrants/0000_0000_'))).to.have.length(2)
@@ -175,14 +201,14 @@ describe('oxen remote: tile history as an oxen dataset', function () {
     await commit(ws, {message: 'main edit', author})
     const m = await mergeCommit(ws, side, 'side')
     expect(m.outcome).to.equal('merged')
-    const r = await push(ws, {remote: 'hub', oxen: tuning()})
+    const r = await push(ws, {remote: 'hub', transport: tuning()})
     expect(r.commits).to.equal(3)
 
     const c = await cloneOf(repo)
     expect(dumpDatabase(c.db)).to.deep.equal(dumpDatabase(db))
     expect(await ids(c.ws)).to.deep.equal(await ids(ws))
     expect((await status(c.ws)).clean).to.equal(true)
-    await expectCode(clone({url: `oxen://${NS}/no-such-repo`, dir: path.join(tmpDir('clone'), 'x'), remote: {host: hub.host}, oxen: tuning()}), 'REMOTE_UNKNOWN', /no such repository/)
+    await expectCode(clone({url: `oxen://${NS}/no-such-repo`, dir: path.join(tmpDir('clone'), 'x'), remote: {host: hub.host}, transport: tuning()}), 'REMOTE_UNKNOWN', /no such repository/)
   })
 
   it('pull brings a second clone up to date (fast-forward)', async () => {
@@ -191,32 +217,13 @@ describe('oxen remote: tile history as an oxen dataset', function () {
     setGeneration(db, 2, 1, 301)
     withDb(db, (d) => d.prepare(`UPDATE metadata SET value = '4' WHERE key = 'schema_version'`).run())
     await commit(ws, {message: 'more', author})
-    await push(ws, {remote: 'hub', oxen: tuning()})
-    const p = await pull(b.ws, {remote: 'hub', oxen: tuning()})
+    await push(ws, {remote: 'hub', transport: tuning()})
+    const p = await pull(b.ws, {remote: 'hub', transport: tuning()})
     expect(p.merge?.outcome).to.equal('fast-forward')
     expect(dumpDatabase(b.db)).to.deep.equal(dumpDatabase(db))
     expect(await ids(b.ws)).to.deep.equal(await ids(ws))
-    const f = await fetchRemote(b.ws, {remote: 'hub', oxen: tuning()})
+    const f = await fetchRemote(b.ws, {remote: 'hub', transport: tuning()})
     expect(f.branches.map((x) => x.commits)).to.deep.equal([0])
-  })
-
-  it('refuses to push over another user\'s push ("pull first"), then pulls it and pushes', async () => {
-    const {ws, db, repo} = await pushed()
-    const b = await cloneOf(repo)
-    setGeneration(b.db, 2, 2, 401)
-    await commit(b.ws, {message: 'b edits 2,2', author})
-    await push(b.ws, {remote: 'hub', oxen: tuning()})
-    setGeneration(db, -3, -2, 402)
-    await commit(ws, {message: 'a edits -3,-2', author})
-    const before = hub.head(NS, repo)!.id
-    await expectCode(push(ws, {remote: 'hub', oxen: tuning()}), 'REMOTE_MOVED', /pull first/)
-    expect(hub.head(NS, repo)!.id).to.equal(before)
-    const p = await pull(ws, {remote: 'hub', oxen: tuning()})
-    expect(p.merge?.outcome).to.equal('merged')
-    expect(generationOf(db, 2, 2)).to.deep.equal(png(401))
-    await push(ws, {remote: 'hub', oxen: tuning()})
-    const c = await cloneOf(repo)
-    expect(dumpDatabase(c.db)).to.deep.equal(dumpDatabase(db))
   })
 
   it('imports a commit made on the hub with other tools (CSV edited, PNG added) as a tilesync commit', async () => {
@@ -234,57 +241,34 @@ describe('oxen remote: tile history as an oxen dataset', function () {
 
     setGeneration(db, 0, 1, 502)
     await commit(ws, {message: 'local edit', author})
-    await expectCode(push(ws, {remote: 'hub', oxen: tuning()}), 'REMOTE_MOVED', /pull first/)
+    await expectCode(push(ws, {remote: 'hub', transport: tuning()}), 'REMOTE_MOVED', /pull first/)
     const notesBefore = withDb(db, (d) => d.prepare('SELECT notes, lat FROM quadrants WHERE quadrant_x = 1 AND quadrant_y = 1').get())
-    const p = await pull(ws, {remote: 'hub', oxen: tuning()})
+    const p = await pull(ws, {remote: 'hub', transport: tuning()})
     expect(p.merge?.outcome).to.equal('merged')
     expect(generationOf(db, 1, 1)).to.deep.equal(img)
     expect(withDb(db, (d) => d.prepare('SELECT notes, lat FROM quadrants WHERE quadrant_x = 1 AND quadrant_y = 1').get())).to.deep.equal(notesBefore)
     const entries = await log(ws)
     const foreign = entries.find((e) => e.message === 'hand-picked tile 1,1')!
     expect([foreign.author, foreign.email, foreign.tilesChanged]).to.deep.equal(['someone else', 'else@example.com', 1])
-    await push(ws, {remote: 'hub', oxen: tuning()})
+    await push(ws, {remote: 'hub', transport: tuning()})
     // Another machine rebuilds the foreign commit with the same id.
     const c = await cloneOf(repo)
     expect(await ids(c.ws)).to.deep.equal(await ids(ws))
     expect(dumpDatabase(c.db)).to.deep.equal(dumpDatabase(db))
   })
 
-  it('an interrupted push leaves the hub branch unchanged; the next one sends only what is missing', async () => {
+  it('a commit that fails at the hub leaves the branch unchanged; the next push reuses the workspace and uploads nothing again', async () => {
     const {ws, db, repo} = await pushed()
-    // 1. the commit itself fails
     setGeneration(db, 0, 0, 601)
     await commit(ws, {message: 'commit fails once', author})
     const before = hub.head(NS, repo)!.id
     hub.failNext({method: 'POST', path: /\/merge\//, status: 500, body: {status: 'error', status_message: 'internal_server_error'}})
-    await expectCode(push(ws, {remote: 'hub', oxen: tuning()}), 'REMOTE_UNREACHABLE')
+    await expectCode(push(ws, {remote: 'hub', transport: tuning()}), 'REMOTE_UNREACHABLE')
     expect(hub.head(NS, repo)!.id).to.equal(before)
     hub.resetLog()
-    await push(ws, {remote: 'hub', oxen: tuning()})
+    await push(ws, {remote: 'hub', transport: tuning()})
     expect(uploaded()).to.deep.equal([])
     expect(hub.head(NS, repo)!.message).to.equal('commit fails once')
-
-    // 2. an upload fails after the quadrants were staged
-    for (const [x, y, seed] of [[1, 1, 611], [2, 2, 612]]) {
-      setGeneration(db, x, y, seed)
-      withDb(db, (d) => d.prepare('UPDATE quadrants SET render = ? WHERE quadrant_x = ? AND quadrant_y = ?').run(png(seed + 50), x, y))
-    }
-    await commit(ws, {message: 'upload fails once', author})
-    const before2 = hub.head(NS, repo)!.id
-    hub.resetLog()
-    hub.failNext({method: 'POST', path: /\/files\/renders$/, status: 400, body: {status: 'error', status_message: 'bad_request'}})
-    await expectCode(push(ws, {remote: 'hub', oxen: tuning()}), 'REMOTE_PROTOCOL')
-    expect(hub.head(NS, repo)!.id).to.equal(before2)
-    expect(uploaded().filter((p) => p.startsWith('quadrants/'))).to.have.length(2)
-    hub.resetLog()
-    const r = await push(ws, {remote: 'hub', oxen: tuning()})
-    const sent = uploaded()
-    expect(sent.filter((p) => p.startsWith('quadrants/'))).to.deep.equal([])
-    expect(sent.filter((p) => p.startsWith('renders/'))).to.have.length(2)
-    expect(r.commits).to.equal(1)
-    expect(hub.workspaceCount(NS, repo)).to.equal(0)
-    const c = await cloneOf(repo)
-    expect(dumpDatabase(c.db)).to.deep.equal(dumpDatabase(db))
   })
 
   it('--prune removes files of tiles that no longer exist; without it they stay', async () => {
@@ -292,7 +276,7 @@ describe('oxen remote: tile history as an oxen dataset', function () {
     withDb(db, (d) => d.prepare('DELETE FROM quadrants WHERE quadrant_x = 2 AND quadrant_y = 2').run())
     setGeneration(db, 0, 0, 701)
     await commit(ws, {message: 'drop 2,2', author})
-    await push(ws, {remote: 'hub', oxen: tuning()})
+    await push(ws, {remote: 'hub', transport: tuning()})
     const referenced = () => {
       const files = hub.files(NS, repo)!
       const csv = files.get('generations.csv')!.toString().split('\n').slice(1).filter(Boolean)
@@ -304,7 +288,7 @@ describe('oxen remote: tile history as an oxen dataset', function () {
     expect(images.filter((p) => !named.has(p)).length).to.be.at.least(2)
     setNotes(db, 0, 0, 'pruned')
     await commit(ws, {message: 'prune now', author})
-    const r = await push(ws, {remote: 'hub', oxen: tuning(), prune: true})
+    const r = await push(ws, {remote: 'hub', transport: tuning(), prune: true})
     expect((r as {removed?: number}).removed).to.be.at.least(2)
     ;({named, images} = referenced())
     expect(images.sort()).to.deep.equal([...named].sort())
@@ -321,7 +305,7 @@ describe('oxen remote: tile history as an oxen dataset', function () {
         .post(/\/workspaces\/[^/]+\/files\/quadrants/)
         .reply(429, {status: 'error', status_message: 'too_many_requests'}, {'Retry-After': '1'})
       const started = Date.now()
-      const r = await push(ws, {remote: 'hub', oxen: tuning({onRetry: (e) => events.push(e)})})
+      const r = await push(ws, {remote: 'hub', transport: tuning({onRetry: (e) => events.push(e)})})
       expect(scope.isDone()).to.equal(true)
       expect(r.commits).to.equal(1)
       expect(Date.now() - started).to.be.at.least(900)

@@ -8,7 +8,7 @@ import * as path from 'node:path'
 import type {Backend} from '../src/remote/backend.js'
 import {DirectoryBackend} from '../src/remote/directory-backend.js'
 import {openS3Backend} from '../src/remote/s3/open-s3-backend.js'
-import {verifyRemote} from '../src/remote/verify-remote.js'
+import {verifyBackend as verifyRemote} from '../src/remote/object-store/verify-backend.js'
 import {S3RVER_KEY, S3RVER_SECRET, startS3Server, type S3TestServer} from './support/s3-server.js'
 
 const WRONG_SECRET = 'wr0ng-secret-Hh4Ttq9Zr-never-print-me'

@@ -2,9 +2,8 @@ import {Args} from '@oclif/core'
 
 import {TilesyncCommand} from '../../src/cli/base-command.js'
 import {isTilesyncError} from '../../src/core/errors.js'
-import {listRemotes, remoteConfig} from '../../src/ops/remotes.js'
-import {openBackend} from '../../src/remote/open-backend.js'
-import {verifyRemote, type VerifyCheck} from '../../src/remote/verify-remote.js'
+import {listRemotes, remoteConfig, verifyRemote} from '../../src/ops/remotes.js'
+import type {VerifyCheck} from '../../src/remote/capabilities.js'
 
 export interface RemoteVerification {
   name: string
@@ -39,12 +38,7 @@ unreachable endpoint); the exit code is 1 if any check failed. Without NAME, eve
       const config = remoteConfig(repo, name)
       let checks: VerifyCheck[]
       try {
-        const backend = await openBackend(config, repo.root)
-        try {
-          checks = await verifyRemote(backend)
-        } finally {
-          await backend.close?.()
-        }
+        checks = await verifyRemote(repo, name)
       } catch (error) {
         // Opening failed (missing credentials, unsupported URL): every check fails for that reason.
         const reason = isTilesyncError(error) ? `${error.code}: ${error.oneLine}` : (error as Error).message

@@ -1,7 +1,7 @@
 /**
- * `npm run bench [-- --quadrants N --size PX --runs R --only a,b --noise F --generation-ratio F]`
- * (cases: first-commit, incremental, clone, clone-cold, diff, s3, version, and, only when
- * named, city): builds the benchmark database with the project's own generator, runs each
+ * `npm run bench [-- --quadrants N --size PX --runs R --only a,b --noise F --generation-ratio F --viewer-tiles N]`
+ * (cases: first-commit, incremental, clone, clone-cold, diff, s3, version, similar [--similar-quadrants N], viewer, and, only
+ * when named, city): builds the benchmark database with the project's own generator, runs each
  * operation several times as a user would (a fresh process each time), and prints medians and
  * peak memory. Where restic, git, b3sum and rclone are installed, runs them on the same tiles in
  * the same run and prints the ratios. Results go to bench-output/results.{json,md}.
@@ -21,6 +21,8 @@ import {activeHashImplementation} from '../core/hash.js'
 import {makeTilePng} from '../sample/tile-png.js'
 import {ensureBenchDb} from './generate-bench-db.js'
 import {has, measure, median, run, type Sample} from './measure.js'
+import {similarCase} from './similar-case.js'
+import {viewerCases} from './viewer-bench.js'
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
 const BIN = path.join(repoRoot, 'bin', 'run.js')
@@ -38,8 +40,10 @@ if (process.argv.includes('--help') || process.argv.includes('-h')) {
   --noise F              grain per pixel, 0-1 (default 0.2); noisier tiles compress worse
   --generation-ratio F   share of quadrants with a generation image, 0-1 (default 0.9)
   --runs R               runs per case (default 5); medians are reported
-  --only a,b             cases: first-commit, incremental, clone, clone-cold, diff, s3, version
-                         (the default set), and city (only when named)
+  --only a,b             cases: first-commit, incremental, clone, clone-cold, diff, s3, version,
+                         similar, viewer (the default set), and city (only when named)
+  --similar-quadrants N  tiles in the similar case's history (default 100000)
+  --viewer-tiles N       tiles in the viewer case's map (default 100000)
   --city-quadrants N     quadrants in the city case's database (default 20000, about 13 GB)
   --city-runs R          runs of the city case's first commit and clone (default 1)
   --out DIR              results and work directory (default bench-output)
@@ -51,6 +55,8 @@ examples:
   npm run bench -- --noise 0.5 --generation-ratio 0.3 --only first-commit --runs 3
   npm run bench -- --only clone,clone-cold,s3 --runs 3
   npm run bench -- --only city --runs 3
+  npm run bench -- --only similar --similar-quadrants 20000
+  npm run bench -- --only viewer --viewer-tiles 20000
 `)
   process.exit(0)
 }
@@ -360,6 +366,8 @@ async function main(): Promise<void> {
 
   // Never in the default run: it generates and copies tens of gigabytes.
   if (only.includes('city')) await cityCase(bench)
+  if (wanted('similar')) await similarCase({cache, quadrants: Number(arg('similar-quadrants', '100000')), runs, bin: BIN, env, tilesync, record})
+  if (wanted('viewer')) await viewerCases({work, tiles: Number(arg('viewer-tiles', '100000')), runs, bin: BIN, repoRoot, env, record})
 
   if (wanted('version')) {
     const s: Sample[] = []

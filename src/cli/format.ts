@@ -1,6 +1,7 @@
 import type {ShapeReport} from '../db/shapes.js'
 import type {SchemaChange} from '../snapshot/versioned-schema.js'
 import {type ChangeSet, layerPhrase, type RowChangeView} from '../snapshot/change-set.js'
+import type {PerceptualDiff} from '../ops/perceptual-diff.js'
 
 /**
  * A commit id as messages show it (its first 10 hex digits). A missing one (a branch that did
@@ -92,4 +93,21 @@ export function layerEvents(set: ChangeSet, limit = 20): string[] {
   const shown = events.slice(0, limit)
   if (events.length > limit) shown.push(`… ${events.length - limit} more`)
   return shown
+}
+
+const verdictMark = {'pixels-identical': '=', 'nearly-identical': '~', changed: 'M'} as const
+const verdictText = {'pixels-identical': 'pixels identical (re-encoded)', 'nearly-identical': 'nearly identical', changed: 'changed'} as const
+
+/** Lines for `diff --perceptual`: the counts, then each modified tile's layers with their verdict. */
+export function formatPerceptual(p: PerceptualDiff, options: {limit?: number; stat?: boolean} = {}): string[] {
+  const c = p.counts
+  const lines = [`perceptual: ${c.pixelsIdentical} pixels identical (re-encoded), ${c.nearlyIdentical} nearly identical (distance <= ${p.threshold} of 128 bits), ${c.changed} changed${c.noImageChange ? `, ${c.noImageChange} with no image changed` : ''}`]
+  if (options.stat) return lines
+  const tiles = options.limit ? p.tiles.slice(0, options.limit) : p.tiles
+  for (const t of tiles) {
+    const layers = t.layers.map((l) => `${l.layer}: ${verdictText[l.verdict]}${l.distance !== null && l.verdict !== 'pixels-identical' ? ` (distance ${l.distance})` : ''}`)
+    lines.push(`  ${verdictMark[t.verdict]} tile ${t.key}  ${layers.join('; ')}`)
+  }
+  if (tiles.length < p.tiles.length) lines.push(`  … ${p.tiles.length - tiles.length} more (use --json for all)`)
+  return lines
 }

@@ -18,9 +18,10 @@ export class Md5Cache {
 
   private constructor(private readonly file: string | null) {}
 
-  static async open(repo: Repository): Promise<Md5Cache> {
+  /** `writeBack: false`: what is learnt is kept in memory only (a dry run writes nothing). */
+  static async open(repo: Repository, options: {writeBack?: boolean} = {}): Promise<Md5Cache> {
     const file = path.join(repo.layout.dir, 'cache', 'md5')
-    const cache = new Md5Cache(file)
+    const cache = new Md5Cache(options.writeBack === false ? null : file)
     const text = await fs.readFile(file, 'utf8').catch(() => '')
     for (const line of text.split('\n')) {
       const m = /^([0-9a-f]{64}) ([0-9a-f]{8})$/.exec(line)

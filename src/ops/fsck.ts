@@ -8,12 +8,10 @@ import {hashBytes, isObjectId} from '../core/hash.js'
 import {CORRUPT_HINT, integrityProblems} from '../db/integrity.js'
 import {openDatabase, translateSqliteError} from '../db/open-database.js'
 import type {Repository} from '../repo/repository.js'
-import type {RemoteStore} from '../remote/remote-store.js'
-import {remoteKeys} from '../remote/remote-store.js'
-import {readRemoteShallow} from '../remote/shallow-remote.js'
+import type {RemoteObjects, Transport} from '../remote/transport.js'
 import {HashingPool} from '../store/hashing-pool.js'
 import {type ObjectProblem, ObjectWalk, type RawSource, short} from './object-walk.js'
-import {isOxenRemote, listRemotes, openRemoteStore} from './remotes.js'
+import {listRemotes, openRemote, storesObjects} from './remotes.js'
 import {collectRoots} from './roots.js'
 import type {Workspace} from '../workspace/workspace.js'
 
@@ -81,7 +79,7 @@ export async function fsckLocal(ws: Workspace, options: {repair?: boolean} = {})
     if (n === 0) break
   }
   // What is still wrong could not be fixed from here: say so, instead of suggesting --repair again.
-  const remotes = listRemotes(ws.repo).filter((r) => !isOxenRemote(ws.repo, r.name)).map((r) => r.name)
+  const remotes = listRemotes(ws.repo).filter((r) => storesObjects(ws.repo, r.name)).map((r) => r.name)
   const unfixable = remotes.length
     ? `no configured remote (${remotes.join(', ')}) has it: add a remote or clone that does (\`tilesync remote add NAME URL\`) and run \`tilesync fsck --repair\` again`
     : 'no remote is configured to fetch it from: `tilesync remote add NAME URL`, then `tilesync fsck --repair`'
@@ -219,7 +217,7 @@ function refLabel(name: string): string {
 }
 
 function localRepairHint(repo: Repository): string {
-  const remotes = listRemotes(repo).filter((r) => !isOxenRemote(repo, r.name))
+  const remotes = listRemotes(repo).filter((r) => storesObjects(repo, r.name))
   return remotes.length
     ? `run \`tilesync fsck --repair\` to download it again from ${remotes.map((r) => r.name).join(' or ')}`
     : 'restore it from a copy that has it: `tilesync remote add NAME URL`, then `tilesync fsck --repair`'
@@ -294,10 +292,10 @@ async function repairLocal(repo: Repository, result: FsckResult): Promise<number
   // Objects a rebuilt index brings back need no download: check again first.
   if (rebuilt) return rebuilt
   const wanted = [...new Set(result.problems.filter((p) => FETCHABLE.has(p.kind) && p.id && !p.ref).map((p) => p.id!))]
-  const remotes: RemoteStore[] = []
+  const remotes: Transport[] = []
   for (const r of listRemotes(repo)) {
-    if (isOxenRemote(repo, r.name)) continue
-    remotes.push(await openRemoteStore(repo, r.name))
+    if (!storesObjects(repo, r.name)) continue
+    remotes.push(await openRemote(repo, r.name))
   }
   let repaired = 0
   try {
@@ -313,7 +311,7 @@ async function repairLocal(repo: Repository, result: FsckResult): Promise<number
       }
       for (const remote of remotes) {
         try {
-          const bytes = await remote.getObject(id)
+          const bytes = await remote.objects!.read(id)
           await repo.store.put(bytes, id)
           repaired++
           break
@@ -325,7 +323,7 @@ async function repairLocal(repo: Repository, result: FsckResult): Promise<number
     }
     await repo.store.flush()
   } finally {
-    for (const r of remotes) await r.backend.close?.()
+    for (const r of remotes) await r.close()
   }
   return repaired
 }
@@ -336,38 +334,47 @@ async function repairLocal(repo: Repository, result: FsckResult): Promise<number
  * read back and hashes to its id. With `repair`, what is missing or damaged there is uploaded
  * again from the local store (checked by hash first).
  */
-export async function fsckRemote(ws: Workspace, name: string, remote: RemoteStore, options: {repair?: boolean} = {}): Promise<FsckResult> {
-  let result = await checkRemote(ws, name, remote)
-  if (!options.repair || result.ok) return result
-  let repaired = 0
-  for (let pass = 0; pass < 8 && !result.ok; pass++) {
-    const n = await repairRemote(ws, remote, result)
-    repaired += n
-    result = await checkRemote(ws, name, remote)
-    if (n === 0) break
+export async function fsckRemote(ws: Workspace, name: string, options: {repair?: boolean} = {}): Promise<FsckResult> {
+  const remote = await openRemote(ws.repo, name)
+  try {
+    const objects = remote.objects
+    if (!objects) {
+      throw new TilesyncError('REMOTE_UNSUPPORTED', `${remote.location} is an ${remote.kind} remote, not an object store`, {
+        hint: `\`tilesync fsck --remote\` checks remotes that store tilesync objects; pull from it and run \`tilesync fsck\` here`,
+      })
+    }
+    let result = await checkRemote(ws, name, remote, objects)
+    if (!options.repair || result.ok) return result
+    let repaired = 0
+    for (let pass = 0; pass < 8 && !result.ok; pass++) {
+      const n = await repairRemote(ws, objects, result)
+      repaired += n
+      result = await checkRemote(ws, name, remote, objects)
+      if (n === 0) break
+    }
+    return {...result, repaired}
+  } finally {
+    await remote.close()
   }
-  return {...result, repaired}
 }
 
-async function checkRemote(ws: Workspace, name: string, remote: RemoteStore): Promise<FsckResult> {
-  const source: RawSource = {read: (id) => remote.backend.get(remoteKeys.object(id))}
+async function checkRemote(ws: Workspace, name: string, remote: Transport, objects: RemoteObjects): Promise<FsckResult> {
+  const source: RawSource = {read: (id) => objects.readRaw(id)}
   const pool = lazyPool(ws.repo)
   try {
     const walk = new ObjectWalk(source, pool.hash)
     const problems: FsckProblem[] = []
     const hint = `run \`tilesync fsck --remote ${name} --repair\` from a clone that has it`
     const tips: Array<{name: string; id: string}> = []
-    for await (const k of remote.backend.list(remoteKeys.branchesPrefix)) {
-      const branch = k.key.slice(remoteKeys.branchesPrefix.length)
-      if (!branch || branch.endsWith('.lock')) continue
+    for (const branch of await objects.branchNames()) {
       try {
         const b = await remote.readBranch(branch)
-        if (b) tips.push({name: branch, id: b.id})
+        if (b?.commit) tips.push({name: branch, id: b.commit})
       } catch {
         problems.push({kind: 'bad-ref', ref: `refs/heads/${branch}`, message: `branch ${branch} on ${name} is damaged: push it again with \`tilesync push ${name} ${branch} --force\` from a good clone`})
       }
     }
-    const shallow = await readRemoteShallow(remote)
+    const shallow = await objects.shallowRoots()
     const history = await walkHistory(walk, tips.map((t) => t.id), shallow)
     const refs: FsckRef[] = []
     for (const t of tips) refs.push({name: `refs/heads/${t.name}`, id: t.id, complete: await walk.complete(t.id)})
@@ -378,11 +385,10 @@ async function checkRemote(ws: Workspace, name: string, remote: RemoteStore): Pr
     const visited = walk.visited()
     let unrefObjects = 0
     let unrefBytes = 0
-    for await (const k of remote.backend.list(remoteKeys.objectsPrefix)) {
-      const id = k.key.slice(remoteKeys.objectsPrefix.length).replace('/', '')
-      if (!isObjectId(id) || visited.has(id)) continue
+    for await (const o of objects.list()) {
+      if (visited.has(o.id)) continue
       unrefObjects++
-      unrefBytes += k.size
+      unrefBytes += o.size
     }
     return {
       ok: problems.length === 0, where: name, refs, commits: history.commits.size, objects: walk.objects, bytes: walk.bytes,
@@ -393,7 +399,7 @@ async function checkRemote(ws: Workspace, name: string, remote: RemoteStore): Pr
   }
 }
 
-async function repairRemote(ws: Workspace, remote: RemoteStore, result: FsckResult): Promise<number> {
+async function repairRemote(ws: Workspace, objects: RemoteObjects, result: FsckResult): Promise<number> {
   let repaired = 0
   for (const p of result.problems) {
     if (!PROBLEM_KINDS.has(p.kind) || !p.id || p.ref) continue
@@ -404,10 +410,10 @@ async function repairRemote(ws: Workspace, remote: RemoteStore, result: FsckResu
       if (isTilesyncError(error, 'OBJECT_MISSING') || isTilesyncError(error, 'OBJECT_CORRUPT')) continue
       throw error
     }
-    await remote.putObject(p.id, bytes)
+    await objects.write(p.id, bytes)
     repaired++
   }
-  await remote.backend.flush?.()
+  await objects.flush()
   return repaired
 }
 

@@ -1,15 +1,14 @@
 import {TilesyncError} from '../core/errors.js'
 import {isAncestor} from '../history/graph.js'
-import type {RemoteStore} from '../remote/remote-store.js'
-import {downloadHistory, transferConcurrency} from '../remote/transfer.js'
-import {createProgress} from '../util/progress.js'
+import type {TransportTuning} from '../remote/registry.js'
+import type {Transport} from '../remote/transport.js'
 import {computeChangeSet} from '../snapshot/change-set.js'
+import {createProgress} from '../util/progress.js'
+import type {Workspace} from '../workspace/workspace.js'
 import {fetchFrom, type FetchResult} from './fetch.js'
 import {mergeCommit, type MergeResult} from './merge.js'
-import type {OxenTuning} from '../remote/oxen/oxen-sync.js'
-import {defaultRemoteName, isOxenRemote, openRemoteStore} from './remotes.js'
+import {defaultRemoteName, openRemote} from './remotes.js'
 import {recordSync} from './sync-log.js'
-import type {Workspace} from '../workspace/workspace.js'
 
 export interface PullResult {
   remote: string
@@ -26,35 +25,39 @@ export interface PullResult {
 }
 
 /** fetch + merge of the remote branch into the current branch. */
-export async function pull(ws: Workspace, options: {remote?: string; branch?: string; dryRun?: boolean; oxen?: OxenTuning; commit?: string} = {}): Promise<PullResult> {
+export async function pull(ws: Workspace, options: {remote?: string; branch?: string; dryRun?: boolean; transport?: TransportTuning; commit?: string} = {}): Promise<PullResult> {
   const name = defaultRemoteName(ws.repo, options.remote)
   const head = await ws.repo.refs.readHead()
   const branch = options.branch ?? (head.kind === 'branch' ? head.branch : undefined)
   if (!branch) throw new TilesyncError('BAD_ARGUMENT', 'HEAD is detached: say which branch to pull', {hint: 'e.g. `tilesync pull origin main`'})
-  if (isOxenRemote(ws.repo, name)) {
-    if (options.commit) throw new TilesyncError('REMOTE_UNSUPPORTED', 'pulling a pinned commit (a release) is not supported from oxen remotes', {hint: 'pull the release from the bucket or directory it was published to'})
-    return (await import('../remote/oxen/oxen-sync.js')).pullOxen(ws, name, branch, options)
-  }
-  const remote = await openRemoteStore(ws.repo, name)
-  if (options.commit) {
+  const remote = await openRemote(ws.repo, name, options.transport)
+  try {
     const commit = options.commit
-    return recordSync(ws.repo, {op: 'pull', remote: name, branch}, () => pullCommit(ws, remote, name, branch, commit, Boolean(options.dryRun)))
-  }
-  return recordSync(ws.repo, {op: 'pull', remote: name, branch}, async () => {
-    const before = await ws.repo.refs.headCommit()
-    const fetched = await fetchFrom(ws, remote, name, {branch, dryRun: options.dryRun})
-    const theirs = fetched.branches[0].to
-    const result: PullResult = {remote: name, branch, fetch: fetched, merge: null, from: before, to: before, objects: fetched.objects, bytes: fetched.bytes, dryRun: Boolean(options.dryRun)}
-    if (options.dryRun) {
-      if (await ws.repo.store.has(theirs)) {
-        result.wouldChange = (await computeChangeSet(await ws.stateOf(before), await ws.stateOf(theirs), ws.reader)).summary
+    if (commit) {
+      if (!remote.fetchesCommits) {
+        throw new TilesyncError('REMOTE_UNSUPPORTED', `pulling a pinned commit (a release) is not supported from ${remote.kind} remotes`, {hint: 'pull the release from the bucket or directory it was published to'})
       }
-      return result
+      return await recordSync(ws.repo, {op: 'pull', remote: name, branch}, () => pullCommit(ws, remote, name, branch, commit, Boolean(options.dryRun)))
     }
-    result.merge = await mergeCommit(ws, theirs, `${name}/${branch}`)
-    result.to = result.merge.head
-    return result
-  })
+    return await recordSync(ws.repo, {op: 'pull', remote: name, branch}, async () => {
+      const before = await ws.repo.refs.headCommit()
+      const fetched = await fetchFrom(ws, remote, name, {branch, dryRun: options.dryRun})
+      const theirs = fetched.branches[0]?.to
+      const result: PullResult = {remote: name, branch, fetch: fetched, merge: null, from: before, to: before, objects: fetched.objects, bytes: fetched.bytes, dryRun: Boolean(options.dryRun)}
+      if (options.dryRun) {
+        if (theirs && (await ws.repo.store.has(theirs))) {
+          result.wouldChange = (await computeChangeSet(await ws.stateOf(before), await ws.stateOf(theirs), ws.reader)).summary
+        }
+        return result
+      }
+      if (!theirs) throw new TilesyncError('REMOTE_EMPTY', `${remote.location} has no tile data on branch ${branch}`, {hint: 'push to it first'})
+      result.merge = await mergeCommit(ws, theirs, `${name}/${branch}`)
+      result.to = result.merge.head
+      return result
+    })
+  } finally {
+    await remote.close()
+  }
 }
 
 /**
@@ -62,11 +65,11 @@ export async function pull(ws: Workspace, options: {remote?: string; branch?: st
  * object verified), then fast-forwards. Refuses when HEAD has commits the release lacks,
  * since the database would then not be the release.
  */
-async function pullCommit(ws: Workspace, remote: RemoteStore, name: string, branch: string, commit: string, dryRun: boolean): Promise<PullResult> {
+async function pullCommit(ws: Workspace, remote: Transport, name: string, branch: string, commit: string, dryRun: boolean): Promise<PullResult> {
   const before = await ws.repo.refs.headCommit()
-  const {stats, commits} = await downloadHistory(ws.repo.store, remote, commit, {concurrency: transferConcurrency(), progress: dryRun ? undefined : await createProgress('objects'), dryRun})
-  const fetched: FetchResult = {remote: name, branches: [{branch, from: null, to: commit, commits: commits.length, objects: stats.objects, bytes: stats.bytes}], objects: stats.objects, bytes: stats.bytes, dryRun}
-  const result: PullResult = {remote: name, branch, fetch: fetched, merge: null, from: before, to: before, objects: stats.objects, bytes: stats.bytes, dryRun}
+  const [got] = await remote.fetch(ws, [commit], {progress: dryRun ? undefined : await createProgress('objects'), dryRun})
+  const fetched: FetchResult = {remote: name, branches: [{branch, from: null, to: commit, commits: got.commits, objects: got.objects, bytes: got.bytes}], objects: got.objects, bytes: got.bytes, dryRun}
+  const result: PullResult = {remote: name, branch, fetch: fetched, merge: null, from: before, to: before, objects: got.objects, bytes: got.bytes, dryRun}
   const local = await ws.repo.store.has(commit)
   if (before !== null && before !== commit && local && !(await isAncestor(ws.reader, before, commit))) {
     throw new TilesyncError('BAD_ARGUMENT', `HEAD (${before.slice(0, 10)}) has commits that ${commit.slice(0, 10)} does not contain: pulling the release would not give exactly its data`, {

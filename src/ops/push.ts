@@ -1,16 +1,12 @@
 
-import {TilesyncError} from '../core/errors.js'
-import {commitsNotIn, isAncestor} from '../history/graph.js'
-import {planCommits, planCount, planGroups} from '../remote/object-plan.js'
-import type {OxenTuning} from '../remote/oxen/oxen-sync.js'
-import {PushJournal} from '../remote/push-journal.js'
-import {forgetIfPruned, readRemoteShallow} from '../remote/shallow-remote.js'
-import type {RemoteStore} from '../remote/remote-store.js'
-import {transferConcurrency, uploadPlan} from '../remote/transfer.js'
+import {isTilesyncError, TilesyncError} from '../core/errors.js'
+import {isAncestor} from '../history/graph.js'
+import type {TransportTuning} from '../remote/registry.js'
+import type {Transport} from '../remote/transport.js'
 import {createProgress} from '../util/progress.js'
-import {defaultRemoteName, isOxenRemote, openRemoteStore} from './remotes.js'
-import {recordSync} from './sync-log.js'
 import type {Workspace} from '../workspace/workspace.js'
+import {defaultRemoteName, openRemote} from './remotes.js'
+import {recordSync} from './sync-log.js'
 
 export interface PushResult {
   remote: string
@@ -23,6 +19,19 @@ export interface PushResult {
   objects: number
   bytes: number
   skipped: number
+  /** Figures only some kinds of remote have (files removed, the commits made there). */
+  [detail: string]: unknown
+}
+
+export interface PushOptions {
+  remote?: string
+  branch?: string
+  force?: boolean
+  dryRun?: boolean
+  /** Remove files of tiles that no longer exist, on remotes that publish files (others ignore it). */
+  prune?: boolean
+  /** Knobs for the remote's transport (tests, tuning). */
+  transport?: TransportTuning
 }
 
 export function remoteMoved(remote: string, branch: string): TilesyncError {
@@ -39,50 +48,54 @@ async function currentBranch(ws: Workspace, given?: string): Promise<string> {
 }
 
 /**
- * Sends a branch to a remote: only objects the remote lacks (found from the remote ref's
- * history, no per-object queries), blobs first, the ref last with compare-and-swap so two
- * people pushing at once cannot overwrite each other.
+ * Sends a branch to a remote: only what the remote lacks, the branch moved last with
+ * compare-and-swap so two people pushing at once cannot overwrite each other.
  */
-export async function push(ws: Workspace, options: {remote?: string; branch?: string; force?: boolean; dryRun?: boolean; prune?: boolean; oxen?: OxenTuning} = {}): Promise<PushResult> {
+export async function push(ws: Workspace, options: PushOptions = {}): Promise<PushResult> {
   const name = defaultRemoteName(ws.repo, options.remote)
   const branch = await currentBranch(ws, options.branch)
-  // The oxen client and dataset code load only for an oxen remote: a tenth of a second of start-up.
-  if (isOxenRemote(ws.repo, name)) return (await import('../remote/oxen/oxen-sync.js')).pushOxen(ws, name, branch, options)
-  const remote = await openRemoteStore(ws.repo, name)
-  return recordSync(ws.repo, {op: 'push', remote: name, branch}, () => pushTo(ws, remote, name, branch, options))
+  const remote = await openRemote(ws.repo, name, options.transport)
+  try {
+    return await recordSync(ws.repo, {op: 'push', remote: name, branch}, () => pushTo(ws, remote, name, branch, options))
+  } finally {
+    await remote.close()
+  }
 }
 
-export async function pushTo(ws: Workspace, remote: RemoteStore, name: string, branch: string, options: {force?: boolean; dryRun?: boolean}): Promise<PushResult> {
+/**
+ * A branch new to the remote (or forced over commits unknown here) still need not resend
+ * what the remote's other branches hold: their tips that this repository has.
+ */
+async function tipsKnownHere(ws: Workspace, remote: Transport): Promise<string[]> {
+  const out: string[] = []
+  // A remote that does not exist yet (push creates it) has no branches.
+  const branches = await remote.listBranches(ws).catch((error: unknown) => {
+    if (isTilesyncError(error, 'REMOTE_UNKNOWN')) return []
+    throw error
+  })
+  for (const b of branches) if (b.commit && (await ws.repo.store.has(b.commit))) out.push(b.commit)
+  return out
+}
+
+export async function pushTo(ws: Workspace, remote: Transport, name: string, branch: string, options: {force?: boolean; dryRun?: boolean; prune?: boolean}): Promise<PushResult> {
   const local = await ws.repo.refs.read(`refs/heads/${branch}`)
   if (!local) throw new TilesyncError('REF_MISSING', `no local branch "${branch}" to push`, {hint: 'commit first, or name an existing branch'})
-  const remoteRef = await remote.readBranch(branch)
-  const base: PushResult = {remote: name, branch, from: remoteRef?.id ?? null, to: local, upToDate: false, dryRun: Boolean(options.dryRun), commits: 0, objects: 0, bytes: 0, skipped: 0}
-  if (remoteRef?.id === local) {
-    await ws.repo.refs.update(`refs/remotes/${name}/${branch}`, local, `push: up to date`)
+  const tracking = `refs/remotes/${name}/${branch}`
+  const there = await remote.readBranch(branch, ws)
+  const dryRun = Boolean(options.dryRun)
+  const base: PushResult = {remote: name, branch, from: there?.commit ?? null, to: local, upToDate: false, dryRun, commits: 0, objects: 0, bytes: 0, skipped: 0}
+  if (there?.commit === local) {
+    if (!dryRun) await ws.repo.refs.update(tracking, local, `push: up to date`)
     return {...base, upToDate: true}
   }
-  const known = remoteRef && (await ws.repo.store.has(remoteRef.id))
-  if (remoteRef && !options.force && (!known || !(await isAncestor(ws.reader, remoteRef.id, local)))) throw remoteMoved(name, branch)
-  // A pruned remote lacks what lies below its shallow roots: that counts as not there.
-  const commits = await commitsNotIn(ws.reader, local, known ? [remoteRef.id] : [], known ? await readRemoteShallow(remote) : undefined)
-  const plan = await planCommits(ws.reader, commits)
-  const journal = await PushJournal.open(ws.repo.layout.remoteState(name))
-  if (!options.dryRun) await forgetIfPruned(journal, remote)
-  if (options.dryRun) {
-    // The counts the real push would report: objects not yet sent by an interrupted push, and their bytes.
-    const pending = planGroups(plan).flat().filter((id) => !journal.has(id))
-    let bytes = 0
-    for (const id of pending) bytes += plan.blobs.get(id) ?? (await ws.repo.store.sizeOf(id))
-    return {...base, commits: commits.length, objects: pending.length, bytes, skipped: planCount(plan) - pending.length}
-  }
-  const stats = await uploadPlan(ws.repo.store, remote, plan, journal, {concurrency: transferConcurrency(), progress: await createProgress('objects')})
-  if (!(await remote.readMeta())) {
-    const c = ws.repo.config
-    await remote.writeMeta({format: 1, database: c.database, tileTable: c.tileTable, keyColumns: c.keyColumns, imageColumns: c.imageColumns, xyColumns: c.xyColumns, defaultBranch: branch})
-  }
-  const moved = await remote.casBranch(branch, remoteRef?.etag ?? null, local)
-  if (!moved) throw remoteMoved(name, branch)
-  await journal.clear()
-  await ws.repo.refs.update(`refs/remotes/${name}/${branch}`, local, `push: ${remoteRef?.id.slice(0, 10) ?? 'new'} -> ${local.slice(0, 10)}`)
-  return {...base, commits: commits.length, objects: stats.objects, bytes: stats.bytes, skipped: stats.skipped}
+  const known = there?.commit ? await ws.repo.store.has(there.commit) : false
+  if (there && !options.force && (!known || !(await isAncestor(ws.reader, there.commit!, local)))) throw remoteMoved(name, branch)
+  const outcome = await remote.push(ws, {
+    branch, tip: local, have: known ? [there!.commit!] : await tipsKnownHere(ws, remote), expected: there, force: options.force, dryRun, prune: options.prune,
+    progress: dryRun ? undefined : await createProgress('objects'),
+    moved: (commit, note) => ws.repo.refs.update(tracking, commit, `push: ${note ?? `${base.from?.slice(0, 10) ?? 'new'} -> ${commit.slice(0, 10)}`}`),
+  })
+  if (outcome.status === 'moved') throw remoteMoved(name, branch)
+  const {commits, objects, bytes, skipped, details} = outcome
+  return {...base, ...details, commits, objects, bytes, skipped}
 }

@@ -2,10 +2,9 @@ import {TilesyncError} from '../core/errors.js'
 import type {RemoteConfig} from '../repo/config.js'
 import {assertValidRefName} from '../repo/refs.js'
 import type {Repository} from '../repo/repository.js'
-import {openBackend} from '../remote/open-backend.js'
-import {RemoteStore} from '../remote/remote-store.js'
-import {parseRemoteUrl} from '../remote/remote-url.js'
-import * as path from 'node:path'
+import {openTransport, remoteKindOf, storedRemoteUrl, type TransportTuning} from '../remote/registry.js'
+import type {VerifyCheck} from '../remote/capabilities.js'
+import type {Transport} from '../remote/transport.js'
 
 export interface RemoteListing {
   name: string
@@ -19,9 +18,8 @@ export async function addRemote(repo: Repository, name: string, url: string, ext
   if (repo.config.remotes[name]) {
     throw new TilesyncError('REMOTE_EXISTS', `remote "${name}" already exists (${repo.config.remotes[name].url})`, {hint: `remove it first with \`tilesync remote remove ${name}\``})
   }
-  const loc = parseRemoteUrl(url, repo.root)
   // Directory remotes are stored absolute so commands work from any subdirectory.
-  const stored = loc.kind === 'directory' ? loc.path : url
+  const stored = storedRemoteUrl(url, repo.root)
   const config: RemoteConfig = {url: stored, ...Object.fromEntries(Object.entries(extra).filter(([, v]) => v !== undefined))}
   repo.config.remotes[name] = config
   await repo.writeConfig()
@@ -64,15 +62,28 @@ export function remoteConfig(repo: Repository, name: string): RemoteConfig {
   return r
 }
 
-/** Whether a configured remote is an oxen repository (its code is loaded only when it is). */
-export function isOxenRemote(repo: Repository, name: string): boolean {
-  return parseRemoteUrl(remoteConfig(repo, name).url, repo.root).kind === 'oxen'
+/** Whether a configured remote keeps objects by id (fsck can repair from it), known without opening it. */
+export function storesObjects(repo: Repository, name: string): boolean {
+  return remoteKindOf(remoteConfig(repo, name).url).storesObjects
 }
 
-export async function openRemoteStore(repo: Repository, name: string): Promise<RemoteStore> {
-  return new RemoteStore(await openBackend(remoteConfig(repo, name), repo.root), name)
+/** Opens a configured remote; its kind's code loads only now. */
+export function openRemote(repo: Repository, name: string, tuning?: TransportTuning): Promise<Transport> {
+  return openTransport(remoteConfig(repo, name), {name, cwd: repo.root, tuning})
 }
 
-export function remoteStateDir(repo: Repository, name: string): string {
-  return path.join(repo.layout.remoteState(name))
+/**
+ * Proves a remote is usable by doing on a scratch key what push and pull will do. Throws
+ * when it cannot be opened (missing credentials) or cannot be checked that way.
+ */
+export async function verifyRemote(repo: Repository, name: string): Promise<VerifyCheck[]> {
+  const remote = await openRemote(repo, name)
+  try {
+    if (!remote.verify) {
+      throw new TilesyncError('REMOTE_UNSUPPORTED', `${remoteConfig(repo, name).url} is an ${remote.kind} remote, not an object store`, {hint: 'it is checked by pushing to it and pulling from it'})
+    }
+    return await remote.verify()
+  } finally {
+    await remote.close()
+  }
 }

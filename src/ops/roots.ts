@@ -18,7 +18,7 @@ export interface RefRoot {
 /**
  * Everything that keeps objects alive in a repository, for fsck and gc: refs (HEAD, local
  * branches, tags, remote-tracking branches, refs/saved), every id any reflog ever recorded,
- * the merge in progress, ids kept by remote state (push journals, oxen sync state) and the
+ * the merge in progress, ids kept by remote state (push journals, transports' sync state) and the
  * baseline snapshot of the database's change record.
  */
 export interface RepoRoots {
@@ -27,7 +27,7 @@ export interface RepoRoots {
   reflogs: Array<{ref: string; entry: ReflogEntry}>
   /** Commits named by MERGE_STATE.json. */
   merge: Array<{name: string; id: string}>
-  /** Ids found in `.tilesync/remotes/*` (push journals, oxen state): objects of any kind. */
+  /** Ids found in `.tilesync/remotes/*` (push journals, transports' state): objects of any kind. */
   remoteState: string[]
   /** The snapshot the database's change record is relative to, when there is one. */
   baseline: string | null

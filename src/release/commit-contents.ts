@@ -1,8 +1,7 @@
 import pLimit from 'p-limit'
 
 import {TilesyncError} from '../core/errors.js'
-import {type RemoteStore, remoteKeys} from '../remote/remote-store.js'
-import {transferConcurrency} from '../remote/transfer.js'
+import type {RemoteObjects} from '../remote/transport.js'
 import type {BlobRef} from '../snapshot/model.js'
 import {TreeReader} from '../snapshot/tree-reader.js'
 import type {ObjectReader} from '../store/object-store.js'
@@ -27,7 +26,7 @@ export interface CommitContents {
  * verified by hash, so this also proves the structure is complete and intact there.
  */
 export async function readCommitContents(reader: TreeReader, commitId: string): Promise<CommitContents> {
-  const limit = pLimit(transferConcurrency())
+  const limit = pLimit(concurrency())
   const commit = await reader.commit(commitId)
   const snapshot = await reader.snapshot(commit.tree)
   const structure = [commitId, commit.tree]
@@ -65,14 +64,20 @@ export async function readCommitContents(reader: TreeReader, commitId: string): 
   return {commit: commitId, message: commit.message, tileTable: snapshot.tileTable, tiles, rows, structure, blobs, bytes}
 }
 
-/** Reads objects straight from a remote, each verified by hash (RemoteStore.getObject). */
+/** Requests at once while reading a snapshot from a remote: TILESYNC_JOBS, else 16. */
+function concurrency(): number {
+  const v = Number(process.env.TILESYNC_JOBS)
+  return Number.isInteger(v) && v > 0 ? v : 16
+}
+
+/** Reads objects straight from a remote, each verified by hash (RemoteObjects.read). */
 export class RemoteReader implements ObjectReader {
   private readonly seen = new Set<string>()
 
-  constructor(private readonly remote: RemoteStore) {}
+  constructor(private readonly remote: RemoteObjects) {}
 
   async get(id: string): Promise<Buffer> {
-    const bytes = await this.remote.getObject(id)
+    const bytes = await this.remote.read(id)
     this.seen.add(id)
     return bytes
   }
@@ -82,7 +87,7 @@ export class RemoteReader implements ObjectReader {
   }
 }
 
-export function remoteTreeReader(remote: RemoteStore): TreeReader {
+export function remoteTreeReader(remote: RemoteObjects): TreeReader {
   return new TreeReader(new RemoteReader(remote))
 }
 
@@ -92,7 +97,7 @@ export function remoteTreeReader(remote: RemoteStore): TreeReader {
  * request per blob) with the sizes the trees record. Throws OBJECT_MISSING / OBJECT_CORRUPT
  * naming the commit and the remote; nothing is written anywhere.
  */
-export async function verifyCommitOnRemote(remote: RemoteStore, commitId: string, where: string): Promise<CommitContents> {
+export async function verifyCommitOnRemote(remote: RemoteObjects, name: string, commitId: string, where: string): Promise<CommitContents> {
   let contents: CommitContents
   try {
     contents = await readCommitContents(remoteTreeReader(remote), commitId)
@@ -102,32 +107,26 @@ export async function verifyCommitOnRemote(remote: RemoteStore, commitId: string
     const id = ((error as {data?: {id?: string}}).data?.id) ?? ''
     const what = id === commitId ? `commit ${commitId.slice(0, 10)} is not on ${where}` : `commit ${commitId.slice(0, 10)} is incomplete on ${where}: object ${id.slice(0, 12)} is ${code === 'OBJECT_MISSING' ? 'missing' : 'damaged'}`
     throw new TilesyncError(code, what, {
-      hint: `push the commit there again from a repository that has it (\`tilesync push ${remote.name}\`)`,
-      data: {commit: commitId, remote: remote.name, ...(id ? {id} : {})},
+      hint: `push the commit there again from a repository that has it (\`tilesync push ${name}\`)`,
+      data: {commit: commitId, remote: name, ...(id ? {id} : {})},
       cause: error,
     })
   }
-  const wanted = new Map([...contents.blobs.keys()].map((id) => [remoteKeys.object(id), id]))
-  if (wanted.size > 0) {
-    const prefixes = [...new Set([...wanted.keys()].map((k) => k.slice(0, remoteKeys.objectsPrefix.length + 3)))]
-    const scan = prefixes.length <= 32 ? prefixes : [remoteKeys.objectsPrefix]
-    const found = new Map<string, number>()
-    const limit = pLimit(8)
-    await Promise.all(scan.map((prefix) => limit(async () => {
-      for await (const k of remote.backend.list(prefix)) if (wanted.has(k.key)) found.set(wanted.get(k.key)!, k.size)
-    })))
+  if (contents.blobs.size > 0) {
+    // Found by listing (a thousand keys per request), not a request per blob.
+    const found = await remote.sizesOf(contents.blobs.keys())
     const missing = [...contents.blobs.keys()].filter((id) => !found.has(id))
     if (missing.length > 0) {
       throw new TilesyncError('OBJECT_MISSING', `commit ${commitId.slice(0, 10)} is incomplete on ${where}: ${missing.length} of ${contents.blobs.size} blob(s) missing, e.g. ${missing[0]}`, {
-        hint: `push the commit there again from a repository that has it (\`tilesync push ${remote.name}\`)`,
-        data: {commit: commitId, remote: remote.name, missing: missing.slice(0, 20)},
+        hint: `push the commit there again from a repository that has it (\`tilesync push ${name}\`)`,
+        data: {commit: commitId, remote: name, missing: missing.slice(0, 20)},
       })
     }
     const wrong = [...contents.blobs].filter(([id, size]) => found.get(id) !== size).map(([id]) => id)
     if (wrong.length > 0) {
       throw new TilesyncError('OBJECT_CORRUPT', `commit ${commitId.slice(0, 10)} has ${wrong.length} damaged blob(s) on ${where} (size differs from the tree), e.g. ${wrong[0]}`, {
         hint: `repair it by pushing from a repository that has the commit`,
-        data: {commit: commitId, remote: remote.name, damaged: wrong.slice(0, 20)},
+        data: {commit: commitId, remote: name, damaged: wrong.slice(0, 20)},
       })
     }
   }

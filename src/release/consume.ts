@@ -3,12 +3,11 @@ import * as path from 'node:path'
 import {isTilesyncError, TilesyncError} from '../core/errors.js'
 import {clone, type CloneResult} from '../ops/clone.js'
 import {pull, type PullResult} from '../ops/pull.js'
-import {defaultRemoteName, remoteConfig} from '../ops/remotes.js'
+import {defaultRemoteName, openRemote, remoteConfig} from '../ops/remotes.js'
 import type {Workspace} from '../workspace/workspace.js'
 import type {RemoteConfig} from '../repo/config.js'
-import {openBackend} from '../remote/open-backend.js'
-import {RemoteStore} from '../remote/remote-store.js'
-import {parseRemoteUrl} from '../remote/remote-url.js'
+import {openTransport, storedRemoteUrl} from '../remote/registry.js'
+import type {Transport} from '../remote/transport.js'
 import {remoteTreeReader} from './commit-contents.js'
 import {manifestRemoteConfig, readManifestFile, type ReleaseManifest} from './manifest.js'
 import {readReleaseAtHead} from './publish.js'
@@ -19,8 +18,9 @@ import {assertObjectStoreRemote, RunRemotes} from './remotes.js'
  * holds the tile and row counts the manifest states (three small objects, each verified by
  * hash). The commit id pins everything else: every object below it is verified as it arrives.
  */
-async function checkReleaseOn(remote: RemoteStore, m: ReleaseManifest, where: string): Promise<void> {
-  const reader = remoteTreeReader(remote)
+async function checkReleaseOn(remote: Transport, m: ReleaseManifest, where: string): Promise<void> {
+  if (!remote.objects) throw new TilesyncError('REMOTE_UNSUPPORTED', `${where} does not keep objects a release can be checked against`)
+  const reader = remoteTreeReader(remote.objects)
   let tiles = 0
   let rows = 0
   try {
@@ -58,17 +58,17 @@ export async function cloneRelease(options: CloneReleaseOptions): Promise<CloneR
   const extra = Object.fromEntries(Object.entries(options.remote ?? {}).filter(([, v]) => v !== undefined))
   const config: RemoteConfig = options.url ? {url: options.url, ...extra} : {...manifestRemoteConfig(m), ...extra}
   assertObjectStoreRemote(config, config.url)
-  const loc = parseRemoteUrl(config.url, path.dirname(path.resolve(options.manifest)))
-  const backend = await openBackend(loc.kind === 'directory' ? {...config, url: loc.path} : config)
+  const url = storedRemoteUrl(config.url, path.dirname(path.resolve(options.manifest)))
+  const remote = await openTransport({...config, url}, {name: 'origin'})
   try {
-    await checkReleaseOn(new RemoteStore(backend, 'origin'), m, config.url)
+    await checkReleaseOn(remote, m, config.url)
   } finally {
-    await backend.close?.()
+    await remote.close()
   }
   const dir = options.dir ?? (m.name.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^[-.]+/, '') || 'tiles')
   const {endpoint, region, host} = config
   const result = await clone({
-    url: loc.kind === 'directory' ? loc.path : config.url, dir, db: options.db, branch: m.branch, commit: m.commit, dryRun: options.dryRun,
+    url, dir, db: options.db, branch: m.branch, commit: m.commit, dryRun: options.dryRun,
     remote: Object.fromEntries(Object.entries({endpoint, region, host}).filter(([, v]) => v !== undefined)),
   })
   if (result.head !== m.commit) throw new TilesyncError('OBJECT_CORRUPT', `clone ended at ${result.head.slice(0, 10)}, not at the release's ${m.commit.slice(0, 10)}`)
@@ -100,11 +100,11 @@ export async function pullRelease(ws: Workspace, options: PullReleaseOptions = {
     }
   }
   assertObjectStoreRemote(remoteConfig(ws.repo, name), `remote "${name}"`)
-  const backend = await openBackend(remoteConfig(ws.repo, name), ws.repo.root)
+  const remote = await openRemote(ws.repo, name)
   try {
-    await checkReleaseOn(new RemoteStore(backend, name), m, `remote "${name}"`)
+    await checkReleaseOn(remote, m, `remote "${name}"`)
   } finally {
-    await backend.close?.()
+    await remote.close()
   }
   const result = await pull(ws, {remote: name, branch: m.branch, commit: m.commit, dryRun: options.dryRun})
   return {...result, release: m}

@@ -5,12 +5,12 @@ import * as path from 'node:path'
 import {isTilesyncError, TilesyncError} from '../core/errors.js'
 import {isAncestor} from '../history/graph.js'
 import {promote} from '../ops/promote.js'
-import {openRemoteStore} from '../ops/remotes.js'
+import {openRemote} from '../ops/remotes.js'
 import {recordSync} from '../ops/sync-log.js'
 import {Workspace} from '../workspace/workspace.js'
 import type {RemoteConfig} from '../repo/config.js'
 import {Repository} from '../repo/repository.js'
-import type {RemoteStore} from '../remote/remote-store.js'
+import type {RemoteObjects, Transport} from '../remote/transport.js'
 import {remoteTreeReader, verifyCommitOnRemote} from './commit-contents.js'
 import {findGitRoot, gitPath, readFileAtHead} from './git.js'
 import {manifestRemoteConfig, parseManifest, type ReleaseManifest} from './manifest.js'
@@ -119,19 +119,19 @@ export async function publishRelease(options: PublishOptions): Promise<PublishRe
 
 async function publishWith(ws: Workspace, manifest: ReleaseManifest, source: PublishResult['source'], staging: string, production: string, dryRun: boolean): Promise<PublishResult> {
   const {branch, commit} = manifest
-  const prod = await openRemoteStore(ws.repo, production)
-  const stage = await openRemoteStore(ws.repo, staging)
+  const prod = await openRemote(ws.repo, production)
+  const stage = await openRemote(ws.repo, staging)
   const base: PublishResult = {
     manifest, source, staging, production, branch, commit, previous: null, outcome: 'up-to-date',
     commits: 0, objects: 0, bytes: 0, copiedServerSide: false, dryRun, verified: null,
   }
   try {
     const current = await prod.readBranch(branch)
-    base.previous = current?.id ?? null
-    if (current?.id === commit) return base
+    base.previous = current?.commit ?? null
+    if (current?.commit === commit) return base
 
     const where = `staging remote "${staging}" (${ws.repo.config.remotes[staging].url})`
-    const contents = await verifyCommitOnRemote(stage, commit, where).catch((error: unknown) => {
+    const contents = await verifyCommitOnRemote(objectsOf(stage, staging), staging, commit, where).catch((error: unknown) => {
       if (!isTilesyncError(error, 'OBJECT_MISSING') && !isTilesyncError(error, 'OBJECT_CORRUPT')) throw error
       throw new TilesyncError(error.code, `release "${manifest.name}" cannot be published: ${error.message}; ${production}/${branch} was not changed`, {hint: error.hint, data: error.data, cause: error})
     })
@@ -151,19 +151,25 @@ async function publishWith(ws: Workspace, manifest: ReleaseManifest, source: Pub
       if (!isTilesyncError(error, 'REMOTE_MOVED')) throw error
       // Production went past this release (a later one was published): nothing to do.
       const now = await prod.readBranch(branch)
-      if (now && await containsCommit(prod, now.id, commit)) return {...base, previous: now.id, outcome: 'already-contained'}
-      throw new TilesyncError('REMOTE_MOVED', `${production}/${branch} (${now ? now.id.slice(0, 10) : 'deleted'}) has commits release "${manifest.name}" (${commit.slice(0, 10)}) does not contain; nothing was published`, {
+      if (now?.commit && await containsCommit(objectsOf(prod, production), now.commit, commit)) return {...base, previous: now.commit, outcome: 'already-contained'}
+      throw new TilesyncError('REMOTE_MOVED', `${production}/${branch} (${now?.commit ? now.commit.slice(0, 10) : 'deleted'}) has commits release "${manifest.name}" (${commit.slice(0, 10)}) does not contain; nothing was published`, {
         hint: `merge ${production}/${branch} into the release branch, push it to ${staging}, and prepare the release again`,
-        data: {branch, previous: now?.id ?? null, commit},
+        data: {branch, previous: now?.commit ?? null, commit},
       })
     }
   } finally {
-    await prod.backend.close?.()
-    await stage.backend.close?.()
+    await prod.close()
+    await stage.close()
   }
 }
 
-async function containsCommit(remote: RemoteStore, tip: string, commit: string): Promise<boolean> {
+/** Releases go through remotes that keep objects (assertObjectStoreRemote checked the kind). */
+function objectsOf(remote: Transport, name: string): RemoteObjects {
+  if (!remote.objects) throw new TilesyncError('REMOTE_UNSUPPORTED', `remote "${name}" (${remote.location}) does not keep objects a release can be checked against`)
+  return remote.objects
+}
+
+async function containsCommit(remote: RemoteObjects, tip: string, commit: string): Promise<boolean> {
   try {
     return await isAncestor(remoteTreeReader(remote), commit, tip)
   } catch {

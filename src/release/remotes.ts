@@ -1,7 +1,7 @@
 import {TilesyncError} from '../core/errors.js'
 import type {RemoteConfig} from '../repo/config.js'
 import type {Repository} from '../repo/repository.js'
-import {parseRemoteUrl} from '../remote/remote-url.js'
+import {parseRemoteUrl, remoteKindOf, storedRemoteUrl} from '../remote/registry.js'
 import {remoteConfig} from '../ops/remotes.js'
 
 /** Whether a `--production` / `--staging` value is a URL or path rather than a remote name. */
@@ -12,12 +12,12 @@ export function looksLikeUrl(value: string): boolean {
 function sameLocation(a: RemoteConfig, b: RemoteConfig, cwd: string): boolean {
   const la = parseRemoteUrl(a.url, cwd)
   const lb = parseRemoteUrl(b.url, cwd)
-  if (la.kind === 'directory' && lb.kind === 'directory') return la.path === lb.path
+  if (la.form === 'path' && lb.form === 'path') return la.path === lb.path
   return a.url.replace(/\/+$/, '') === b.url.replace(/\/+$/, '') && (a.endpoint ?? '') === (b.endpoint ?? '') && (a.host ?? '') === (b.host ?? '')
 }
 
 export function assertObjectStoreRemote(config: RemoteConfig, what: string): void {
-  if (parseRemoteUrl(config.url).kind === 'oxen') {
+  if (!remoteKindOf(config.url).storesObjects) {
     throw new TilesyncError('REMOTE_UNSUPPORTED', `${what} is an oxen.ai dataset (${config.url}); releases go through directory, S3 or R2 remotes`, {
       hint: 'stage and publish through buckets; push to oxen separately',
     })
@@ -53,8 +53,7 @@ export class RunRemotes {
     if (found) return found
     let name = preferredName
     for (let i = 2; this.repo.config.remotes[name]; i++) name = `${preferredName}-${i}`
-    const loc = parseRemoteUrl(config.url, this.cwd)
-    this.repo.config.remotes[name] = {...config, url: loc.kind === 'directory' ? loc.path : config.url}
+    this.repo.config.remotes[name] = {...config, url: storedRemoteUrl(config.url, this.cwd)}
     this.added.push(name)
     return name
   }

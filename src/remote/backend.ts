@@ -2,7 +2,8 @@
  * Storage behind a remote: a flat namespace of keys holding bytes, as restic's backends
  * are. The repository layer above decides what keys mean (objects, refs); backends never
  * build paths themselves. Every backend passes the shared conformance suite in
- * test/support/backend-conformance.ts.
+ * test/support/backend-conformance.ts; the transports built on them pass the one in
+ * test/support/transport-conformance.ts.
  */
 export interface Versioned {
   bytes: Buffer
@@ -39,6 +40,13 @@ export interface Backend {
   list(prefix: string): AsyncIterable<ListedKey>
 
   delete(key: string): Promise<void>
+
+  /**
+   * Optional: deletes only if the key still has version `expected`; false, deleting nothing,
+   * when it changed. Without it, a branch is deleted after a read of its version (a window
+   * in which another push can land and be deleted with it).
+   */
+  deleteIfMatch?(key: string, expected: string): Promise<boolean>
 
   /**
    * Optional: copy `key` from `source` without the bytes passing through this machine

@@ -121,6 +121,18 @@ export class DirectoryBackend implements Backend {
     }
   }
 
+  async deleteIfMatch(key: string, expected: string): Promise<boolean> {
+    const release = await acquire(`${this.file(key)}.lock`)
+    try {
+      if ((await this.getVersioned(key))?.etag !== expected) return false
+      await this.delete(key)
+      await this.flush()
+      return true
+    } finally {
+      await release()
+    }
+  }
+
   async *list(prefix: string): AsyncIterable<ListedKey> {
     const start = prefix.replace(/\/$/, '')
     const walk = async function* (dir: string, rel: string): AsyncGenerator<ListedKey> {

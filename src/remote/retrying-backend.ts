@@ -136,6 +136,17 @@ export class RetryingBackend implements Backend {
     return this.run('delete', key, () => this.inner.delete(key))
   }
 
+  async deleteIfMatch(key: string, expected: string): Promise<boolean> {
+    const inner = this.inner
+    if (!inner.deleteIfMatch) {
+      // No conditional delete there: read the version, then delete (see Backend.deleteIfMatch).
+      if ((await this.getVersioned(key))?.etag !== expected) return false
+      await this.delete(key)
+      return true
+    }
+    return this.run('delete', key, () => inner.deleteIfMatch!(key, expected))
+  }
+
   async copyFrom(source: Backend, key: string): Promise<boolean> {
     const inner = this.inner
     if (!inner.copyFrom) return false

@@ -16,6 +16,8 @@ export class RepoLayout {
   get mergeState(): string { return path.join(this.dir, 'MERGE_STATE.json') }
   get syncLog(): string { return path.join(this.dir, 'sync-log.jsonl') }
   get shallow(): string { return path.join(this.dir, 'shallow') }
+  /** Perceptual hashes and pixel digests of image objects (see perceptual/signature-file.ts). */
+  get signatureCache(): string { return path.join(this.dir, 'cache', 'perceptual', 'signatures-v1.bin') }
 
   ref(name: string): string { return path.join(this.dir, ...name.split('/')) }
   reflog(name: string): string { return path.join(this.logs, ...name.split('/')) }

@@ -322,6 +322,30 @@ export function decodeNode(bytes: Uint8Array): TreeNode {
   }
 }
 
+/**
+ * A leaf's rows seen through a few columns, without building rows: for each row whose
+ * `xi`/`yi` cells are integers, `visit` gets them and, per entry of `blobColumns`, the blob id
+ * there (hex) or null. Scans of every tile of a city (similar, duplicates) decode 100,000 rows
+ * this way at a fraction of decodeNode's cost and garbage.
+ */
+export function scanLeafBlobs(bytes: Uint8Array, xi: number, yi: number, blobColumns: number[], visit: (x: number, y: number, ids: Array<string | null>) => void): void {
+  const v = expectTagged(bytes, TAG_NODE, 'tree node')
+  if (num(v[2], 'tree node') !== 0) throw malformed('tree node')
+  const ids: Array<string | null> = blobColumns.map(() => null)
+  for (const item of arr(v[3], 'tree node')) {
+    const parts = arr(item, 'row')
+    const types = str(parts[0], 'row')
+    const raw = arr(parts[1], 'row')
+    if (raw.length !== types.length) throw malformed('row')
+    if (types[xi] !== 'i' || types[yi] !== 'i') continue
+    for (let k = 0; k < blobColumns.length; k++) {
+      const c = blobColumns[k]
+      ids[k] = types[c] === 'b' ? idHex(arr(raw[c], 'row')[0], 'row') : null
+    }
+    visit(Number(raw[xi]), Number(raw[yi]), ids)
+  }
+}
+
 /** Ids an object refers to, for walks that do not care about meaning (fsck, gc, transfer). */
 export function childIds(kind: 'commit' | 'snapshot' | 'table' | 'node', bytes: Uint8Array): string[] {
   switch (kind) {

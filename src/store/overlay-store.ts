@@ -23,6 +23,23 @@ export class OverlayStore implements ObjectStore {
     this.added.set(objectId, bytes)
     return objectId
   }
+
+  /**
+   * Stores what was added here in `target`: a merge builds its tree in memory and keeps it
+   * only once it commits, so a refused or conflicted one leaves nothing behind.
+   */
+  async copyTo(target: ObjectWriter): Promise<number> {
+    const entries = [...this.added]
+    let next = 0
+    const worker = async (): Promise<void> => {
+      while (next < entries.length) {
+        const [id, bytes] = entries[next++]
+        await target.put(bytes, id)
+      }
+    }
+    await Promise.all(Array.from({length: Math.min(16, entries.length)}, worker))
+    return entries.length
+  }
 }
 
 /** Computes ids without keeping bytes: for blobs during a read-only scan. */

@@ -13,7 +13,7 @@ import {gc, LOOSE_PACK_MIN} from '../ops/gc.js'
 import {initRepository} from '../ops/init.js'
 import {pull} from '../ops/pull.js'
 import {push} from '../ops/push.js'
-import {addRemote, openRemoteStore} from '../ops/remotes.js'
+import {addRemote, openRemote} from '../ops/remotes.js'
 import {status, type StatusResult} from '../ops/status.js'
 import {Workspace} from '../workspace/workspace.js'
 import {generateDatabase} from '../sample/generate-database.js'
@@ -97,6 +97,16 @@ interface OpSpec {
   rerun(t: Trial): Promise<void>
 }
 
+/** Where origin's branch is. */
+async function remoteTip(ws: Workspace, branch: string): Promise<string | undefined> {
+  const remote = await openRemote(ws.repo, 'origin')
+  try {
+    return (await remote.readBranch(branch))?.commit ?? undefined
+  } finally {
+    await remote.close()
+  }
+}
+
 function fail(message: string): never {
   throw new Error(message)
 }
@@ -107,8 +117,7 @@ async function expectFsckClean(t: Trial, when: string): Promise<void> {
   if (!r.ok) fail(`fsck ${when}: ${r.problems.map((p) => p.message).join(' | ')}`)
   for (const ref of r.refs) if (!ref.complete) fail(`ref ${ref.name} ${when} is not a complete commit`)
   if (t.remote) {
-    const remote = await openRemoteStore(ws.repo, 'origin')
-    const rr = await fsckRemote(ws, 'origin', remote)
+    const rr = await fsckRemote(ws, 'origin')
     if (!rr.ok) fail(`fsck --remote ${when}: ${rr.problems.map((p) => p.message).join(' | ')}`)
   }
 }
@@ -227,16 +236,14 @@ function specs(): Record<CrashOp, OpSpec> {
       async afterKill(t) {
         if (dumpDb(path.join(t.dir, DB_REL)) !== s.before) fail('push changed the database')
         const ws = await Workspace.open(t.dir)
-        const remote = await openRemoteStore(ws.repo, 'origin')
-        const at = (await remote.readBranch('main'))?.id
+        const at = await remoteTip(ws, 'main')
         if (at !== s.remoteBase && at !== s.base) fail(`the remote branch is at ${at}`)
         return at === s.base ? 'after' : 'before'
       },
       async rerun(t) {
         const ws = await Workspace.open(t.dir)
         await push(ws, {remote: 'origin', branch: 'main'})
-        const remote = await openRemoteStore(ws.repo, 'origin')
-        if ((await remote.readBranch('main'))?.id !== s.base) fail('after the re-run the remote branch is not the pushed commit')
+        if ((await remoteTip(ws, 'main')) !== s.base) fail('after the re-run the remote branch is not the pushed commit')
         if ((await ws.repo.refs.read('refs/remotes/origin/main')) !== s.base) fail('after the re-run origin/main is not the pushed commit')
       },
     },

@@ -1,9 +1,9 @@
 import sharp from 'sharp'
 
 /**
- * All image work of the viewer and the HTML report goes through sharp (libvips): decoding
- * the stored PNGs, downscaling them, and joining thumbnails into one sprite per region.
- * Output is WebP (small, with alpha; every current browser shows it).
+ * Thumbnails for the viewer's side panel and the HTML report go through sharp (libvips):
+ * decoding the stored PNGs and downscaling them. Output is WebP (small, with alpha; every
+ * current browser shows it). The map's images are the pyramid's (pyramid/pixels.ts).
  */
 
 // The viewer makes many small images; libvips' operation cache would only hold memory.
@@ -30,38 +30,4 @@ export async function thumbnail(bytes: Buffer, size: number): Promise<Buffer> {
 export async function dimensions(bytes: Buffer): Promise<{width: number; height: number}> {
   const m = await sharp(bytes).metadata()
   return {width: m.width ?? 0, height: m.height ?? 0}
-}
-
-/**
- * A map cell: a small square thumbnail as a fast-to-write PNG, the input of `sprite()`.
- * (libvips joins encoded images only; PNG at low compression is the cheapest to make.)
- */
-export async function cellThumbnail(bytes: Buffer, size: number): Promise<Buffer> {
-  return sharp(bytes)
-    .resize(size, size, {fit: 'contain', background: TRANSPARENT})
-    .ensureAlpha()
-    .png({compressionLevel: 1})
-    .toBuffer()
-}
-
-let blankCell: {size: number; bytes: Promise<Buffer>} | undefined
-
-function blank(size: number): Promise<Buffer> {
-  if (blankCell?.size !== size) {
-    blankCell = {size, bytes: sharp({create: {width: size, height: size, channels: 4, background: TRANSPARENT}}).png().toBuffer()}
-  }
-  return blankCell.bytes
-}
-
-/**
- * Joins `cells` (thumbnails of `cell` px, or null for an empty slot) row by row, `across`
- * per row, into one WebP image: a whole region of the map in one request.
- */
-export async function sprite(cells: Array<Buffer | null>, across: number, cell: number): Promise<Buffer> {
-  const empty = await blank(cell)
-  const inputs = cells.map((c) => c ?? empty)
-  return sharp(inputs, {join: {across, background: TRANSPARENT}})
-    .resize(across * cell, Math.ceil(cells.length / across) * cell, {fit: 'fill'})
-    .webp({quality: 80, alphaQuality: 100, effort: 2})
-    .toBuffer()
 }

@@ -1,8 +1,6 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 
-import pLimit from 'p-limit'
-
 import {TilesyncError} from '../core/errors.js'
 import {hashBytes, isObjectId} from '../core/hash.js'
 import type {Db} from '../db/open-database.js'
@@ -13,42 +11,22 @@ import type {TreeState} from '../snapshot/tree-state.js'
 import type {Workspace} from '../workspace/workspace.js'
 import type {BlobRef, Row, TableTree} from '../snapshot/model.js'
 import {LayoutPair} from '../snapshot/layout-compare.js'
-import {LEAF_SPAN, tileXY} from '../snapshot/rows.js'
+import {tileXY} from '../snapshot/rows.js'
 import type {BBox, TreeReader} from '../snapshot/tree-reader.js'
-import {cellThumbnail, isPng, sprite, thumbnail} from './images.js'
+import {isPng, thumbnail} from './images.js'
 import {ThumbnailCache} from './thumbnail-cache.js'
 
 /** The revision name the viewer uses for the working database. */
 export const WORKING = 'working'
 
-/** Thumbnail sizes the viewer makes: map sprite cells, the side panel, a zoomed-in map. */
+/** Thumbnail sizes `serve` makes on request: small, the side panel, large. */
 export const THUMB_SIZES = [32, 128, 256] as const
-export const SPRITE_CELL = 32
 
 /** A revision or the working database, as a tree state with a reader for its nodes. */
 export interface Side {
   revision: string
   state: TreeState
   reader: TreeReader
-}
-
-export interface MapRegion {
-  rx: number
-  ry: number
-  /** [x, y, mask]: bit i of mask is set when layer i holds an image (not NULL). */
-  tiles: Array<[number, number, number]>
-  /** Per layer, the id of the sprite with this region's thumbnails; null if it has none. */
-  sprites: Record<string, string | null>
-}
-
-export interface MapData {
-  revision: string
-  layers: string[]
-  span: number
-  cell: number
-  count: number
-  bounds: [number, number, number, number] | null
-  regions: MapRegion[]
 }
 
 export interface TileVersion {
@@ -83,19 +61,17 @@ interface WorkingScan {
   db?: Db
 }
 
-const MAX_SPRITES = 4096
 const MAX_BOX_TILES = 4096
 
 /**
  * Read-only views of a repository for the viewer and the HTML report: revisions and the
- * working database as tile maps, images by object id (verified by hash), thumbnails and
- * region sprites through a content-addressed cache, tile histories.
+ * working database as tree states, images by object id (verified by hash), thumbnails
+ * through a content-addressed cache, tile histories. (The map itself is the pyramid's:
+ * pyramid/builder.ts.)
  */
 export class RepoView {
   readonly thumbs: ThumbnailCache
   private working?: {key: string; scan: Promise<WorkingScan>}
-  private readonly sprites = new Map<string, {cell: number; slots: Array<string | null>}>()
-  private readonly joins = pLimit(2)
 
   constructor(readonly ws: Workspace, options: {cache?: ThumbnailCache} = {}) {
     const dir = ws.repo.layout.dir
@@ -198,18 +174,13 @@ export class RepoView {
     return this.thumbs.get(`t${size}`, id, () => this.thumbs.limit(async () => thumbnail(await this.png(id), size)))
   }
 
-  /** A sprite cell: a small PNG thumbnail, cached in memory by the image's id. */
-  private cell(id: string, size: number): Promise<Buffer> {
-    return this.thumbs.get(`c${size}`, id, () => this.thumbs.limit(async () => cellThumbnail(await this.png(id), size)), {disk: false})
-  }
-
   private async png(id: string): Promise<Buffer> {
     const bytes = await this.blob(id)
     if (!isPng(bytes)) throw new TilesyncError('OBJECT_MISSING', `object ${id} is not a PNG image`)
     return bytes
   }
 
-  /** The image ids of the tiles inside a box (inclusive), for drawing them larger than a sprite cell. */
+  /** The image ids of the tiles inside a box (inclusive). */
   async tiles(revision: string, bbox: BBox): Promise<{revision: string; layers: string[]; tiles: Array<[number, number, Record<string, string | null>]>}> {
     const side = await this.side(revision)
     const {table} = tileTableOf(side)
@@ -229,87 +200,6 @@ export class RepoView {
       out.tiles.push([xy[0], xy[1], ids])
     }
     return out
-  }
-
-  /** The tiles of a revision (or the working database), grouped in regions of 16x16 tiles. */
-  async map(revision: string): Promise<MapData> {
-    const side = await this.side(revision)
-    const {table} = tileTableOf(side)
-    const out: MapData = {revision: side.revision, layers: [], span: LEAF_SPAN, cell: SPRITE_CELL, count: 0, bounds: null, regions: []}
-    if (!table || table.partition.kind !== 'spatial') return out
-    out.layers = table.layers.map((i) => table.columns[i].name)
-    const regions = new Map<string, {region: MapRegion; slots: Array<Array<string | null>>}>()
-    for await (const row of side.reader.rows(table)) {
-      const xy = tileXY(row, table.partition)
-      if (!xy) continue
-      const [x, y] = xy
-      const rx = Math.floor(x / LEAF_SPAN)
-      const ry = Math.floor(y / LEAF_SPAN)
-      let r = regions.get(`${rx},${ry}`)
-      if (!r) {
-        r = {region: {rx, ry, tiles: [], sprites: {}}, slots: table.layers.map(() => Array<string | null>(LEAF_SPAN * LEAF_SPAN).fill(null))}
-        regions.set(`${rx},${ry}`, r)
-      }
-      let mask = 0
-      table.layers.forEach((li, i) => {
-        if (row.types[li] !== 'b') return
-        mask |= 1 << i
-        r.slots[i][(y - ry * LEAF_SPAN) * LEAF_SPAN + (x - rx * LEAF_SPAN)] = (row.values[li] as BlobRef).id
-      })
-      r.region.tiles.push([x, y, mask])
-      out.count++
-      const b = out.bounds
-      out.bounds = b ? [Math.min(b[0], x), Math.min(b[1], y), Math.max(b[2], x), Math.max(b[3], y)] : [x, y, x, y]
-    }
-    for (const {region, slots} of regions.values()) {
-      out.layers.forEach((layer, i) => {
-        region.sprites[layer] = slots[i].some((s) => s !== null) ? this.registerSprite(slots[i]) : null
-      })
-      out.regions.push(region)
-    }
-    return out
-  }
-
-  private registerSprite(slots: Array<string | null>): string {
-    const id = hashBytes(Buffer.from(`tilesync-sprite-1:${SPRITE_CELL}:${LEAF_SPAN}:${slots.map((s) => s ?? '').join(',')}`))
-    if (!this.sprites.has(id)) {
-      if (this.sprites.size >= MAX_SPRITES) this.sprites.delete(this.sprites.keys().next().value as string)
-      this.sprites.set(id, {cell: SPRITE_CELL, slots})
-    }
-    return id
-  }
-
-  /**
-   * A region's thumbnails joined into one image; `id` comes from `map()`. Made from the
-   * per-image thumbnails (cached by image id), so a region where one tile changed costs
-   * one new thumbnail. Undefined when the id is not one this view handed out or cached.
-   */
-  async hasSprite(id: string): Promise<boolean> {
-    return isObjectId(id) && (this.sprites.has(id) || (await this.thumbs.peek('sprite', id)) !== undefined)
-  }
-
-  async sprite(id: string): Promise<Buffer | undefined> {
-    if (!isObjectId(id)) return undefined
-    const spec = this.sprites.get(id)
-    if (!spec) return this.thumbs.peek('sprite', id)
-    return this.thumbs.get('sprite', id, async () => {
-      const cells = await Promise.all(spec.slots.map((s) => (s ? this.cell(s, spec.cell) : null)))
-      return this.joins(() => sprite(cells, LEAF_SPAN, spec.cell))
-    })
-  }
-
-  /**
-   * Makes every sprite of a map ahead of the browser asking (serve does this for HEAD): the
-   * layer the page shows first (the last one), then the others; two regions at a time.
-   */
-  async warm(data: MapData): Promise<void> {
-    const order = [...data.layers].reverse()
-    const ids = order.flatMap((layer) => data.regions.map((r) => r.sprites[layer])).filter((s): s is string => s !== null)
-    let next = 0
-    const worker = async (): Promise<void> => {
-      while (next < ids.length) await this.sprite(ids[next++]).catch(() => undefined)
-    }
-    await Promise.all([worker(), worker()])
   }
 
   /** What `tilesync diff FROM TO --json` reports; TO may be `working`. */

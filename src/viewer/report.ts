@@ -3,6 +3,7 @@ import * as path from 'node:path'
 
 import type {RowChangeView} from '../snapshot/change-set.js'
 import type {DiffResult} from '../ops/diff.js'
+import type {ImageVerdict} from '../ops/perceptual-diff.js'
 import {EMPTY_STATE} from '../snapshot/tree-state.js'
 import {type Workspace} from '../workspace/workspace.js'
 import type {BlobRef, Row, TableTree} from '../snapshot/model.js'
@@ -11,6 +12,8 @@ import type {BBox} from '../snapshot/tree-reader.js'
 import {writeFileAtomic} from '../util/write-file-atomic.js'
 import {dimensions, isPng} from './images.js'
 import {RepoView, type Side, WORKING} from './repo-view.js'
+// The viewer's colours for what happened to a tile, so the report and the map agree.
+import {KIND_STYLES} from './web/change-kinds.js'
 
 export interface ReportResult {
   file: string
@@ -66,6 +69,8 @@ export async function buildDiffReport(view: RepoView, result: DiffResult, option
   const layers = result.changes.layers?.length ? result.changes.layers : (toTable ?? fromTable)?.layers.map((i) => (toTable ?? fromTable)!.columns[i].name) ?? []
   const changes = new Map<string, RowChangeView>()
   for (const t of result.changes.tiles) if (t.x !== undefined && t.y !== undefined) changes.set(`${t.x},${t.y}`, t)
+  // With `diff --perceptual`: what happened to each modified tile's images (marks only).
+  const perceptual = new Map((result.perceptual?.tiles ?? []).map((t) => [`${t.x},${t.y}`, t]))
 
   // Overview: every tile of the new side, and the deleted ones of the old side.
   const cells: Cell[] = []
@@ -108,16 +113,18 @@ export async function buildDiffReport(view: RepoView, result: DiffResult, option
       const changed = change.layers.find((l) => l.layer === layer)
       const b = changed ? changed.old : beforeIds[layer] ?? null
       const a = changed ? changed.new : afterIds[layer] ?? null
+      const verdict = perceptual.get(`${change.x},${change.y}`)?.layers.find((l) => l.layer === layer)
       if (changed) {
         const what = change.status === 'modified' && changed.change !== 'modified' ? ` <span class="badge ${changed.change === 'added' ? 'added' : 'deleted'}">${changed.change}</span>` : ''
-        rows.push(`<tr data-layer="${esc(layer)}" data-changed="true"><th data-change="${changed.change}">${esc(layer)}${what}</th><td>${await figure(view, b, 'before', edge)}</td><td>${await figure(view, a, 'after', edge)}</td></tr>`)
+        rows.push(`<tr data-layer="${esc(layer)}" data-changed="true"${verdict ? ` data-perceptual="${verdict.verdict}"` : ''}><th data-change="${changed.change}">${esc(layer)}${what}${verdict ? `<br><span class="verdict">${verdictLabel(verdict.verdict, verdict.distance)}</span>` : ''}</th><td>${await figure(view, b, 'before', edge)}</td><td>${await figure(view, a, 'after', edge)}</td></tr>`)
       } else {
         rows.push(`<tr data-layer="${esc(layer)}" data-changed="false"><th>${esc(layer)}</th><td colspan="2">${await figure(view, a ?? b, 'unchanged', edge)}</td></tr>`)
       }
     }
     const columns = change.columns.length ? `<p class="cols">Other columns changed: ${change.columns.map(esc).join(', ')}</p>` : ''
-    details.push(`<article class="tile ${change.status}" id="tile_${change.x}_${change.y}" data-x="${change.x}" data-y="${change.y}" data-status="${change.status}">
-<h3>Tile ${change.x},${change.y} <span class="badge ${change.status}">${change.status}</span> <a href="#overview">overview</a></h3>
+    const p = perceptual.get(`${change.x},${change.y}`)
+    details.push(`<article class="tile ${change.status}" id="tile_${change.x}_${change.y}" data-x="${change.x}" data-y="${change.y}" data-status="${change.status}"${p ? ` data-perceptual="${p.verdict}"` : ''}>
+<h3>Tile ${change.x},${change.y} <span class="badge ${change.status}">${change.status}</span>${p ? ` <span class="badge ${p.verdict}">${verdictLabel(p.verdict, null)}</span>` : ''} <a href="#overview">overview</a></h3>
 <table><tr><th>layer</th><th>before <code>${esc(short(result.from))}</code></th><th>after <code>${esc(short(result.to))}</code></th></tr>
 ${rows.join('\n')}</table>${columns}</article>`)
   }
@@ -138,10 +145,11 @@ ${rows.join('\n')}</table>${columns}</article>`)
     const h = y1 - y0 + 1
     const step = CELL + 2
     const items = cells.map((c) => {
-      const cls = `cell ${c.status}${c.object ? ` ${thumbClass.get(c.object)}` : ' empty'}`
+      const verdict = perceptual.get(`${c.x},${c.y}`)?.verdict
+      const cls = `cell ${c.status}${verdict ? ` ${verdict}` : ''}${c.object ? ` ${thumbClass.get(c.object)}` : ' empty'}`
       const tag = c.status === 'unchanged' ? 'span' : 'a'
       const href = c.status === 'unchanged' ? '' : ` href="#tile_${c.x}_${c.y}"`
-      return `<${tag} class="${cls}"${href} data-x="${c.x}" data-y="${c.y}" data-status="${c.status}"${c.object ? ` data-object="${c.object}"` : ''} style="left:${(c.x - x0) * step}px;top:${(c.y - y0) * step}px" title="${c.x},${c.y} ${c.status}"></${tag}>`
+      return `<${tag} class="${cls}"${href} data-x="${c.x}" data-y="${c.y}" data-status="${c.status}"${verdict ? ` data-perceptual="${verdict}"` : ''}${c.object ? ` data-object="${c.object}"` : ''} style="left:${(c.x - x0) * step}px;top:${(c.y - y0) * step}px" title="${c.x},${c.y} ${c.status}"></${tag}>`
     })
     grid = `<div class="grid-wrap"><div class="grid" style="width:${w * step}px;height:${h * step}px">\n${items.join('\n')}\n</div></div>
 <p class="muted">x ${x0}..${x0 + w - 1} left to right, y ${y0}..${y0 + h - 1} top to bottom. Click a coloured tile for its images.</p>`
@@ -171,7 +179,7 @@ ${css.join('\n')}
 <p class="ids">from <code data-side="from">${esc(result.from || '(no commits)')}</code><br>to <code data-side="to">${esc(result.to === WORKING ? 'the working database' : result.to)}</code></p>
 <p class="summary" data-added="${counts.added}" data-modified="${counts.modified}" data-deleted="${counts.deleted}" data-unchanged="${counts.unchanged}">
 <span class="badge added">${counts.added} added</span> <span class="badge modified">${counts.modified} modified</span> <span class="badge deleted">${counts.deleted} deleted</span> <span class="badge unchanged">${counts.unchanged} unchanged</span>${options.bbox ? ` in box ${options.bbox.join(',')}` : ''}</p>
-${otherText}
+${otherText}${perceptualSummary(result)}
 ${schemaText}
 <p class="muted">Generated ${esc(new Date().toISOString())}. Overview thumbnails ${OVERVIEW_THUMB} px; before/after images up to ${edge} px (the stored PNG itself when it is no larger). Full size: <code>tilesync show REV --tile X,Y --layer L -o tile.png</code>.</p>
 </header>
@@ -235,6 +243,17 @@ function inBox(xy: [number, number], b: BBox): boolean {
   return xy[0] >= b[0] && xy[0] <= b[2] && xy[1] >= b[1] && xy[1] <= b[3]
 }
 
+function verdictLabel(verdict: ImageVerdict, distance: number | null): string {
+  const text = verdict === 'pixels-identical' ? 're-encoded (pixels identical)' : verdict === 'nearly-identical' ? 'nearly identical' : 'image changed'
+  return distance === null || verdict === 'pixels-identical' ? text : `${text}, distance ${distance}`
+}
+
+function perceptualSummary(result: DiffResult): string {
+  const p = result.perceptual
+  if (!p) return ''
+  return `\n<p class="perceptual" data-pixels-identical="${p.counts.pixelsIdentical}" data-nearly-identical="${p.counts.nearlyIdentical}" data-changed="${p.counts.changed}">Modified tiles by their images: <span class="badge pixels-identical">${p.counts.pixelsIdentical} re-encoded (pixels identical)</span> <span class="badge nearly-identical">${p.counts.nearlyIdentical} nearly identical (distance &lt;= ${p.threshold} of 128)</span> <span class="badge changed">${p.counts.changed} image changed</span></p>`
+}
+
 function short(id: string): string {
   return id === WORKING ? 'working' : id ? id.slice(0, 10) : '(none)'
 }
@@ -244,7 +263,7 @@ function esc(text: string): string {
 }
 
 const REPORT_CSS = `
-:root{--added:#1a9e3f;--modified:#f08c00;--deleted:#d7263d;--unchanged:#98a2b3;--line:#d0d5dd;--muted:#667085}
+:root{--added:${KIND_STYLES.added.colour};--modified:${KIND_STYLES.modified.colour};--deleted:${KIND_STYLES.deleted.colour};--unchanged:#98a2b3;--line:#d0d5dd;--muted:#667085}
 *{box-sizing:border-box}
 body{margin:0;padding:18px 24px;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d2330;background:#f5f6f8}
 h1{font-size:20px;margin:0 0 6px}h2{font-size:17px;margin:22px 0 10px}h3{font-size:15px;margin:0 0 8px}
@@ -270,4 +289,7 @@ figure{margin:0}
 figure img{display:block;width:256px;max-width:40vw;height:auto;image-rendering:pixelated;border:1px solid var(--line);background:#eee}
 figure.none .null{width:256px;max-width:40vw;aspect-ratio:1;border:1px dashed var(--line);display:flex;align-items:center;justify-content:center;color:var(--muted)}
 figcaption{font-size:12px;color:var(--muted);max-width:256px}
+.badge.pixels-identical{background:#5b7083}.badge.nearly-identical{background:#b08800}.badge.changed{background:#9a3412}
+.cell.modified.pixels-identical{outline-style:dashed;outline-color:#5b7083}.cell.modified.nearly-identical{outline-style:dotted}
+.verdict{font-weight:400;font-size:12px;color:var(--muted)}
 `

@@ -6,7 +6,7 @@ import pLimit from 'p-limit'
 import {writeFileAtomic} from '../util/write-file-atomic.js'
 
 /**
- * Derived images (thumbnails, sprites) keyed by the content id they were made from, so an
+ * Derived images (thumbnails) keyed by the content id they were made from, so an
  * entry never goes stale: kept in memory (bounded by bytes) and on disk under
  * `.tilesync/cache/thumbs/<kind>/ab/cdef…`, and made at most once at a time per key.
  * A disk that cannot be written only costs the disk copy.
@@ -52,7 +52,7 @@ export class ThumbnailCache {
 
   /**
    * The entry for `kind`/`id`, made with `make` when not cached yet. `disk: false` keeps it
-   * in memory only (sprite cells: the sprite that joins them is what goes to disk).
+   * in memory only.
    */
   async get(kind: string, id: string, make: () => Promise<Buffer>, options: {disk?: boolean} = {}): Promise<Buffer> {
     const disk = options.disk ?? true

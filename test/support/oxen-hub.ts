@@ -74,6 +74,8 @@ export interface OxenHub {
   createRepo(namespace: string, repo: string): void
   /** Commits changes straight onto `branch` (null removes a path), as another user's push would. */
   commitDirect(namespace: string, repo: string, branch: string, changes: Record<string, Buffer | null>, message?: string): HubCommitView
+  /** Replaces what the hub serves for a committed file, keeping its recorded hash and size (storage damage). */
+  tamperFile(namespace: string, repo: string, path: string, bytes: Buffer, branch?: string): void
   /** Open workspaces in a repository. */
   workspaceCount(namespace: string, repo: string): number
   close(): Promise<void>
@@ -325,6 +327,13 @@ export async function startOxenHub(options: OxenHubOptions = {}): Promise<OxenHu
     if (method === 'GET') {
       const name = tail.join('/')
       return repo.branches.has(name) ? ok({branch: view(name)}) : notFound(`branch ${name}`)
+    }
+    // The server's branches::delete (liboxen's api::client::branches::delete sends it); the commits stay.
+    if (method === 'DELETE') {
+      const name = tail.join('/')
+      if (!repo.branches.has(name)) return notFound(`branch ${name}`)
+      repo.branches.delete(name)
+      return ok({}, 'resource_deleted')
     }
     return fail(405, 'method_not_allowed')
   }
@@ -617,6 +626,12 @@ export async function startOxenHub(options: OxenHubOptions = {}): Promise<OxenHu
       const c = makeCommit(repo, headId ? [headId] : [], tree, {message, author: 'someone else', email: 'else@example.com'})
       repo.branches.set(branch, c.id)
       return commitView(c)
+    },
+    tamperFile(ns, name, p, bytes, branch = 'main') {
+      const t = branchTree(ns, name, branch)
+      const f = t?.commit.tree.get(p)
+      if (!t || !f) throw new Error(`no file ${p} on ${ns}/${name}@${branch}`)
+      t.commit.tree.set(p, {...f, bytes: Buffer.from(bytes)})
     },
     workspaceCount(ns, name) {
       return repos.get(repoKey(ns, name))?.workspaces.size ?? 0

@@ -161,6 +161,14 @@ export class OxenClient {
     return field<OxenBranch>(res.body, 'branch', this.location)
   }
 
+  /**
+   * Deletes a branch; its commits stay (DELETE branches/{name}, as the official client's
+   * `api::client::branches::delete` sends it).
+   */
+  async deleteBranch(name: string): Promise<void> {
+    await this.call({method: 'DELETE', path: `${this.base}/branches/${encodePath(name)}`, what: `delete branch ${name}`}, 'UNKNOWN_REVISION')
+  }
+
   /** One commit, or null when the hub has no commit with that id. */
   async getCommit(id: string): Promise<OxenCommit | null> {
     const res = await this.call({method: 'GET', path: `${this.base}/commits/${encodePath(id)}`, what: `read commit ${id}`, accept: [404]})

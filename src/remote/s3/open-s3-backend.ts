@@ -1,9 +1,8 @@
 import type {RemoteConfig} from '../../repo/config.js'
 import type {Backend} from '../backend.js'
-import type {RemoteLocation} from '../remote-url.js'
 import {remoteRetries, RetryingBackend} from '../retrying-backend.js'
 import {remoteTimeoutMs, S3Backend} from './s3-backend.js'
-import {type CredentialSources, resolveS3Settings} from './s3-credentials.js'
+import {type CredentialSources, resolveS3Settings, type S3Location} from './s3-credentials.js'
 
 /** Transfers run this many requests at once unless TILESYNC_JOBS says otherwise. */
 const DEFAULT_JOBS = 16
@@ -12,7 +11,7 @@ const DEFAULT_JOBS = 16
  * Opens an r2:// or s3:// remote: credentials from the environment (or ./.env), one S3
  * client sized for the transfer concurrency, wrapped in retries.
  */
-export async function openS3Backend(loc: Extract<RemoteLocation, {kind: 's3'}>, remote: RemoteConfig, sources: CredentialSources = {}): Promise<Backend> {
+export async function openS3Backend(loc: S3Location, remote: RemoteConfig, sources: CredentialSources = {}): Promise<Backend> {
   const env = sources.env ?? process.env
   const settings = resolveS3Settings(loc, remote, sources)
   const jobs = Number(env.TILESYNC_JOBS)

@@ -4,7 +4,14 @@ import * as path from 'node:path'
 
 import {TilesyncError} from '../../core/errors.js'
 import type {RemoteConfig} from '../../repo/config.js'
-import type {RemoteLocation} from '../remote-url.js'
+
+/** An r2:// or s3:// URL, parsed. */
+export interface S3Location {
+  kind: 's3'
+  flavour: 'r2' | 's3'
+  bucket: string
+  prefix: string
+}
 
 /**
  * Everything needed to talk to one S3-compatible endpoint. Built at the moment a remote is
@@ -33,7 +40,7 @@ export interface CredentialSources {
  * remote's `endpoint` (or AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, or AWS S3 itself when a real
  * region is set). Variables set in the process win over `.env`.
  */
-export function resolveS3Settings(loc: Extract<RemoteLocation, {kind: 's3'}>, remote: RemoteConfig, sources: CredentialSources = {}): S3Settings {
+export function resolveS3Settings(loc: S3Location, remote: RemoteConfig, sources: CredentialSources = {}): S3Settings {
   const env = mergedEnv(sources.env ?? process.env, sources.cwd ?? process.cwd())
   const where = `${loc.flavour}://${loc.bucket}${loc.prefix ? `/${loc.prefix}` : ''}`
 

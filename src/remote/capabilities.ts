@@ -1,0 +1,35 @@
+/** The results of the transport's optional capabilities (see transport.ts). */
+
+export interface PruneOptions {
+  /** Commits to keep on each branch, following first parents (at least 1). */
+  keepLast: number
+  dryRun?: boolean
+  /** Objects modified less than this long ago are never removed (a push may be running). */
+  graceMs: number
+}
+
+export interface PruneResult {
+  remote: string
+  keepLast: number
+  dryRun: boolean
+  graceMs: number
+  branches: Array<{branch: string; tip: string; kept: number; oldestKept: string}>
+  /** Commits kept on the remote (the last N of every branch). */
+  keptCommits: number
+  /** Commits whose parents are cut off: the remote's `shallow` list after the prune. */
+  shallow: string[]
+  /** Objects reachable from the kept commits. */
+  reachable: number
+  /** Objects removed (or that would be, with --dry-run). */
+  removed: {objects: number; bytes: number}
+  /** Unreachable objects kept because they are younger than the grace period (a push in flight). */
+  young: {objects: number; bytes: number}
+  /** Stale temp keys (interrupted uploads, scratch keys) removed. */
+  tmp: {objects: number; bytes: number}
+}
+
+export interface VerifyCheck {
+  check: 'list' | 'read' | 'write' | 'delete'
+  ok: boolean
+  detail: string
+}
