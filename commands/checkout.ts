@@ -3,12 +3,12 @@ import {Args, Flags} from '@oclif/core'
 import {TilesyncCommand} from '../src/cli/base-command.js'
 import {short} from '../src/cli/format.js'
 import {switchBranch} from '../src/ops/branches.js'
-import {checkout, type CheckoutResult, parseTile} from '../src/ops/checkout.js'
+import {checkout, checkoutInto, type CheckoutIntoResult, type CheckoutResult, parseTile} from '../src/ops/checkout.js'
 import {parseBBox} from '../src/ops/diff.js'
 
 export default class Checkout extends TilesyncCommand {
   static override summary = 'Make the database equal to a revision (rollback), or restore some tiles of it.'
-  static override description = `Writes only the rows that differ, in one SQLite transaction: all or nothing. Refuses when the database has uncommitted changes unless --force; with --force those changes are first saved as a commit on refs/saved (see \`tilesync reflog saved\`), so they can be got back. With --tile or --bbox only those tiles are restored and HEAD does not move.`
+  static override description = `Writes only the rows that differ, in one SQLite transaction: all or nothing. Refuses when the database has uncommitted changes unless --force; with --force those changes are first saved as a commit on refs/saved (see \`tilesync reflog saved\`), so they can be got back. With --tile or --bbox only those tiles are restored and HEAD does not move. With --into FILE the revision is written into a new database file and nothing else changes: that is how a damaged database is restored.`
 
   static override examples = [
     '<%= config.bin %> checkout HEAD~1',
@@ -17,6 +17,7 @@ export default class Checkout extends TilesyncCommand {
     '<%= config.bin %> checkout HEAD --bbox 0,0,15,15 --force',
     '<%= config.bin %> checkout -b experiment',
     '<%= config.bin %> checkout HEAD~3 --dry-run',
+    '<%= config.bin %> checkout HEAD --into restored.db',
   ]
 
   static override args = {revision: Args.string({description: 'revision to check out (default HEAD with -b)'})}
@@ -26,11 +27,18 @@ export default class Checkout extends TilesyncCommand {
     bbox: Flags.string({description: 'restore only tiles inside x0,y0,x1,y1'}),
     branch: Flags.string({char: 'b', description: 'create a branch at the revision and switch to it'}),
     'dry-run': Flags.boolean({description: 'show the rows and tiles that would change, writing nothing', exclusive: ['branch']}),
+    into: Flags.string({description: 'write the revision into this new database file instead (the working database is not touched): restores a damaged database', exclusive: ['branch', 'tile', 'bbox', 'force', 'dry-run']}),
   }
 
-  async run(): Promise<CheckoutResult> {
+  async run(): Promise<CheckoutResult | CheckoutIntoResult> {
     const {args, flags} = await this.parse(Checkout)
     const ws = await this.workspace()
+    if (flags.into) {
+      if (!args.revision) this.error('give the revision to write (e.g. HEAD)', {exit: 2})
+      const r = await checkoutInto(ws, args.revision, flags.into)
+      this.say(`Wrote ${args.revision} (${short(r.target)}) into ${r.file}: ${r.rows} rows. The working database was not changed.`)
+      return r
+    }
     let result: CheckoutResult
     if (flags.branch) {
       result = await switchBranch(ws, flags.branch, {create: true, from: args.revision, force: flags.force})

@@ -7,20 +7,23 @@ import {parseAuthor} from '../src/util/author.js'
 
 export default class Commit extends TilesyncCommand {
   static override summary = 'Snapshot the database as a new commit.'
-  static override description = 'Records every table of the database. Nothing is committed when nothing changed. The author defaults to TILESYNC_AUTHOR_NAME/EMAIL, GIT_AUTHOR_NAME/EMAIL or git config.'
+  static override description = 'Records every table of the database. Nothing is committed when nothing changed. Normally reads only the rows the database recorded as changed (see `tilesync tracking`), and every row when the file was written outside that record (e.g. incremental blob I/O); --rescan always reads every row. The author defaults to TILESYNC_AUTHOR_NAME/EMAIL, GIT_AUTHOR_NAME/EMAIL or git config.'
   static override examples = [
     '<%= config.bin %> commit -m "night run: 40 new tiles"',
     '<%= config.bin %> commit -m "fix seams" --author "Ada <ada@example.com>"',
+    '<%= config.bin %> commit -m "after the blob-writing script" --rescan',
   ]
 
   static override flags = {
     message: Flags.string({char: 'm', required: true, description: 'commit message'}),
     author: Flags.string({description: 'author as "Name <email>"'}),
+    rescan: Flags.boolean({description: 'read every row instead of the change record'}),
   }
 
   async run(): Promise<CommitResult> {
     const {flags} = await this.parse(Commit)
-    const result = await commit(await this.workspace(), {message: flags.message, author: flags.author ? parseAuthor(flags.author) : undefined})
+    const result = await commit(await this.workspace(), {message: flags.message, author: flags.author ? parseAuthor(flags.author) : undefined, rescan: flags.rescan})
+    if (!result.scan.incremental && /outside the change record/.test(result.scan.reason)) this.say(`Read every row: ${result.scan.reason}.`)
     if (!result.committed) {
       this.say(`Nothing to commit: the database matches ${short(result.id)}.`)
       return result

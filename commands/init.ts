@@ -1,6 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {TilesyncCommand} from '../src/cli/base-command.js'
+import {formatShapeReport} from '../src/cli/format.js'
 import {initRepository, type InitResult} from '../src/ops/init.js'
 
 /** The "ignored" lines of init's report: what was left out, why, and how to change it. */
@@ -19,7 +20,7 @@ const list = (v?: string): string[] | undefined => v?.split(',').map((s) => s.tr
 
 export default class Init extends TilesyncCommand {
   static override summary = 'Start versioning a tile database: creates .tilesync/ in the current directory.'
-  static override description = `Detects the tile table (default "quadrants"), its key columns (the primary key), its image columns (BLOB columns) and every other table, and records them in .tilesync/config.json. Tables that look like a work queue or a log (an AUTOINCREMENT key with status or timestamp columns, such as the pipeline's generation_queue) are left out of versioning, and init says so and how to change it (\`tilesync unignore TABLE\`, or --no-auto-ignore). Nothing is written to the database. Later commands find .tilesync/ from any subdirectory.`
+  static override description = `Detects the tile table (default "quadrants"), its key columns (the primary key), its image columns (BLOB columns) and every other table, and records them in .tilesync/config.json. Tables that look like a work queue or a log (an AUTOINCREMENT key with status or timestamp columns, such as the pipeline's generation_queue) are left out of versioning, and init says so and how to change it (\`tilesync unignore TABLE\`, or --no-auto-ignore). Prints every table it versions and how their changes are found, and what it leaves out and why. A database it could not give back exactly (a virtual table it cannot read, an application-defined collation, NULL or duplicate keys) is refused with one line before anything is created. Nothing is written to the database. Later commands find .tilesync/ from any subdirectory.`
 
   static override examples = [
     '<%= config.bin %> init',
@@ -51,7 +52,7 @@ export default class Init extends TilesyncCommand {
     this.say(`Initialised tilesync in ${result.root}/.tilesync`)
     this.say(`  database:  ${result.database}`)
     this.say(`  tiles:     table ${result.tileTable}, key ${result.keyColumns.join(', ')}, layers ${result.imageColumns.join(', ') || '(none)'}`)
-    this.say(`  versioned: ${result.tables.join(', ')}`)
+    for (const line of formatShapeReport(result.report)) this.say(line)
     for (const line of formatInitIgnored(result)) this.say(line)
     this.say('Next: tilesync commit -m "first snapshot"')
     return result

@@ -60,8 +60,13 @@ async function until(cond: () => boolean, what: string, ms = 30_000): Promise<vo
   }
 }
 
+/**
+ * tilesync's objects that record keys. Tables the record does not hold (ignored ones) carry
+ * triggers that only count their writes (so the file change counter moving has a cause);
+ * those record nothing and are left out here.
+ */
 function ownObjects(db: string): Array<{name: string; tbl: string}> {
-  return withDb(db, (d) => d.prepare(`SELECT name, tbl_name AS tbl FROM sqlite_master WHERE substr(name, 1, 9) = '_tilesync'`).all() as Array<{name: string; tbl: string}>)
+  return withDb(db, (d) => d.prepare(`SELECT name, tbl_name AS tbl FROM sqlite_master WHERE substr(name, 1, 9) = '_tilesync' AND NOT (type = 'trigger' AND sql NOT LIKE '%INSERT INTO _tilesync_changes %')`).all() as Array<{name: string; tbl: string}>)
 }
 
 describe('ignored tables: a live work queue beside the tiles', () => {
@@ -129,7 +134,7 @@ describe('ignored tables: a live work queue beside the tiles', () => {
     expect(audit.every(([op]) => op === 'I' || op === 'U')).to.equal(true)
     const queue = withDb(db, (d) => d.prepare('SELECT id, item_type, quadrants, model_id, status, created_at, started_at, completed_at, result_message FROM generation_queue ORDER BY id').raw(true).all())
     expect(queue).to.deep.equal(report.rows)
-    expect(withDb(db, (d) => (d.prepare(`SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'generation_queue' ORDER BY name`).all() as Array<{name: string}>).map((r) => r.name)))
+    expect(withDb(db, (d) => (d.prepare(`SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'generation_queue' AND substr(name, 1, 9) != '_tilesync' ORDER BY name`).all() as Array<{name: string}>).map((r) => r.name)))
       .to.deep.equal(['queue_audit_del', 'queue_audit_ins', 'queue_audit_upd'])
     // Nothing of the queue's was recorded by change tracking.
     expect(withDb(db, (d) => (d.prepare(`SELECT count(*) AS n FROM _tilesync_changes WHERE tbl IN ('generation_queue', 'queue_audit')`).get() as {n: number}).n)).to.equal(0)

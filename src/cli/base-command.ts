@@ -1,6 +1,7 @@
 import {Command} from '@oclif/core'
 
 import {isTilesyncError, type TilesyncError} from '../core/errors.js'
+import {lastDatabasePath, translateSqliteError} from '../db/open-database.js'
 import {Workspace} from '../workspace/workspace.js'
 import {errorJson} from './print-error.js'
 import {parseErrorOf} from './parse-errors.js'
@@ -24,6 +25,8 @@ export abstract class TilesyncCommand extends Command {
   }
 
   protected override async catch(err: Error & {exitCode?: number}): Promise<unknown> {
+    // A SQLite error no layer below translated still becomes one line naming the database.
+    if ((err as {code?: unknown}).code?.toString().startsWith('SQLITE_')) err = translateSqliteError(err, lastDatabasePath() ?? 'the database') as Error
     // A mistyped flag or a missing argument is an expected failure like any other.
     const known: TilesyncError | undefined = isTilesyncError(err) ? err : parseErrorOf(err, {
       name: (this.id ?? '').replaceAll(':', ' '),

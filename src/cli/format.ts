@@ -1,3 +1,4 @@
+import type {ShapeReport} from '../db/shapes.js'
 import type {SchemaChange} from '../snapshot/versioned-schema.js'
 import {type ChangeSet, layerPhrase, type RowChangeView} from '../snapshot/change-set.js'
 import type {PerceptualDiff} from '../ops/perceptual-diff.js'
@@ -53,6 +54,22 @@ export function formatChangeSet(set: ChangeSet, options: {stat?: boolean; limit?
   }
   for (const c of set.schema) lines.push(`schema: ${describeSchemaChange(c, set)}`)
   if (set.schemaChanged && set.schema.length === 0) lines.push('schema changed')
+  for (const h of set.headerChanges ?? []) lines.push(h)
+  return lines
+}
+
+/** What is versioned and what is left out, for `init` and `status`. */
+export function formatShapeReport(report: ShapeReport, options: {versioned?: boolean} = {}): string[] {
+  const lines: string[] = []
+  if (options.versioned !== false) {
+    lines.push('  versioned:')
+    for (const v of report.versioned) lines.push(`    ${v.name}: ${v.how}`)
+  }
+  if (report.leftOut.length) {
+    lines.push('  left out:')
+    for (const l of report.leftOut) lines.push(`    ${l.name}: ${l.why}`)
+  }
+  if (options.versioned !== false) for (const n of report.notes) lines.push(`  ${n}`)
   return lines
 }
 

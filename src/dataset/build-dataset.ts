@@ -7,7 +7,7 @@ import {xxh3_128Hex} from './xxh3.js'
 import type {BlobRef, Row, TableTree} from '../snapshot/model.js'
 import type {TreeReader} from '../snapshot/tree-reader.js'
 import type {ObjectReader} from '../store/object-store.js'
-import {type FileHash, type Manifest, type ManifestTable, encodeManifest} from './manifest.js'
+import {type FileHash, type Manifest, type ManifestTable, encodeManifest, manifestHeader} from './manifest.js'
 import {blobPath, CSV_PATH, csvHeader, DATASET_FORMAT, DATASET_VERSION, imageName, type LayerFolder, layerFolders, leafFileName, MANIFEST_PATH, README_PATH, tableRowsDir} from './layout.js'
 import type {Md5Cache} from './md5-cache.js'
 import {encodeRowLine} from './rows-file.js'
@@ -139,6 +139,7 @@ export async function buildDataset(reader: TreeReader, commitId: string, options
     },
     tileTable: {name: tileName, x: tile.columns[xi].name, y: tile.columns[yi].name, layers},
     schema: snapshot.schema,
+    ...(snapshot.header ? {header: manifestHeader(snapshot.header)} : {}),
     tables: manifestTables,
     files,
     counts: {tiles: tile.rowCount, images: imageCounts},

@@ -2,6 +2,7 @@ import {existsSync} from 'node:fs'
 
 import {TilesyncError} from '../core/errors.js'
 import {applyToDatabase} from '../db/apply-snapshot.js'
+import {firstUnexpectedRow} from '../db/verify-rows.js'
 import {maxSeq, readTrackingState} from '../db/change-tracking.js'
 import {inTransaction} from '../db/transactions.js'
 import {rawChanges, sameContent} from '../snapshot/change-set.js'
@@ -113,7 +114,17 @@ async function writeTarget(ws: Workspace, build: (base: TreeState) => Promise<Tr
       await ws.ensureTracking(db)
       // Scan, check and write in ONE write transaction, as checkout does.
       return await inTransaction(db, 'write', async () => {
-        const working = await ws.scan(db, {store: true})
+        let working = await ws.scan(db, {store: true})
+        // Rows the change record did not see (blob I/O) make it read everything, as checkout
+        // does: the rows the import would write are compared first.
+        let built: TreeState | undefined
+        if (working.tracking.used) {
+          built = await build(working.state)
+          if (await firstUnexpectedRow(db, await rawChanges(working.state, built, ws.reader), ws.reader.objects) !== null) {
+            working = await ws.scan(db, {store: true, rescan: true})
+            built = undefined
+          }
+        }
         if (working.tracking.installed && !working.tracking.used) markBaseline(db, working.state.snapshotId, working.tracking.upTo)
         let savedAs: string | null = null
         if (headId !== null && !(await sameContent(headState, working.state, ws.reader))) {
@@ -124,10 +135,10 @@ async function writeTarget(ws: Workspace, build: (base: TreeState) => Promise<Tr
           }
           savedAs = await saveWorking(ws, working.state, headId)
         }
-        const target = await build(savedAs ? headState : working.state)
+        const target = built && !savedAs ? built : await build(savedAs ? headState : working.state)
         const changes = await rawChanges(working.state, target, ws.reader)
         const unchanged = sameTables(working.state, target)
-        const applied = await applyToDatabase(db, {changes, targetSchema: target.snapshot.schema, targetTables: target.tables, ignore: ws.ignoreRules()}, ws.reader)
+        const applied = await applyToDatabase(db, {changes, targetSchema: target.snapshot.schema, targetTables: target.tables, targetHeader: target.snapshot.header, ignore: ws.ignoreRules()}, ws.reader)
         markBaseline(db, target.snapshotId, readTrackingState(db).installed ? maxSeq(db) : 0)
         return {rowsWritten: applied.rowsWritten, rowsDeleted: applied.rowsDeleted, unchanged, savedAs}
       })

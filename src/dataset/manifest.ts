@@ -1,5 +1,5 @@
 import {TilesyncError} from '../core/errors.js'
-import type {ColumnInfo, Commit, Partition, SchemaEntry} from '../snapshot/model.js'
+import type {ColumnInfo, Commit, DatabaseHeader, Partition, SchemaEntry} from '../snapshot/model.js'
 import {checkDatasetPath, DATASET_FORMAT, DATASET_VERSION, type LayerFolder, layerFolders, LIMITS, MANIFEST_PATH} from './layout.js'
 
 /**
@@ -40,9 +40,32 @@ export interface Manifest {
   config: {database?: string; keyColumns?: string[]; imageColumns?: string[]; xyColumns?: [string, string]}
   tileTable: {name: string; x: string; y: string; layers: LayerFolder[]}
   schema: SchemaEntry[]
+  /** user_version, application_id and AUTOINCREMENT counters (counters as decimal strings); absent when the commit did not keep them. */
+  header?: ManifestHeader
   tables: ManifestTable[]
   files: Record<string, FileHash>
   counts: {tiles: number; images: Record<string, number>}
+}
+
+export interface ManifestHeader {
+  userVersion: number
+  applicationId: number
+  sequences: Array<{name: string; seq: string}>
+}
+
+export function manifestHeader(h: DatabaseHeader | undefined): ManifestHeader | undefined {
+  return h && {userVersion: h.userVersion, applicationId: h.applicationId, sequences: h.sequences.map((s) => ({name: s.name, seq: String(s.seq)}))}
+}
+
+export function headerOfManifest(h: ManifestHeader | undefined): DatabaseHeader | undefined {
+  if (!h) return undefined
+  return {
+    userVersion: h.userVersion, applicationId: h.applicationId,
+    sequences: h.sequences.map((s) => {
+      const n = BigInt(s.seq)
+      return {name: s.name, seq: n >= BigInt(Number.MIN_SAFE_INTEGER) && n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n}
+    }),
+  }
 }
 
 export function encodeManifest(m: Manifest): Buffer {
@@ -97,6 +120,13 @@ export function parseManifest(bytes: Buffer): Manifest {
 
   if (!Array.isArray(m.schema) || !m.schema.every((e) => e && isStr(e.type) && isStr(e.name) && isStr(e.tblName) && isStr(e.sql))) {
     throw bad('"schema" must be a list of {type, name, tblName, sql}')
+  }
+
+  if (m.header !== undefined) {
+    const h = m.header as Record<string, unknown>
+    const isInt32 = (v: unknown): boolean => typeof v === 'number' && Number.isInteger(v) && v >= -(2 ** 31) && v < 2 ** 31
+    const seqOk = Array.isArray(h?.sequences) && (h.sequences as Array<Record<string, unknown>>).every((s) => s && isStr(s.name) && isStr(s.seq) && /^-?\d{1,19}$/.test(s.seq))
+    if (!h || typeof h !== 'object' || !isInt32(h.userVersion) || !isInt32(h.applicationId) || !seqOk) throw bad('"header" needs userVersion, applicationId and sequences [{name, seq}]')
   }
 
   if (!Array.isArray(m.tables) || m.tables.length === 0) throw bad('"tables" must be a non-empty list')

@@ -12,7 +12,7 @@ import type {ObjectStore} from '../store/object-store.js'
 import {tileXYColumns} from './build-dataset.js'
 import {type CsvTile, parseGenerationsCsv} from './csv.js'
 import {blobPath, CSV_PATH, imageName, type LayerFolder, layerFolders, LIMITS, MANIFEST_PATH, md5Prefix, parseImageName, tableRowsDir} from './layout.js'
-import {type Manifest, type ManifestCommit, type ManifestTable, parseManifest} from './manifest.js'
+import {headerOfManifest, type Manifest, type ManifestCommit, type ManifestTable, parseManifest} from './manifest.js'
 import type {Md5Cache} from './md5-cache.js'
 import {type DecodedRow, decodeRowLine} from './rows-file.js'
 import {checkSchema} from './schema-check.js'
@@ -187,7 +187,8 @@ async function exact(src: DatasetSource, ctx: RestoreContext, manifest: Manifest
     tables.set(t.name, table)
     tableIds.set(t.name, id)
   }
-  const snapshot: Snapshot = {schema: manifest.schema, tables: manifest.tables.map((t) => ({name: t.name, id: tableIds.get(t.name)!})), tileTable: manifest.tileTable.name}
+  const header = headerOfManifest(manifest.header)
+  const snapshot: Snapshot = {schema: manifest.schema, tables: manifest.tables.map((t) => ({name: t.name, id: tableIds.get(t.name)!})), tileTable: manifest.tileTable.name, ...(header ? {header} : {})}
   const snapshotId = await ctx.store.put(encodeSnapshot(snapshot))
   if (snapshotId !== manifest.commit.tree) throw bad(label, `the rebuilt snapshot ${snapshotId.slice(0, 12)} differs from the recorded ${manifest.commit.tree.slice(0, 12)}`)
   const {id, ...fields} = manifest.commit
@@ -210,6 +211,7 @@ async function buildTable(label: string, t: Pick<ManifestTable, 'name' | 'column
 
 interface Carried {
   schema: TreeState['snapshot']['schema']
+  header?: TreeState['snapshot']['header']
   tileName: string
   tile: Pick<ManifestTable, 'name' | 'columns' | 'keyKind' | 'key' | 'layers' | 'partition'>
   tileRows: DecodedRow[]
@@ -226,7 +228,7 @@ async function carried(src: DatasetSource, ctx: RestoreContext, manifest: Manife
     const sidecar = await readSidecar(src, manifest, ctx)
     const tile = manifest.tables.find((t) => t.name === manifest.tileTable.name)!
     return {
-      schema: manifest.schema, tileName: tile.name, tile, tileRows: sidecar.get(tile.name)!, layers: manifest.tileTable.layers,
+      schema: manifest.schema, header: headerOfManifest(manifest.header), tileName: tile.name, tile, tileRows: sidecar.get(tile.name)!, layers: manifest.tileTable.layers,
       xName: manifest.tileTable.x, yName: manifest.tileTable.y,
       others: manifest.tables.filter((t) => t !== tile).map((t) => ({t, rows: sidecar.get(t.name)!.map((d) => d.row)})),
     }
@@ -253,7 +255,7 @@ async function carried(src: DatasetSource, ctx: RestoreContext, manifest: Manife
     tileRows.push({row, paths})
   }
   return {
-    schema: base.snapshot.schema, tileName, tile, tileRows, layers, xName: tile.columns[xi].name, yName: tile.columns[yi].name,
+    schema: base.snapshot.schema, header: base.snapshot.header, tileName, tile, tileRows, layers, xName: tile.columns[xi].name, yName: tile.columns[yi].name,
     others: [...base.tables].filter(([name]) => name !== tileName).map(([name, table]) => ({name, id: base.tableIds.get(name)!, table})),
   }
 }
@@ -349,6 +351,7 @@ async function edited(src: DatasetSource, ctx: RestoreContext, manifest: Manifes
     schema: c.schema,
     tables: [...tableIds].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([name, id]) => ({name, id})),
     tileTable: c.tileName,
+    ...(c.header ? {header: c.header} : {}),
   }
   const snapshotId = await ctx.store.put(encodeSnapshot(snapshot))
   await ctx.md5.flush()

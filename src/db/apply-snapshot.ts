@@ -1,12 +1,15 @@
 import type {Statement} from 'better-sqlite3'
+
+import {TilesyncError} from '../core/errors.js'
 import type {RawChanges} from '../snapshot/change-set.js'
 import {type Fallbacks, LayoutPair, type TypedCell} from '../snapshot/layout-compare.js'
-import type {BlobRef, Cell, Row, SchemaEntry, TableTree} from '../snapshot/model.js'
+import type {BlobRef, Cell, DatabaseHeader, Row, SchemaEntry, TableTree} from '../snapshot/model.js'
 import type {TreeReader} from '../snapshot/tree-reader.js'
 import type {ObjectReader} from '../store/object-store.js'
 import {columnDefaults} from '../snapshot/column-defaults.js'
 import {ignoredInSnapshot, IgnoreRules} from '../snapshot/ignore-rules.js'
-import {quoteIdent, readSchema, tableColumns} from './introspect.js'
+import {CHANGES_TABLE, quoteIdent, readSchema, SEQUENCE_TABLE, tableColumns, virtualTableInfo} from './introspect.js'
+import {exactKeyWhere, keyParams} from './key-match.js'
 import type {Db} from './open-database.js'
 import {parseCreateTable} from '../snapshot/schema-text.js'
 import {planTable, type TablePlan} from './table-migration.js'
@@ -28,6 +31,8 @@ export interface ApplyPlan {
    * are left alone the same way.
    */
   ignore?: IgnoreRules
+  /** Target header fields and AUTOINCREMENT counters (absent for snapshots that did not keep them). */
+  targetHeader?: DatabaseHeader
 }
 
 export interface ApplyResult {
@@ -90,6 +95,21 @@ async function bindValue(type: string, value: Cell, blobs: ObjectReader): Promis
   }
 }
 
+/** The database did not hold what the plan was computed from: stop before anything is kept. */
+function unexpected(table: string, what: string): TilesyncError {
+  return new TilesyncError('DB_CHANGED', `table "${table}" did not hold what tilesync expected (${what}), so nothing was written`, {
+    hint: 'the database was changed in a way tilesync could not see; run `tilesync status --rescan`, commit what you want to keep, and run the command again',
+  })
+}
+
+/** A table with a UNIQUE index besides its key, where rewriting rows in place can collide midway. */
+function hasOtherUniqueIndex(db: Db, table: string): boolean {
+  const indexes = db.prepare(`PRAGMA index_list(${quoteIdent(table)})`).all() as Array<{unique: number; origin: string}>
+  return indexes.some((i) => i.unique === 1 && i.origin !== 'pk')
+}
+
+const countRows = (db: Db, table: string): number => Number((db.prepare(`SELECT count(*) AS n FROM ${quoteIdent(table)}`).get() as {n: number}).n)
+
 /** The stored columns a table has now (with the rowid for rowid-keyed tables), minus ignored ones. */
 function writableColumns(db: Db, table: string, shape: TableTree | null, rules: IgnoreRules): Set<string> {
   const cols = new Set(tableColumns(db, table).filter((c) => c.hidden === 0).map((c) => c.name))
@@ -123,8 +143,19 @@ export function cellsToWrite(before: TableTree | null, after: TableTree, old: Ro
  * Only rows that differ are written, and of a changed row only the changed columns. Every
  * blob is read through the object store, which verifies its hash; a damaged object aborts
  * the transaction and leaves the database exactly as it was.
+ *
+ * Foreign keys must be off (every connection tilesync opens turns them off): the target is a
+ * whole consistent state, and with them on, deleting or replacing a parent row would cascade
+ * into (or null) child rows that the target keeps. Each statement must touch exactly one row
+ * and each table must end with the row count the target has; anything else means the
+ * database was not what the plan was computed from, and the transaction is rolled back.
  */
 export async function applyToDatabase(db: Db, plan: ApplyPlan, reader: TreeReader, onRow?: () => void): Promise<ApplyResult> {
+  if (db.pragma('foreign_keys', {simple: true}) !== 0) {
+    // PRAGMA foreign_keys cannot change inside a transaction.
+    if (db.inTransaction) throw new Error('applyToDatabase needs a connection with foreign keys off (open it with openDatabase)')
+    db.pragma('foreign_keys = OFF')
+  }
   // Joins the caller's transaction when there is one (checkout scans and writes in one).
   const result: ApplyResult = {rowsWritten: 0, rowsDeleted: 0, tablesRecreated: []}
   await inTransaction(db, 'write', async () => {
@@ -168,9 +199,11 @@ export async function applyToDatabase(db: Db, plan: ApplyPlan, reader: TreeReade
       }
     }
 
+    const expectedCounts = new Map<string, number>()
     for (const name of recreate) {
       const table = plan.targetTables?.get(name)
       if (!table) continue
+      expectedCounts.set(name, table.rowCount)
       const writable = writableColumns(db, name, table, rules)
       const cols = table.columns.map((c, i) => ({i, name: c.name})).filter((c) => writable.has(c.name))
       const insert = db.prepare(`INSERT INTO ${quoteIdent(name)} (${cols.map((c) => colRef(table, c.i)).join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`)
@@ -200,41 +233,126 @@ export async function applyToDatabase(db: Db, plan: ApplyPlan, reader: TreeReade
       const shapeOld = (before ?? after)!
       const writable = writableColumns(db, name, after ?? before, rules)
       const fallbacks = fallbacksFor(name, plan.targetSchema, current)
-      const keyWhere = (t: TableTree): string => t.key.map((i) => `${colRef(t, i)} IS ?`).join(' AND ')
-      const keyValues = (t: TableTree, row: Row): Promise<unknown[]> => Promise.all(t.key.map((i) => bindValue(row.types[i], row.values[i], reader.objects)))
-      const del = db.prepare(`DELETE FROM ${quoteIdent(name)} WHERE ${keyWhere(shapeOld)}`)
+      const startCount = plan.targetSchema ? 0 : countRows(db, name)
+      // Exact lookups: under COLLATE NOCASE `=` alone would also find 'A' for 'a'.
+      const keyValues = async (t: TableTree, row: Row): Promise<unknown[]> => keyParams(t, await Promise.all(t.key.map((i) => bindValue(row.types[i], row.values[i], reader.objects))), t.key.map((i) => row.types[i]))
+      const del = db.prepare(`DELETE FROM ${quoteIdent(name)} WHERE ${exactKeyWhere(shapeOld)}`)
+      const once = (what: string, changed: number): void => {
+        if (changed !== 1) throw unexpected(name, `${what} touched ${changed} rows`)
+      }
+      // With another UNIQUE index, rows changed in place can collide midway (two tiles that
+      // swap places), and an ON CONFLICT REPLACE clause would then delete one silently: such
+      // tables get every changed row deleted first and written whole after (with the values of
+      // its ignored columns put back).
+      const whole = after !== null && hasOtherUniqueIndex(db, name)
+      const keep = whole ? await keepIgnoredCells(db, name, shapeOld, rules, changes.filter((c) => c.old && c.new).map((c) => c.old!), reader) : null
       // Deletes first, then updates, then inserts, so a key freed by one row can be taken by another.
       for (const c of changes) {
-        if (c.old && !c.new) {
-          del.run(...(await keyValues(shapeOld, c.old)))
-          result.rowsDeleted++
-          onRow?.()
+        if (c.old && (!c.new || whole)) {
+          once('a delete', del.run(...(await keyValues(shapeOld, c.old))).changes)
+          if (!c.new) {
+            result.rowsDeleted++
+            onRow?.()
+          }
         }
       }
       for (const c of changes) {
-        if (!c.old || !c.new) continue
+        if (!c.old || !c.new || whole) continue
         const cells = cellsToWrite(before, after!, c.old, c.new, writable, fallbacks)
         if (cells.length === 0) continue
-        const sql = `UPDATE ${quoteIdent(name)} SET ${cells.map((x) => `${nameRef(x.name)} = ?`).join(', ')} WHERE ${keyWhere(shapeOld)}`
+        const sql = `UPDATE ${quoteIdent(name)} SET ${cells.map((x) => `${nameRef(x.name)} = ?`).join(', ')} WHERE ${exactKeyWhere(shapeOld)}`
         const values = await Promise.all(cells.map((x) => bindValue(x.cell.type, x.cell.value, reader.objects)))
-        db.prepare(sql).run(...values, ...(await keyValues(shapeOld, c.old)))
+        once('an update', db.prepare(sql).run(...values, ...(await keyValues(shapeOld, c.old))).changes)
         result.rowsWritten++
         onRow?.()
       }
-      if (!after) continue
-      const insert = insertStatement(db, after, writable)
-      for (const c of changes) {
-        if (c.old || !c.new) continue
-        const row = c.new
-        insert.statement.run(...(await Promise.all(insert.columns.map((i) => bindValue(row.types[i], row.values[i], reader.objects)))))
-        result.rowsWritten++
-        onRow?.()
+      let inserted = 0
+      let deleted = 0
+      for (const c of changes) if (c.old && !c.new) deleted++
+      if (after) {
+        const insert = insertStatement(db, after, writable)
+        for (const c of changes) {
+          if (!c.new || (c.old && !whole)) continue
+          const row = c.new
+          once('an insert', insert.statement.run(...(await Promise.all(insert.columns.map((i) => bindValue(row.types[i], row.values[i], reader.objects))))).changes)
+          if (!c.old) inserted++
+          result.rowsWritten++
+          onRow?.()
+        }
+        keep?.()
       }
+      const target = plan.targetTables?.get(name)
+      expectedCounts.set(name, plan.targetSchema && target ? target.rowCount : startCount + inserted - deleted)
     }
+    if (plan.targetHeader) writeHeader(db, plan.targetHeader, new Set([...(plan.targetTables?.keys() ?? [])].filter((t) => !rules.tableIgnored(t))))
     const present = new Set((db.prepare(`SELECT type || ' ' || name AS k FROM sqlite_master`).all() as Array<{k: string}>).map((r) => r.k))
     for (const e of deferred) if (!present.has(`${e.type} ${e.name}`)) db.exec(e.sql)
+    rebuildExternalIndexes(db, plan, recreate)
+    // Cascades, REPLACE conflict clauses and user code can all remove rows behind the
+    // statements' backs; the counts catch every one of them before the transaction commits.
+    for (const [name, expected] of expectedCounts) {
+      const actual = countRows(db, name)
+      if (actual !== expected) throw unexpected(name, `${actual} rows where the target has ${expected}`)
+    }
   })
   return result
+}
+
+/**
+ * Before rows of a table are deleted to be written whole again: the values of its ignored
+ * columns (which the target does not hold) are read by key, and the returned function puts
+ * them back once the rows are in. Null when the table has no ignored column.
+ */
+async function keepIgnoredCells(db: Db, table: string, shape: TableTree, rules: IgnoreRules, rows: Row[], reader: TreeReader): Promise<(() => void) | null> {
+  const present = new Set(tableColumns(db, table).filter((c) => c.hidden === 0).map((c) => c.name))
+  const cols = [...rules.columnsOf(table)].filter((c) => present.has(c))
+  if (cols.length === 0 || rows.length === 0) return null
+  const where = exactKeyWhere(shape)
+  const read = db.prepare(`SELECT ${cols.map(nameRef).join(', ')} FROM ${quoteIdent(table)} WHERE ${where}`).raw(true).safeIntegers(true)
+  const write = db.prepare(`UPDATE ${quoteIdent(table)} SET ${cols.map((c) => `${nameRef(c)} = ?`).join(', ')} WHERE ${where}`)
+  const saved: Array<{k: unknown[]; values: unknown[] | undefined}> = []
+  for (const row of rows) {
+    const k = keyParams(shape, await Promise.all(shape.key.map((i) => bindValue(row.types[i], row.values[i], reader.objects))), shape.key.map((i) => row.types[i]))
+    saved.push({k, values: read.get(...k) as unknown[] | undefined})
+  }
+  return () => {
+    for (const {k, values} of saved) if (values) write.run(...values, ...k)
+  }
+}
+
+/**
+ * user_version, application_id and the AUTOINCREMENT counters of the versioned tables exactly
+ * as the target had them. Counters of other tables (an ignored work queue, tilesync's own) are
+ * not the target's to set: the app keeps handing out ids from them.
+ */
+function writeHeader(db: Db, header: DatabaseHeader, versioned: ReadonlySet<string>): void {
+  db.pragma(`user_version = ${Math.trunc(header.userVersion)}`)
+  db.pragma(`application_id = ${Math.trunc(header.applicationId)}`)
+  const exists = db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '${SEQUENCE_TABLE}'`).get() !== undefined
+  if (!exists) return
+  // Inserting rows moved the counters; the target's values replace them.
+  const drop = db.prepare(`DELETE FROM ${SEQUENCE_TABLE} WHERE name = ?`)
+  for (const name of versioned) if (name !== CHANGES_TABLE) drop.run(name)
+  const insert = db.prepare(`INSERT INTO ${SEQUENCE_TABLE} (name, seq) VALUES (?, ?)`)
+  for (const s of header.sequences) if (versioned.has(s.name)) insert.run(s.name, BigInt(s.seq))
+}
+
+/**
+ * External-content full-text indexes (fts4/fts5 with content=TABLE) are not versioned: they
+ * are derived from their content table, and tilesync writes that table with the user's
+ * triggers (which usually keep the index in step) dropped. Each one whose content table or
+ * own definition changed is rebuilt from the content, as SQLite documents.
+ */
+function rebuildExternalIndexes(db: Db, plan: ApplyPlan, recreated: Set<string>): void {
+  const schema = plan.targetSchema ?? readSchema(db)
+  for (const e of schema) {
+    if (e.type !== 'table' || !/^\s*CREATE\s+VIRTUAL\s/i.test(e.sql)) continue
+    const info = virtualTableInfo(e.sql)
+    if ((info.module !== 'fts5' && info.module !== 'fts4') || !info.content) continue
+    const changed = recreated.has(e.name) || recreated.has(info.content) || (plan.changes.get(info.content)?.changes.length ?? 0) > 0
+    if (!changed) continue
+    db.prepare(`INSERT INTO ${quoteIdent(e.name)}(${quoteIdent(e.name)}) VALUES ('rebuild')`).run()
+  }
 }
 
 /**

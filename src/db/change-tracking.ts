@@ -1,7 +1,9 @@
 import {randomBytes} from 'node:crypto'
 
-import {OWN_PREFIX, quoteIdent} from './introspect.js'
-import type {Db} from './open-database.js'
+import {CHANGES_TABLE, isKeyTrigger, isOwnName, isOwnTable, isOwnTrigger, listTables, MARKER_BODY, OWN_TABLE_SQL, ownTriggerName, quoteIdent, STATE_TABLE, tableColumns, TRIGGER_OPS} from './introspect.js'
+import {TilesyncError} from '../core/errors.js'
+import {type Db, translated} from './open-database.js'
+import {counterAtWriteStart} from './outside-writes.js'
 import type {TableSpec} from './table-spec.js'
 
 /**
@@ -14,26 +16,48 @@ import type {TableSpec} from './table-spec.js'
  * was last emptied. Working state = baseline + the current value of every recorded key.
  * Whenever that cannot be trusted (triggers missing or altered, schema changed since the
  * baseline, the database copied from elsewhere), callers fall back to a full rescan.
+ *
+ * Every other ordinary table (ignored, or not trackable: no primary key, a second UNIQUE
+ * index) gets triggers of the same names that only count its writes (`other_writes` in the
+ * state table, no keys): the file change counter moving then has an explanation, and is not
+ * taken for a write nobody recorded (see outside-writes.ts).
  */
-export const CHANGES_TABLE = `${OWN_PREFIX}_changes`
-export const STATE_TABLE = `${OWN_PREFIX}_state`
+export {CHANGES_TABLE, STATE_TABLE}
 export const MAX_TRACKED_KEY_COLUMNS = 4
 
-const triggerName = (table: string, op: 'ins' | 'upd' | 'del'): string => `${OWN_PREFIX}_${table}_${op}`
+const CHANGES_SQL = OWN_TABLE_SQL[CHANGES_TABLE]
+const STATE_SQL = OWN_TABLE_SQL[STATE_TABLE]
+
+const triggerName = ownTriggerName
 
 export interface TrackingState {
   installed: boolean
   trackingId: string | null
   baseline: string | null
+  /** The file change counter after tilesync's last transaction that left database = baseline + record (see outside-writes.ts). */
+  counter: number | null
+  /** The record's last sequence number at that moment. */
+  counterSeq: number | null
+  /** Writes to tables the record does not hold, counted by their triggers; and that count at the same moment. */
+  otherWrites: number | null
+  counterOther: number | null
 }
 
 /** Whether a table's changes can be captured completely by row triggers. */
 export function isTrackable(db: Db, spec: TableSpec): boolean {
   if (spec.keyKind !== 'pk' || spec.key.length > MAX_TRACKED_KEY_COLUMNS) return false
+  // SQLite allows no triggers on virtual tables (nor on their shadow tables).
+  const sql = (db.prepare(`SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?`).pluck(true).get(spec.name) as string | undefined) ?? ''
+  if (/^\s*CREATE\s+VIRTUAL\s/i.test(sql)) return false
   // INSERT OR REPLACE can silently delete rows that collide on another UNIQUE index, and
   // those deletes fire no trigger: such tables are always rescanned.
   const indexes = db.prepare(`PRAGMA index_list(${quoteIdent(spec.name)})`).all() as Array<{unique: number; origin: string}>
-  return !indexes.some((i) => i.unique === 1 && i.origin !== 'pk')
+  if (indexes.some((i) => i.unique === 1 && i.origin !== 'pk')) return false
+  // The record finds a changed row by its key, which names one row only when SQLite keeps it
+  // unique: the primary key (a `--key` on other columns is read in full instead).
+  const pk = tableColumns(db, spec.name).filter((c) => c.pk > 0).map((c) => c.name)
+  const key = spec.key.map((i) => spec.columns[i].name)
+  return pk.length === key.length && pk.every((c) => key.includes(c))
 }
 
 function keyExpr(spec: TableSpec, alias: 'NEW' | 'OLD'): string {
@@ -58,20 +82,50 @@ function tableExists(db: Db, name: string): boolean {
 }
 
 export function readTrackingState(db: Db): TrackingState {
-  if (!tableExists(db, STATE_TABLE) || !tableExists(db, CHANGES_TABLE)) return {installed: false, trackingId: null, baseline: null}
+  if (!tableExists(db, STATE_TABLE) || !tableExists(db, CHANGES_TABLE)) return {installed: false, trackingId: null, baseline: null, counter: null, counterSeq: null, otherWrites: null, counterOther: null}
   const rows = db.prepare(`SELECT key, value FROM ${STATE_TABLE}`).all() as Array<{key: string; value: string}>
   const get = (k: string): string | null => rows.find((r) => r.key === k)?.value ?? null
-  return {installed: true, trackingId: get('tracking_id'), baseline: get('baseline')}
+  const int = (k: string): number | null => {
+    const v = get(k)
+    return v !== null && /^\d+$/.test(v) ? Number(v) : null
+  }
+  return {installed: true, trackingId: get('tracking_id'), baseline: get('baseline'), counter: int('file_counter'), counterSeq: int('file_counter_seq'), otherWrites: int('other_writes'), counterOther: int('file_counter_other')}
 }
 
-/** True when every trackable table has exactly our three triggers. */
+/** True when every trackable table has exactly our three triggers, and every other ordinary table its counting ones. */
 export function triggersIntact(db: Db, specs: TableSpec[]): boolean {
-  const present = new Map((db.prepare(`SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE '${OWN_PREFIX}%'`).all() as Array<{name: string; sql: string}>).map((r) => [r.name, r.sql]))
+  const present = new Map(ownObjects(db).filter((o) => o.type === 'trigger').map((r) => [r.name, r.sql]))
   for (const spec of specs) {
     if (!isTrackable(db, spec)) continue
     for (const t of triggerSql(spec)) if (present.get(t.name) !== t.sql) return false
   }
+  for (const table of markedTables(db, specs)) for (const t of markerSql(table)) if (present.get(t.name) !== t.sql) return false
   return true
+}
+
+/** Ordinary user tables whose rows the record does not hold: ignored ones, and versioned ones it cannot track. */
+export function markedTables(db: Db, specs: TableSpec[]): string[] {
+  const tracked = new Set(specs.filter((s) => isTrackable(db, s)).map((s) => s.name))
+  return listTables(db).filter((t) => t.type === 'table' && !isOwnName(t.name) && !tracked.has(t.name)).map((t) => t.name)
+}
+
+export function markerSql(table: string): Array<{name: string; sql: string}> {
+  const t = quoteIdent(table)
+  return TRIGGER_OPS.map((op) => {
+    const when = op === 'ins' ? 'INSERT' : op === 'upd' ? 'UPDATE' : 'DELETE'
+    return {name: triggerName(table, op), sql: `CREATE TRIGGER ${quoteIdent(triggerName(table, op))} AFTER ${when} ON ${t} BEGIN ${MARKER_BODY} END`}
+  })
+}
+
+/** Adds the counting triggers a table lacks (one just left out of versioning), without touching the record. */
+export function installMarkers(db: Db, specs: TableSpec[]): void {
+  const present = new Set(ownObjects(db).filter((o) => o.type === 'trigger').map((o) => o.name))
+  const missing = markedTables(db, specs).flatMap(markerSql).filter((t) => !present.has(t.name))
+  if (missing.length === 0) return
+  translated(db, () => db.transaction(() => {
+    db.prepare(`INSERT OR IGNORE INTO ${STATE_TABLE} (key, value) VALUES ('other_writes', '0')`).run()
+    for (const t of missing) db.exec(t.sql)
+  }).immediate())
 }
 
 /**
@@ -80,17 +134,16 @@ export function triggersIntact(db: Db, specs: TableSpec[]): boolean {
  */
 export function strayTrackedTables(db: Db, specs: TableSpec[]): string[] {
   const tracked = new Set(specs.filter((s) => isTrackable(db, s)).map((s) => s.name))
-  const rows = db.prepare(`SELECT name, tbl_name AS tbl FROM sqlite_master WHERE type = 'trigger'`).all() as Array<{name: string; tbl: string}>
-  const ours = (r: {name: string; tbl: string}): boolean => (['ins', 'upd', 'del'] as const).some((op) => r.name === triggerName(r.tbl, op))
-  return [...new Set(rows.filter((r) => ours(r) && !tracked.has(r.tbl)).map((r) => r.tbl))].sort()
+  const rows = db.prepare(`SELECT name, tbl_name AS tbl, sql FROM sqlite_master WHERE type = 'trigger'`).all() as Array<{name: string; tbl: string; sql: string | null}>
+  return [...new Set(rows.filter((r) => isOwnTrigger(r.name, r.tbl, r.sql) && isKeyTrigger(r.sql) && !tracked.has(r.tbl)).map((r) => r.tbl))].sort()
 }
 
 /** Removes tilesync's triggers from a table and forgets the keys recorded for it, in one short write transaction. */
 export function untrackTable(db: Db, table: string): void {
-  db.transaction(() => {
-    for (const op of ['ins', 'upd', 'del'] as const) db.exec(`DROP TRIGGER IF EXISTS ${quoteIdent(triggerName(table, op))}`)
+  translated(db, () => db.transaction(() => {
+    for (const o of ownObjects(db)) if (o.type === 'trigger' && o.tblName === table) db.exec(`DROP TRIGGER IF EXISTS ${quoteIdent(o.name)}`)
     if (tableExists(db, CHANGES_TABLE)) db.prepare(`DELETE FROM ${CHANGES_TABLE} WHERE tbl = ?`).run(table)
-  }).immediate()
+  }).immediate())
 }
 
 /**
@@ -101,25 +154,51 @@ export function untrackTable(db: Db, table: string): void {
 export function installTracking(db: Db, specs: TableSpec[], trackingId?: string): string {
   const id = trackingId ?? randomBytes(8).toString('hex')
   const tx = db.transaction(() => {
+    refuseNameClash(db, specs)
     removeTrackingObjects(db)
-    db.exec(`CREATE TABLE ${CHANGES_TABLE} (seq INTEGER PRIMARY KEY AUTOINCREMENT, tbl TEXT NOT NULL, k0, k1, k2, k3)`)
-    db.exec(`CREATE TABLE ${STATE_TABLE} (key TEXT PRIMARY KEY, value TEXT)`)
-    db.prepare(`INSERT INTO ${STATE_TABLE} (key, value) VALUES ('tracking_id', ?), ('format', '1')`).run(id)
+    db.exec(CHANGES_SQL)
+    db.exec(STATE_SQL)
+    db.prepare(`INSERT INTO ${STATE_TABLE} (key, value) VALUES ('tracking_id', ?), ('format', '1'), ('other_writes', '0')`).run(id)
     for (const spec of specs) if (isTrackable(db, spec)) for (const t of triggerSql(spec)) db.exec(t.sql)
+    for (const table of markedTables(db, specs)) for (const t of markerSql(table)) db.exec(t.sql)
   })
-  tx.immediate()
+  translated(db, () => tx.immediate())
   return id
 }
 
+/** A user's own trigger or table that has one of the exact names tracking needs: say so, rather than fail inside SQLite. */
+function refuseNameClash(db: Db, specs: TableSpec[]): void {
+  const mine = new Set(ownObjects(db).map((o) => o.name))
+  const wanted = new Set([CHANGES_TABLE, STATE_TABLE, ...specs.filter((s) => isTrackable(db, s)).flatMap((s) => triggerSql(s).map((t) => t.name)), ...markedTables(db, specs).flatMap((t) => markerSql(t).map((m) => m.name))])
+  const taken = (db.prepare(`SELECT name FROM sqlite_master`).pluck(true).all() as string[]).filter((n) => wanted.has(n) && !mine.has(n))
+  if (taken.length) {
+    throw new TilesyncError('BAD_NAME', `the database already has its own "${taken[0]}", a name tilesync's change tracking needs`, {
+      hint: 'rename it, or turn change tracking off with `tilesync tracking off` (status and commit then read every row)',
+    })
+  }
+}
+
+/**
+ * tilesync's own tables and triggers, recognised by exact name (and, for a trigger, by writing
+ * the change record): a pattern such as LIKE '_tilesync%' would also match the user's
+ * `Xtilesync_backup` or `_TileSyncNotes` (`_` is a wildcard there and LIKE ignores case).
+ */
+function ownObjects(db: Db): Array<{type: string; name: string; tblName: string; sql: string}> {
+  const rows = db.prepare(`SELECT type, name, tbl_name AS tblName, sql FROM sqlite_master WHERE type IN ('trigger', 'table')`).all() as Array<{type: string; name: string; tblName: string; sql: string | null}>
+  return rows
+    .filter((r) => (r.type === 'table' ? isOwnTable(r.name) && (r.sql === CHANGES_SQL || r.sql === STATE_SQL) : isOwnTrigger(r.name, r.tblName, r.sql)))
+    .map((r) => ({type: r.type, name: r.name, tblName: r.tblName, sql: r.sql ?? ''}))
+}
+
 function removeTrackingObjects(db: Db): void {
-  const own = db.prepare(`SELECT type, name FROM sqlite_master WHERE name LIKE '${OWN_PREFIX}%' AND type IN ('trigger', 'table')`).all() as Array<{type: string; name: string}>
+  const own = ownObjects(db)
   for (const o of own.filter((o) => o.type === 'trigger')) db.exec(`DROP TRIGGER IF EXISTS ${quoteIdent(o.name)}`)
   for (const o of own.filter((o) => o.type === 'table')) db.exec(`DROP TABLE IF EXISTS ${quoteIdent(o.name)}`)
 }
 
 /** `tilesync tracking off`: removes every trace of tracking from the database. */
 export function uninstallTracking(db: Db): void {
-  db.transaction(() => removeTrackingObjects(db)).immediate()
+  translated(db, () => db.transaction(() => removeTrackingObjects(db)).immediate())
   // sqlite_sequence is SQLite's own table for AUTOINCREMENT; drop our row from it.
   if (tableExists(db, 'sqlite_sequence')) db.prepare('DELETE FROM sqlite_sequence WHERE name = ?').run(CHANGES_TABLE)
 }
@@ -132,24 +211,62 @@ export function maxSeq(db: Db): number {
 /** Distinct changed keys per table up to `seq`, as raw SQLite values (bigints for integers). */
 export function changedKeys(db: Db, upTo: number): Map<string, unknown[][]> {
   const out = new Map<string, unknown[][]>()
-  const stmt = db.prepare(`SELECT DISTINCT tbl, k0, k1, k2, k3 FROM ${CHANGES_TABLE} WHERE seq <= ?`).raw(true).safeIntegers(true)
+  // DISTINCT compares numbers by value, so it would fold the INTEGER 1 and the REAL 1.0 (two
+  // different keys of an untyped column) into one: the types are part of what is distinct.
+  const stmt = db.prepare(`SELECT DISTINCT tbl, k0, k1, k2, k3, typeof(k0), typeof(k1), typeof(k2), typeof(k3) FROM ${CHANGES_TABLE} WHERE seq <= ?`).raw(true).safeIntegers(true)
   for (const r of stmt.iterate(upTo) as Iterable<unknown[]>) {
     const tbl = r[0] as string
     const list = out.get(tbl) ?? []
-    list.push(r.slice(1))
+    list.push(r.slice(1, 5))
     out.set(tbl, list)
   }
   return out
 }
 
-/** After a commit or a full checkout: the database equals `baseline` apart from changes after `upTo`. */
-export function resetBaseline(db: Db, baseline: string, upTo: number): void {
+function setState(db: Db, key: string, value: string | null): void {
+  if (value === null) db.prepare(`DELETE FROM ${STATE_TABLE} WHERE key = ?`).run(key)
+  else db.prepare(`INSERT INTO ${STATE_TABLE} (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`).run(key, value)
+}
+
+/**
+ * Notes the file change counter this write transaction will leave (one more than it started
+ * from), at which the database is known to equal the baseline plus the record.
+ */
+function noteCounter(db: Db, value: number | null): void {
+  setState(db, 'file_counter', value === null ? null : String(value >>> 0))
+  setState(db, 'file_counter_seq', String(maxSeq(db)))
+  const other = readTrackingState(db).otherWrites
+  setState(db, 'file_counter_other', other === null ? null : String(other))
+}
+
+/**
+ * After a commit or a full checkout: the database equals `baseline` apart from changes after
+ * `upTo`. `observed` is the file change counter the scan that made `baseline` saw, when that
+ * scan ran in an earlier transaction (commit): if the file was written since by something the
+ * record did not see, the signal stays raised instead of being cleared.
+ */
+export function resetBaseline(db: Db, baseline: string, upTo: number, observed?: number | null): void {
   const run = (): void => {
+    const start = counterAtWriteStart(db)
     db.prepare(`DELETE FROM ${CHANGES_TABLE} WHERE seq <= ?`).run(upTo)
-    db.prepare(`INSERT INTO ${STATE_TABLE} (key, value) VALUES ('baseline', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`).run(baseline)
+    setState(db, 'baseline', baseline)
+    let counter = start === null ? null : start + 1
+    if (observed !== undefined && observed !== null && start !== null && observed !== start && maxSeq(db) <= upTo) counter = observed
+    noteCounter(db, counter)
   }
   if (db.inTransaction) run()
-  else db.transaction(run).immediate()
+  else translated(db, () => db.transaction(run).immediate())
+}
+
+/**
+ * After tilesync wrote rows without moving the baseline (a partial checkout): the record holds
+ * its writes, so if nothing outside it had been written before (`quiet`: the scan read every
+ * row, or saw the file untouched since the counter was noted), nothing has been now either.
+ */
+export function advanceCounter(db: Db, quiet: boolean): void {
+  const start = counterAtWriteStart(db)
+  if (start === null || !quiet) return
+  noteCounter(db, start + 1)
 }
 
 export function pendingChangeCount(db: Db): number {

@@ -1,7 +1,9 @@
 import Database from 'better-sqlite3'
 import {closeSync, openSync, readSync, statSync} from 'node:fs'
+import * as path from 'node:path'
 
 import {TilesyncError} from '../core/errors.js'
+import {CORRUPT_HINT, corruptError} from './integrity.js'
 
 export type Db = Database.Database
 
@@ -17,13 +19,28 @@ export function busyTimeoutMs(): number {
  * Opens the user's database after checking it really is SQLite, so a wrong path or a
  * truncated file is refused before anything reads or writes it.
  */
+/** The database this process opened last: named in errors that reach the command line untranslated. */
+let lastOpened: string | null = null
+export const lastDatabasePath = (): string | null => lastOpened
+
+/** Runs `fn`, turning SQLite's errors into one-line TilesyncErrors naming `db`'s file. */
+export function translated<T>(db: Db, fn: () => T): T {
+  try {
+    return fn()
+  } catch (error) {
+    throw translateSqliteError(error, db.name)
+  }
+}
+
 export function openDatabase(file: string, options: {readonly?: boolean; recovered?: boolean} = {}): Db {
+  lastOpened = file
   assertSqliteFile(file)
   let db: Db | undefined
   try {
     db = new Database(file, {readonly: options.readonly ?? false, fileMustExist: true, timeout: busyTimeoutMs()})
     // Touch the schema now so a damaged file fails here, with a clear message.
     db.prepare('SELECT count(*) FROM sqlite_master').get()
+    withSqliteDefaults(db)
   } catch (error) {
     db?.close()
     const code = (error as {code?: string}).code
@@ -59,9 +76,28 @@ export const CREATED_PAGE_SIZE = 16_384
 
 /** Creates a new empty database (clone). */
 export function createDatabase(file: string): Db {
-  const db = new Database(file, {timeout: busyTimeoutMs()})
+  lastOpened = file
+  let db: Db
+  try {
+    db = new Database(file, {timeout: busyTimeoutMs()})
+  } catch (error) {
+    throw translateSqliteError(error, file)
+  }
   // Takes effect because nothing has been written yet.
   db.pragma(`page_size = ${CREATED_PAGE_SIZE}`)
+  return withSqliteDefaults(db)
+}
+
+/**
+ * better-sqlite3 is built with foreign keys and recursive triggers ON; SQLite (and Python's
+ * sqlite3, and the sqlite3 shell) has both off. tilesync writes whole consistent states, and
+ * with foreign keys on, deleting or replacing a parent row would cascade into (or null) child
+ * rows that the state keeps, and a clone would refuse a child table that sorts before its
+ * parent. It can only be changed outside a transaction, so every connection starts this way.
+ */
+function withSqliteDefaults(db: Db): Db {
+  db.pragma('foreign_keys = OFF')
+  db.pragma('recursive_triggers = OFF')
   return db
 }
 
@@ -100,14 +136,42 @@ export function translateSqliteError(error: unknown, file: string): unknown {
       cause: error,
     })
   }
-  if (code === 'SQLITE_NOTADB' || code.startsWith('SQLITE_CORRUPT')) {
+  if (code === 'SQLITE_NOTADB') {
     return new TilesyncError('NOT_SQLITE', `${file} is not a valid SQLite database (${code})`, {
-      hint: 'check the file; restore it with `tilesync checkout HEAD --force` if it was damaged',
+      hint: `check the path; if it is your database and it was damaged, ${CORRUPT_HINT}`,
       cause: error,
     })
   }
+  if (code.startsWith('SQLITE_CORRUPT')) return corruptError(file, (error as Error).message, error)
   if (code === 'SQLITE_FULL') {
     return new TilesyncError('DISK_FULL', `the disk is full while writing ${file}`, {hint: 'free some space; the database was left unchanged', cause: error})
+  }
+  const said = (error as Error).message
+  if (code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_CANTOPEN') || code === 'SQLITE_PERM' || code === 'SQLITE_AUTH') {
+    const where = code === 'SQLITE_READONLY_DIRECTORY' || code.startsWith('SQLITE_CANTOPEN')
+      ? `the directory ${path.dirname(file)} is not writable (SQLite writes its journal next to the database) or the file cannot be opened`
+      : 'the file is read-only for this user'
+    return new TilesyncError('DB_READONLY', `cannot write the database ${file}: ${where} (SQLite: ${said})`, {
+      hint: 'give this user write permission on the database file and its directory, or run tilesync as the user who owns them; nothing was changed',
+      cause: error,
+    })
+  }
+  if (code.startsWith('SQLITE_CONSTRAINT')) {
+    return new TilesyncError('DB_CONSTRAINT', `SQLite refused a write to ${file}: ${said}`, {
+      hint: 'the rows being written break a constraint of the database as it is now (e.g. a UNIQUE index another row fills); nothing was changed: commit or check out the whole revision instead of single tiles, or fix the conflicting row',
+      cause: error,
+    })
+  }
+  if (code.startsWith('SQLITE_IOERR')) {
+    return new TilesyncError('DB_ERROR', `reading or writing ${file} failed (SQLite: ${said}, ${code})`, {hint: 'check the disk and the file system; nothing was changed', cause: error})
+  }
+  if (code.startsWith('SQLITE_')) {
+    return new TilesyncError('DB_ERROR', `SQLite failed on ${file}: ${said} (${code})`, {
+      hint: /fts[345]|rtree|no such module|tokenizer/i.test(said)
+        ? 'the database uses a full-text or R*Tree table this SQLite cannot write (a tokenizer or module only its application registers?); nothing was changed (`tilesync status --verbose` shows what tilesync versions)'
+        : 'nothing was changed; `tilesync fsck` checks the database',
+      cause: error,
+    })
   }
   return error
 }

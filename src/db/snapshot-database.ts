@@ -1,8 +1,13 @@
+import type {Statement} from 'better-sqlite3'
+
 import type {ObjectWriter} from '../store/object-store.js'
 import {type BlobRef, type Cell, encodeSnapshot, type Row, type Snapshot, type TableTree} from '../snapshot/model.js'
 import {TableTreeEditor} from '../snapshot/tree-editor.js'
 import type {TreeReader} from '../snapshot/tree-reader.js'
-import {readSchema, quoteIdent} from './introspect.js'
+import {TilesyncError} from '../core/errors.js'
+import {displayKey} from '../snapshot/rows.js'
+import {readHeader, readSchema, quoteIdent} from './introspect.js'
+import {exactKeyWhere, keyParams, typeLetter} from './key-match.js'
 import type {Db} from './open-database.js'
 import {inTransaction} from './transactions.js'
 import type {TableSpec} from './table-spec.js'
@@ -23,7 +28,7 @@ export interface SnapshotSinks {
   onRow?: (bytes: number) => void
 }
 
-export function selectColumnsSql(spec: TableSpec): string {
+export function selectColumnsSql(spec: Pick<TableSpec, 'columns' | 'keyKind'>): string {
   return spec.columns.map((c, i) => (spec.keyKind === 'rowid' && i === 0 ? 'rowid' : quoteIdent(c.name))).join(', ')
 }
 
@@ -118,23 +123,39 @@ export async function snapshotDatabase(db: Db, specs: TableSpec[], tileTable: st
     for (const spec of specs) {
       const base = incremental?.tables.get(spec.name)
       const useRecord = incremental !== undefined && incremental.tracked.has(spec.name) && base !== undefined && sameLayout(spec, base)
-      const editor = new TableTreeEditor(spec, useRecord ? base : null, sinks.reader, sinks.trees)
+      const editor = new TableTreeEditor(spec, useRecord ? base : null, sinks.reader, sinks.trees, (row) => {
+        throw new TilesyncError('UNSUPPORTED_VALUE', `table "${spec.name}" has more than one row with the key ${describeKey(spec, row)}: tilesync identifies rows by ${keyNames(spec)}, so it would keep only one of them; nothing was committed`, {
+          hint: spec.isTileTable ? 'choose key columns that are unique (e.g. add zoom_level): `tilesync init --key COL,COL,...` in a new repository' : 'make the key unique (give the table a PRIMARY KEY or a UNIQUE index on the key columns)',
+        })
+      })
       // Rows to put (and, from the change record, keys whose row is gone), in reading order.
       let items: Iterable<{raw: unknown[]} | {gone: unknown[]}>
+      const textCheck = new TextCheck(db, spec)
       if (useRecord) {
-        const where = spec.key.map((i) => `${quoteIdent(spec.columns[i].name)} IS ?`).join(' AND ')
-        const stmt = db.prepare(`SELECT ${selectColumnsSql(spec)} FROM ${quoteIdent(spec.name)} WHERE ${where}`).raw(true).safeIntegers(true)
+        // Exact lookups: under COLLATE NOCASE `=` alone would find 'A' for the recorded 'a'.
+        const stmt = db.prepare(`SELECT ${selectColumnsSql(spec)} FROM ${quoteIdent(spec.name)} WHERE ${exactKeyWhere(spec)}`).raw(true).safeIntegers(true)
         const keys = incremental.changed.get(spec.name) ?? []
+        const nullKeyed = db.prepare(`SELECT 1 FROM ${quoteIdent(spec.name)} WHERE ${spec.key.map((i) => `${quoteIdent(spec.columns[i].name)} IS NULL`).join(' OR ')} LIMIT 1`)
         items = (function* () {
           for (const key of keys) {
-            const raw = stmt.get(...key.slice(0, spec.key.length)) as unknown[] | undefined
+            const k = key.slice(0, spec.key.length)
+            // `=` never finds a NULL key: a recorded one means such a row exists or existed.
+            if (k.some((v) => v === null)) {
+              if (nullKeyed.get()) refuseNullKey(spec, {types: spec.columns.map((_, i) => (spec.key.includes(i) && k[spec.key.indexOf(i)] === null ? 'n' : 'i')).join(''), values: []})
+              continue
+            }
+            const raw = stmt.get(...keyParams(spec, k, k.map(typeLetter))) as unknown[] | undefined
+            if (raw) textCheck.check(raw)
             yield raw ? {raw} : {gone: key}
           }
         })()
       } else {
         const stmt = db.prepare(`SELECT ${selectColumnsSql(spec)} FROM ${quoteIdent(spec.name)}`).raw(true).safeIntegers(true)
         items = (function* () {
-          for (const raw of stmt.iterate() as Iterable<unknown[]>) yield {raw}
+          for (const raw of stmt.iterate() as Iterable<unknown[]>) {
+            textCheck.check(raw)
+            yield {raw}
+          }
         })()
       }
       // Reading, hashing and writing overlap: rows are read ahead while earlier blobs are
@@ -151,6 +172,7 @@ export async function snapshotDatabase(db: Db, specs: TableSpec[], tileTable: st
             continue
           }
           const {row, bytes} = await next.done
+          refuseNullKey(spec, row)
           await editor.put(row)
           sinks.onRow?.(bytes)
         }
@@ -177,13 +199,71 @@ export async function snapshotDatabase(db: Db, specs: TableSpec[], tileTable: st
       tables.set(spec.name, table)
       tableIds.set(spec.name, id)
     }
-    return readSchema(db)
+    // The counters of versioned tables only: an ignored queue's moves with every job.
+    const header = readHeader(db)
+    const names = new Set(specs.map((s) => s.name))
+    return {schema: readSchema(db), header: {...header, sequences: header.sequences.filter((q) => names.has(q.name))}}
   })
   const snapshot: Snapshot = {
-    schema,
+    schema: schema.schema,
     tables: [...tableIds].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([name, id]) => ({name, id})),
     tileTable,
+    header: schema.header,
   }
   const id = await sinks.trees.put(encodeSnapshot(snapshot))
   return {id, snapshot, tables, tableIds}
+}
+
+const keyNames = (spec: TableSpec): string => spec.key.map((i) => spec.columns[i].name).join(', ')
+const describeKey = (spec: TableSpec, row: Row): string => `(${keyNames(spec)}) = (${displayKey(row, spec.key)})`
+
+/**
+ * SQLite lets a rowid table hold NULL in primary key columns (and any number of such rows);
+ * tilesync could not tell those rows apart, so it refuses them rather than merge them.
+ */
+function refuseNullKey(spec: TableSpec, row: Row): void {
+  for (const i of spec.key) {
+    if (row.types[i] !== 'n') continue
+    throw new TilesyncError('UNSUPPORTED_VALUE', `table "${spec.name}" has a row whose key column "${spec.columns[i].name}" is NULL (SQLite allows it unless the column is NOT NULL): tilesync identifies rows by ${keyNames(spec)} and could not tell such rows apart; nothing was committed`, {
+      hint: `give those rows a key (SELECT rowid, * FROM "${spec.name}" WHERE "${spec.columns[i].name}" IS NULL lists them), or declare the key columns NOT NULL`,
+    })
+  }
+}
+
+/**
+ * better-sqlite3 decodes TEXT as UTF-8 and turns bytes that are not valid UTF-8 into U+FFFD,
+ * which would silently change the value (and merge keys that differ only there). A string
+ * holding U+FFFD is read again as bytes; if those are not the string's UTF-8, tilesync
+ * refuses instead of keeping something else.
+ */
+class TextCheck {
+  private stmt: Map<number, Statement<unknown[]>> = new Map()
+
+  constructor(private readonly db: Db, private readonly spec: TableSpec) {}
+
+  check(raw: unknown[]): void {
+    for (let i = 0; i < raw.length; i++) {
+      const v = raw[i]
+      if (typeof v !== 'string' || !v.includes('\uFFFD')) continue
+      if (!this.sameBytes(raw, i, v)) {
+        throw new TilesyncError('UNSUPPORTED_VALUE', `table "${this.spec.name}" column "${this.spec.columns[i].name}" holds TEXT that is not valid UTF-8: tilesync (like most SQLite tools) reads TEXT as UTF-8 and would keep a different value; nothing was committed`, {
+          hint: `store such bytes as BLOB: UPDATE "${this.spec.name}" SET "${this.spec.columns[i].name}" = CAST("${this.spec.columns[i].name}" AS BLOB) WHERE ...`,
+        })
+      }
+    }
+  }
+
+  private sameBytes(raw: unknown[], i: number, decoded: string): boolean {
+    const spec = this.spec
+    let stmt = this.stmt.get(i)
+    if (!stmt) {
+      const col = spec.keyKind === 'rowid' && i === 0 ? 'rowid' : quoteIdent(spec.columns[i].name)
+      stmt = this.db.prepare(`SELECT CAST(${col} AS BLOB) FROM ${quoteIdent(spec.name)} WHERE ${exactKeyWhere(spec)}`).pluck(true)
+      this.stmt.set(i, stmt)
+    }
+    const key = spec.key.map((k) => raw[k])
+    const bytes = stmt.get(...keyParams(spec, key, key.map(typeLetter))) as Buffer | null | undefined
+    // Not found: the key itself was not valid UTF-8, so its decoded form finds nothing.
+    return Buffer.isBuffer(bytes) && bytes.equals(Buffer.from(decoded, 'utf8'))
+  }
 }

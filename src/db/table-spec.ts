@@ -2,7 +2,7 @@ import {TilesyncError} from '../core/errors.js'
 import type {RepoConfig} from '../repo/config.js'
 import type {ColumnInfo, Partition} from '../snapshot/model.js'
 import {IgnoreRules} from '../snapshot/ignore-rules.js'
-import {listUserTables, tableColumns} from './introspect.js'
+import {listUserTables, tableColumns, virtualTableInfo} from './introspect.js'
 import type {Db} from './open-database.js'
 
 /**
@@ -70,6 +70,11 @@ export function resolveTableSpecs(db: Db, config: Pick<RepoConfig, 'tileTable' |
   return tables.filter((t) => !rules.tableIgnored(t)).map((t) => resolveTableSpec(db, t, t === config.tileTable ? config : undefined, rules.columnsOf(t)))
 }
 
+function isRtree(db: Db, name: string): boolean {
+  const sql = db.prepare(`SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?`).pluck(true).get(name) as string | undefined
+  return /^\s*CREATE\s+VIRTUAL\s/i.test(sql ?? '') && virtualTableInfo(sql!).module.startsWith('rtree')
+}
+
 function resolveTableSpec(db: Db, name: string, tile: TileTableOptions | undefined, ignored: ReadonlySet<string>): TableSpec {
   const all = tableColumns(db, name)
   for (const c of all) {
@@ -78,7 +83,8 @@ function resolveTableSpec(db: Db, name: string, tile: TileTableOptions | undefin
     }
   }
   const stored = all.filter((c) => c.hidden === 0 && !ignored.has(c.name))
-  const pkCols = stored.filter((c) => c.pk > 0).sort((a, b) => a.pk - b.pk).map((c) => c.name)
+  // An R*Tree's first column is its integer key (SQLite reports no primary key for it).
+  const pkCols = isRtree(db, name) ? [stored[0].name] : stored.filter((c) => c.pk > 0).sort((a, b) => a.pk - b.pk).map((c) => c.name)
   const keyNames = tile?.keyColumns?.length ? tile.keyColumns : pkCols
 
   for (const k of keyNames) {

@@ -1,4 +1,5 @@
 import {type Db, translateSqliteError} from './open-database.js'
+import {clearWriteStart, noteWriteStart} from './outside-writes.js'
 
 /**
  * Runs `fn` inside a transaction, or inside the caller's if one is already open (so a scan
@@ -8,6 +9,9 @@ export async function inTransaction<T>(db: Db, mode: 'read' | 'write', fn: () =>
   if (db.inTransaction) return fn()
   try {
     db.exec(mode === 'write' ? 'BEGIN IMMEDIATE' : 'BEGIN')
+    // The write lock is held and nothing is written yet: the file's change counter is the
+    // committed one (see outside-writes.ts).
+    if (mode === 'write') noteWriteStart(db)
   } catch (error) {
     throw translateSqliteError(error, db.name)
   }
@@ -18,5 +22,7 @@ export async function inTransaction<T>(db: Db, mode: 'read' | 'write', fn: () =>
   } catch (error) {
     if (db.inTransaction) db.exec('ROLLBACK')
     throw translateSqliteError(error, db.name)
+  } finally {
+    clearWriteStart(db)
   }
 }

@@ -36,7 +36,7 @@ function tilesync(cwd: string, ...args: string[]): string {
 function fingerprint(file: string, ignored: string[]): string {
   const db = new Database(file, {readonly: true})
   const h = createHash('sha256')
-  const tables = (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND substr(name, 1, 9) != '_tilesync' ORDER BY name`).all() as Array<{name: string}>)
+  const tables = (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT IN ('_tilesync_changes', '_tilesync_state') ORDER BY name`).all() as Array<{name: string}>)
     .filter(({name}) => !ignored.includes(name))
   for (const {name} of tables) {
     // By name, in name order: the clone may hold the columns the app added in another order.

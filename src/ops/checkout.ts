@@ -1,4 +1,6 @@
 import {existsSync} from 'node:fs'
+import * as fs from 'node:fs/promises'
+import * as path from 'node:path'
 
 import {TilesyncError} from '../core/errors.js'
 import {applyToDatabase, type ApplyResult} from '../db/apply-snapshot.js'
@@ -8,13 +10,15 @@ import type {BBox, TreeReader} from '../snapshot/tree-reader.js'
 import {createProgress} from '../util/progress.js'
 import {computeChangeSet, ignoreOf, rawChanges, type RawChanges} from '../snapshot/change-set.js'
 import {sameVersionedSchema} from '../snapshot/versioned-schema.js'
-import {maxSeq, readTrackingState} from '../db/change-tracking.js'
+import {advanceCounter, maxSeq, readTrackingState} from '../db/change-tracking.js'
+import {firstUnexpectedRow, tablesReplacedWhole} from '../db/verify-rows.js'
 import type {Db} from '../db/open-database.js'
 import {inTransaction} from '../db/transactions.js'
 import {previewApply} from './apply-preview.js'
 import {saveWorking} from '../workspace/save-working.js'
-import {markBaseline, Workspace} from '../workspace/workspace.js'
+import {markBaseline, type ScanResult, Workspace} from '../workspace/workspace.js'
 import {sameTables, type TreeState} from '../snapshot/tree-state.js'
+import {writeNewDatabase} from './write-new-database.js'
 
 export interface CheckoutOptions {
   revision: string
@@ -130,11 +134,28 @@ async function assessCheckout(reader: TreeReader, working: TreeState, options: C
   return {changes, dirty}
 }
 
+/**
+ * Reads the working database and decides what to write, trusting the change record only as
+ * far as the rows about to be written bear it out: each of those is read and compared first,
+ * and if one holds something the record never saw (a write through incremental blob I/O), the
+ * whole database is read again, so that what is overwritten is saved (or refused) like any
+ * other uncommitted change. Tables the checkout replaces whole are read in full from the start.
+ */
+async function scanAndAssess(ws: Workspace, db: Db, options: CheckoutOptions, ctx: {target: TreeState; headId: string | null; headState: TreeState; bbox?: BBox; partial: boolean}, store: boolean): Promise<{working: ScanResult; changes: RawChanges; dirty: boolean}> {
+  const fullTables = ctx.partial ? undefined : tablesReplacedWhole(db, ctx.target.snapshot.schema)
+  let working = await ws.scan(db, {store, fullTables})
+  let assessed = await assessCheckout(working.reader, working.state, options, ctx)
+  if (working.tracking.used && await firstUnexpectedRow(db, assessed.changes, working.reader.objects, fullTables) !== null) {
+    working = await ws.scan(db, {store, rescan: true})
+    assessed = await assessCheckout(working.reader, working.state, options, ctx)
+  }
+  return {working, ...assessed}
+}
+
 async function checkoutLocked(ws: Workspace, db: Db, options: CheckoutOptions, ctx: {targetId: string; target: TreeState; headId: string | null; headState: TreeState; bbox?: BBox; partial: boolean}): Promise<{result: CheckoutResult; head: Head | null}> {
   const {targetId, target, headId, headState, bbox, partial} = ctx
-  const working = await ws.scan(db, {store: true})
+  const {working, changes, dirty} = await scanAndAssess(ws, db, options, ctx, true)
   if (working.tracking.installed && !working.tracking.used) markBaseline(db, working.state.snapshotId, working.tracking.upTo)
-  const {changes, dirty} = await assessCheckout(ws.reader, working.state, options, {target, headId, headState, bbox, partial})
   const savedAs = dirty ? await saveWorking(ws, working.state, headId) : null
   const progress = await createProgress('rows')
   let applied: ApplyResult
@@ -144,6 +165,7 @@ async function checkoutLocked(ws: Workspace, db: Db, options: CheckoutOptions, c
       changes,
       targetSchema: partial ? undefined : target.snapshot.schema,
       targetTables: target.tables,
+      targetHeader: partial ? undefined : target.snapshot.header,
       ignore: ws.ignoreRules(),
     }, ws.reader, () => progress.increment())
   } finally {
@@ -151,6 +173,7 @@ async function checkoutLocked(ws: Workspace, db: Db, options: CheckoutOptions, c
   }
   // After a full checkout the database equals the target: the change record restarts there.
   if (!partial) markBaseline(db, target.snapshotId, readTrackingState(db).installed ? maxSeq(db) : 0)
+  else if (readTrackingState(db).installed) advanceCounter(db, !working.tracking.used || working.tracking.outside === 'none')
   let head: Head | null = null
   if (!partial) {
     const branch = await ws.repo.refs.read(`refs/heads/${options.revision}`).catch(() => null)
@@ -180,8 +203,7 @@ async function previewCheckout(ws: Workspace, options: CheckoutOptions, partial:
   const db = ws.openDb(true)
   try {
     return await inTransaction(db, 'read', async () => {
-      const working = await ws.scan(db, {store: false})
-      const {changes, dirty} = await assessCheckout(working.reader, working.state, options, {target, headId, headState, bbox, partial})
+      const {changes, dirty} = await scanAndAssess(ws, db, options, {target, headId, headState, bbox, partial}, false)
       const counts = previewApply(db, changes, partial ? undefined : target.snapshot.schema, target.tables, ws.ignoreRules())
       const branch = partial ? null : await ws.repo.refs.read(`refs/heads/${options.revision}`).catch(() => null)
       return {
@@ -200,4 +222,37 @@ async function previewCheckout(ws: Workspace, options: CheckoutOptions, partial:
   } finally {
     db.close()
   }
+}
+
+export interface CheckoutIntoResult {
+  target: string
+  file: string
+  rows: number
+}
+
+/**
+ * `checkout REV --into FILE`: writes the revision into a new database file, leaving the
+ * working database alone. It is how a damaged database is restored (its pages cannot be
+ * trusted, so nothing is written into it), and how a revision is looked at side by side. The
+ * file is built under a temp name and renamed into place when complete.
+ */
+export async function checkoutInto(ws: Workspace, revision: string, file: string): Promise<CheckoutIntoResult> {
+  const dest = path.resolve(file)
+  if (existsSync(dest)) throw new TilesyncError('DESTINATION_EXISTS', `${dest} already exists`, {hint: 'name a new file; tilesync never overwrites one with --into'})
+  if (dest === path.resolve(ws.repo.databasePath)) throw new TilesyncError('BAD_ARGUMENT', '--into names the working database itself', {hint: 'give a new file name, e.g. restored.db'})
+  return ws.repo.withLock('checkout', async () => {
+    const targetId = await ws.resolve(revision)
+    const target = await ws.stateOf(targetId)
+    await fs.mkdir(path.dirname(dest), {recursive: true})
+    const tmp = `${dest}.tilesync-into.tmp`
+    await fs.rm(tmp, {force: true})
+    try {
+      const rows = await writeNewDatabase(tmp, target, ws.reader, ws)
+      await fs.rename(tmp, dest)
+      return {target: targetId, file: dest, rows}
+    } catch (error) {
+      await fs.rm(tmp, {force: true})
+      throw error
+    }
+  })
 }

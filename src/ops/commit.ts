@@ -24,10 +24,12 @@ export interface CommitResult {
   tileTable: string | null
   layers: string[]
   bytesRead: number
+  /** How the database was read: from the change record, or in full (and why). */
+  scan: {incremental: boolean; reason: string}
 }
 
 /** Snapshots the working database as a new commit on the current branch. */
-export async function commit(ws: Workspace, options: {message: string; author?: Author}): Promise<CommitResult> {
+export async function commit(ws: Workspace, options: {message: string; author?: Author; rescan?: boolean}): Promise<CommitResult> {
   if (!options.message.trim()) {
     throw new TilesyncError('BAD_ARGUMENT', 'the commit message is empty', {hint: 'pass -m "what changed"'})
   }
@@ -46,26 +48,27 @@ export async function commit(ws: Workspace, options: {message: string; author?: 
     const {id: parent, state: parentState} = await ws.headState()
     const db = ws.openDb(false)
     try {
-      return await commitScanned(ws, db, {message: options.message, author}, head.kind === 'branch' ? head.branch : null, parent, parentState)
+      return await commitScanned(ws, db, {message: options.message, author, rescan: options.rescan}, head.kind === 'branch' ? head.branch : null, parent, parentState)
     } finally {
       db.close()
     }
   })
 }
 
-async function commitScanned(ws: Workspace, db: Db, options: {message: string; author: Promise<Author>}, branch: string | null, parent: string | null, parentState: TreeState): Promise<CommitResult> {
+async function commitScanned(ws: Workspace, db: Db, options: {message: string; author: Promise<Author>; rescan?: boolean}, branch: string | null, parent: string | null, parentState: TreeState): Promise<CommitResult> {
   await ws.ensureTracking(db)
   const progress = await createProgress('rows')
   let scanned
   try {
     if (progress.enabled) progress.start(rowCountOf(db, ws.specs(db)), 'commit')
-    scanned = await ws.scan(db, {store: true, progress})
+    scanned = await ws.scan(db, {store: true, progress, rescan: options.rescan})
   } finally {
     progress.stop()
   }
+  const scan = {incremental: scanned.tracking.used, reason: scanned.tracking.reason}
   const nothing = (): CommitResult => {
-    restartRecord(db, scanned.state.snapshotId, scanned.tracking.upTo)
-    return {committed: false, id: parent, parent, branch, message: options.message, summary: {tilesAdded: 0, tilesModified: 0, tilesDeleted: 0, rowsChanged: 0}, schema: [], tileTable: null, layers: [], bytesRead: scanned.bytes}
+    restartRecord(db, scanned.state.snapshotId, scanned.tracking.upTo, scanned.tracking.counter)
+    return {committed: false, id: parent, parent, branch, message: options.message, summary: {tilesAdded: 0, tilesModified: 0, tilesDeleted: 0, rowsChanged: 0}, schema: [], tileTable: null, layers: [], bytesRead: scanned.bytes, scan}
   }
   if (parent && sameTables(parentState, scanned.state)) return nothing()
   const changes = await computeChangeSet(parentState, scanned.state, ws.reader)
@@ -81,8 +84,8 @@ async function commitScanned(ws: Workspace, db: Db, options: {message: string; a
   })
   await ws.repo.refs.updateHead(id, `commit: ${options.message.split('\n')[0]}`, parent)
   // The record of changed rows starts again from this snapshot.
-  restartRecord(db, scanned.state.snapshotId, scanned.tracking.upTo)
-  return {committed: true, id, parent, branch, message: options.message, summary: changes.summary, schema: changes.schema, tileTable: changes.tileTable, layers: changes.layers, bytesRead: scanned.bytes}
+  restartRecord(db, scanned.state.snapshotId, scanned.tracking.upTo, scanned.tracking.counter)
+  return {committed: true, id, parent, branch, message: options.message, summary: changes.summary, schema: changes.schema, tileTable: changes.tileTable, layers: changes.layers, bytesRead: scanned.bytes, scan}
 }
 
 /**
@@ -90,9 +93,9 @@ async function commitScanned(ws: Workspace, db: Db, options: {message: string; a
  * the database's write lock this is skipped: the commit is already made, and a record left
  * relative to the older baseline still gives the right working state (just a longer list).
  */
-function restartRecord(db: Db, snapshotId: string, upTo: number): void {
+function restartRecord(db: Db, snapshotId: string, upTo: number, observed: number | null): void {
   try {
-    markBaseline(db, snapshotId, upTo)
+    markBaseline(db, snapshotId, upTo, observed)
   } catch (error) {
     if (!isTilesyncError(translateSqliteError(error, db.name), 'DB_LOCKED')) throw error
   }

@@ -1,6 +1,12 @@
 
+import {existsSync} from 'node:fs'
+import * as fs from 'node:fs/promises'
+import * as path from 'node:path'
+
 import {isTilesyncError, TilesyncError} from '../core/errors.js'
 import {hashBytes, isObjectId} from '../core/hash.js'
+import {CORRUPT_HINT, integrityProblems} from '../db/integrity.js'
+import {openDatabase, translateSqliteError} from '../db/open-database.js'
 import type {Repository} from '../repo/repository.js'
 import type {RemoteObjects, Transport} from '../remote/transport.js'
 import {HashingPool} from '../store/hashing-pool.js'
@@ -11,7 +17,7 @@ import type {Workspace} from '../workspace/workspace.js'
 
 export interface FsckProblem {
   /** missing / corrupt / malformed object, a damaged ref, a ref to a non-commit, a lost parent, a damaged pack index. */
-  kind: 'missing' | 'corrupt' | 'malformed' | 'bad-ref' | 'missing-parent' | 'bad-pack'
+  kind: 'missing' | 'corrupt' | 'malformed' | 'bad-ref' | 'missing-parent' | 'bad-pack' | 'database'
   id?: string
   /** For bad-pack: the pack's name. */
   pack?: string
@@ -49,6 +55,8 @@ export interface FsckResult {
 }
 
 const PROBLEM_KINDS = new Set(['missing', 'corrupt', 'malformed'])
+/** What a repair downloads again: damaged or missing objects, and commits missing below their child. */
+const FETCHABLE = new Set([...PROBLEM_KINDS, 'missing-parent'])
 
 /**
  * Checks a repository: every ref points at a complete commit, every object reachable from
@@ -57,18 +65,52 @@ const PROBLEM_KINDS = new Set(['missing', 'corrupt', 'malformed'])
  * checked too and listed as recoverable. Every object is read once.
  */
 export async function fsckLocal(ws: Workspace, options: {repair?: boolean} = {}): Promise<FsckResult> {
+  const database = checkDatabase(ws)
+  const withDatabase = (r: FsckResult): FsckResult => (database ? {...r, ok: false, problems: [...r.problems, database]} : r)
   let result = await checkLocal(ws.repo)
-  if (!options.repair || result.ok) return result
+  if (!options.repair || result.ok) return withDatabase(result)
   let repaired = 0
   // Each pass brings back what the last one found; a missing tree node reveals its children only
   // once it is back, so repeat while progress is made.
-  for (let pass = 0; pass < 8 && !result.ok; pass++) {
+  for (let pass = 0; pass < 64 && !result.ok; pass++) {
     const n = await repairLocal(ws.repo, result)
     repaired += n
     result = await checkLocal(ws.repo)
     if (n === 0) break
   }
-  return {...result, repaired}
+  // What is still wrong could not be fixed from here: say so, instead of suggesting --repair again.
+  const remotes = listRemotes(ws.repo).filter((r) => storesObjects(ws.repo, r.name)).map((r) => r.name)
+  const unfixable = remotes.length
+    ? `no configured remote (${remotes.join(', ')}) has it: add a remote or clone that does (\`tilesync remote add NAME URL\`) and run \`tilesync fsck --repair\` again`
+    : 'no remote is configured to fetch it from: `tilesync remote add NAME URL`, then `tilesync fsck --repair`'
+  const problems = result.problems.map((p) => ({...p, message: p.message.replace(/: (run `tilesync fsck --repair`|restore it from a copy)[^]*$/, `: ${unfixable}`)}))
+  return withDatabase({...result, problems, repaired})
+}
+
+/**
+ * The database itself, by SQLite's full check (every page, and every index against its table).
+ * A damaged database is not repaired in place: the problem says how to write a sound copy.
+ */
+function checkDatabase(ws: Workspace): FsckProblem | null {
+  const file = ws.repo.databasePath
+  if (!existsSync(file)) return null
+  let db
+  try {
+    db = openDatabase(file, {readonly: true})
+  } catch (error) {
+    if (isTilesyncError(error, 'DB_CORRUPT') || isTilesyncError(error, 'NOT_SQLITE')) return {kind: 'database', message: `${error.message}: ${error.hint}`}
+    throw error
+  }
+  try {
+    const problems = integrityProblems(db, false)
+    return problems.length ? {kind: 'database', message: `the database ${file} is damaged (PRAGMA integrity_check: ${problems[0]}${problems.length > 1 ? `, and ${problems.length - 1} more` : ''}): ${CORRUPT_HINT}`} : null
+  } catch (error) {
+    const e = translateSqliteError(error, file)
+    if (isTilesyncError(e, 'DB_CORRUPT')) return {kind: 'database', message: `${e.message}: ${e.hint}`}
+    throw e
+  } finally {
+    db.close()
+  }
 }
 
 async function checkLocal(repo: Repository): Promise<FsckResult> {
@@ -227,6 +269,9 @@ async function walkHistory(walk: ObjectWalk, tips: string[], shallow: ReadonlySe
   return {commits, missingParents, shallowRoots}
 }
 
+/** Pack files whose index is gone are rebuilt after this long (younger ones may be a write still going on). */
+const ORPHAN_PACK_AGE_MS = 10 * 60_000
+
 async function repairLocal(repo: Repository, result: FsckResult): Promise<number> {
   let rebuilt = 0
   for (const p of result.problems) {
@@ -234,9 +279,19 @@ async function repairLocal(repo: Repository, result: FsckResult): Promise<number
     await repo.store.packs.rebuildIndex(p.pack, repo.layout.tmp)
     rebuilt++
   }
+  // A pack whose index was lost (deleted, never flushed before a crash) still holds its
+  // records, each checked by hash: its index is written again before anything is downloaded.
+  if (result.problems.some((p) => FETCHABLE.has(p.kind))) {
+    for (const file of await repo.store.packs.orphans()) {
+      const st = await fs.stat(file).catch(() => null)
+      if (!st || Date.now() - st.mtimeMs < ORPHAN_PACK_AGE_MS) continue
+      const {kept} = await repo.store.packs.rebuildIndex(path.basename(file, '.pack'), repo.layout.tmp)
+      if (kept > 0) rebuilt++
+    }
+  }
   // Objects a rebuilt index brings back need no download: check again first.
   if (rebuilt) return rebuilt
-  const wanted = [...new Set(result.problems.filter((p) => PROBLEM_KINDS.has(p.kind) && p.id && !p.ref).map((p) => p.id!))]
+  const wanted = [...new Set(result.problems.filter((p) => FETCHABLE.has(p.kind) && p.id && !p.ref).map((p) => p.id!))]
   const remotes: Transport[] = []
   for (const r of listRemotes(repo)) {
     if (!storesObjects(repo, r.name)) continue

@@ -3,6 +3,7 @@ import * as path from 'node:path'
 import {TilesyncError} from '../core/errors.js'
 import {IgnoreRules} from '../snapshot/ignore-rules.js'
 import {openDatabase} from '../db/open-database.js'
+import {describeShapes, refuseUnsupportedShapes, type ShapeReport} from '../db/shapes.js'
 import {type IgnoreProposal, proposeIgnores} from '../db/queue-detect.js'
 import {detectTileTable, resolveTableSpecs, type TableSpec} from '../db/table-spec.js'
 import type {RepoConfig} from '../repo/config.js'
@@ -32,6 +33,8 @@ export interface InitResult {
   keyColumns: string[]
   imageColumns: string[]
   tables: string[]
+  /** What is versioned (and how changes are found), what is left out and why. */
+  report: ShapeReport
   /** What is left out of versioning: given with --ignore, plus what looked like a queue or log. */
   ignored: string[]
   /** Tables left out because they look like queues or logs, and why. */
@@ -55,6 +58,7 @@ export async function initRepository(options: InitOptions): Promise<InitResult> 
   const db = openDatabase(dbAbs, {readonly: true})
   let specs: TableSpec[]
   let tileTable: string
+  let report: ShapeReport
   let proposed: IgnoreProposal[] = []
   const notes: string[] = []
   let ignore: IgnoreRules
@@ -65,6 +69,9 @@ export async function initRepository(options: InitOptions): Promise<InitResult> 
     if (options.autoIgnore !== false) proposed = proposeIgnores(db, tileTable).filter((p) => !given.tableIgnored(p.table))
     ignore = given.union(new IgnoreRules(proposed.map((p) => p.table)))
     specs = resolveTableSpecs(db, {tileTable, keyColumns: options.key, imageColumns: options.images, xyColumns: options.xy, ignore: ignore.entries()})
+    // Refused before .tilesync/ exists: nothing is set up for a database tilesync cannot keep.
+    refuseUnsupportedShapes(db, specs, {data: true})
+    report = describeShapes(db, specs, {ignore})
   } finally {
     db.close()
   }
@@ -81,5 +88,5 @@ export async function initRepository(options: InitOptions): Promise<InitResult> 
   }
   await Repository.create(root, config)
   const tile = specs.find((s) => s.isTileTable)!
-  return {root, database: config.database, tileTable, ...describeTile(tile), tables: specs.map((s) => s.name), ignored: ignore.entries(), proposed, notes}
+  return {root, database: config.database, tileTable, ...describeTile(tile), tables: specs.map((s) => s.name), report, ignored: ignore.entries(), proposed, notes}
 }

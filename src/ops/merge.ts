@@ -15,6 +15,7 @@ import {OverlayStore} from '../store/overlay-store.js'
 import {type Conflict, type MergeOutcome, type Side, threeWayMerge} from './three-way-merge.js'
 import {maxSeq, readTrackingState} from '../db/change-tracking.js'
 import {inTransaction} from '../db/transactions.js'
+import {firstUnexpectedRow} from '../db/verify-rows.js'
 import {markBaseline, type Workspace} from '../workspace/workspace.js'
 import {sameTables, type TreeState} from '../snapshot/tree-state.js'
 
@@ -85,7 +86,15 @@ export async function writeState(ws: Workspace, db: Db, from: TreeState, to: Tre
   progress.start([...changes.values()].reduce((s, c) => s + c.changes.length, 0), 'write')
   try {
     return await inTransaction(db, 'write', async () => {
-      const r = await applyToDatabase(db, {changes, targetSchema: to.snapshot.schema, targetTables: to.tables, ignore: ws.ignoreRules()}, ws.reader, () => progress.increment())
+      // The database was found equal to `from` through the change record; the rows about to
+      // be overwritten must bear that out (a blob I/O write fires no trigger).
+      const unexpected = await firstUnexpectedRow(db, changes, ws.reader.objects)
+      if (unexpected) {
+        throw new TilesyncError('DIRTY', `the database has a change the change record did not see (${unexpected})`, {
+          hint: 'commit it first with `tilesync commit --rescan -m ...`, then run the command again',
+        })
+      }
+      const r = await applyToDatabase(db, {changes, targetSchema: to.snapshot.schema, targetTables: to.tables, targetHeader: to.snapshot.header, ignore: ws.ignoreRules()}, ws.reader, () => progress.increment())
       markBaseline(db, to.snapshotId, readTrackingState(db).installed ? maxSeq(db) : 0)
       return r.rowsWritten + r.rowsDeleted
     })

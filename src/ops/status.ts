@@ -1,6 +1,8 @@
 import * as fs from 'node:fs'
 
-import {type ChangeSet, computeChangeSet} from '../snapshot/change-set.js'
+import type {OutsideWrites} from '../db/outside-writes.js'
+import {describeShapes, type ShapeReport} from '../db/shapes.js'
+import {type ChangeSet, computeChangeSet, isEmpty} from '../snapshot/change-set.js'
 import {type IgnoredReport, ignoredReport} from './ignore.js'
 import {Workspace} from '../workspace/workspace.js'
 
@@ -13,6 +15,13 @@ export interface StatusResult {
   merging: boolean
   /** How the working database was read: from the change record, or in full (and why). */
   scan: {incremental: boolean; reason: string}
+  /**
+   * Whether the file was written outside the change record since the baseline (e.g. by
+   * incremental blob I/O): then a status from the record may miss those changes.
+   */
+  outsideWrites: OutsideWrites
+  /** What is versioned (and how changes are found), what is left out and why. */
+  report: ShapeReport
   /** Tables and columns left out of versioning (never read). */
   ignored: IgnoredReport
 }
@@ -23,16 +32,18 @@ export async function status(ws: Workspace, options: {rescan?: boolean} = {}): P
   const {id, state} = await ws.headState()
   const db = ws.openDb(true)
   try {
-    const working = await ws.scan(db, {store: false, rescan: options.rescan})
+    const working = await ws.scan(db, {store: false, rescan: options.rescan, outside: 'report'})
     const changes = await computeChangeSet(state, working.state, working.reader)
     return {
       branch: head.kind === 'branch' ? head.branch : null,
       head: id,
       database: ws.repo.config.database,
-      clean: changes.summary.rowsChanged === 0 && !changes.schemaChanged,
+      clean: isEmpty(changes),
       changes,
       merging: fs.existsSync(ws.repo.layout.mergeState),
       scan: {incremental: working.tracking.used, reason: working.tracking.reason},
+      outsideWrites: working.tracking.outside,
+      report: describeShapes(db, ws.specs(db), {tracking: ws.repo.config.tracking?.enabled !== false, ignore: ws.ignoreRules()}),
       ignored: ignoredReport(ws.ignoreRules(), db),
     }
   } finally {

@@ -1,4 +1,4 @@
-import type {Cell, Row, SchemaEntry, TableTree} from '../snapshot/model.js'
+import type {Cell, DatabaseHeader, Row, SchemaEntry, Snapshot, TableTree} from '../snapshot/model.js'
 import {encodeSnapshot} from '../snapshot/model.js'
 import {diffTables, type RowChange} from '../snapshot/diff-tables.js'
 import {cellsEqual, displayKey, rowKey, rowsEqual, tileXY} from '../snapshot/rows.js'
@@ -114,10 +114,12 @@ export async function threeWayMerge(
   const defined = new Set(schema.filter((e) => e.type === 'table').map((e) => e.name))
   for (const n of [...tables.keys()]) if (!defined.has(n)) tables.delete(n)
 
-  const snapshot = {
+  const header = mergeHeader(base.snapshot.header, ours.snapshot.header, theirs.snapshot.header)
+  const snapshot: Snapshot = {
     schema,
     tables: [...tables].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([name, v]) => ({name, id: v.id})),
     tileTable: ours.snapshot.tileTable ?? theirs.snapshot.tileTable,
+    ...(header ? {header} : {}),
   }
   const snapshotId = await writer.put(encodeSnapshot(snapshot))
   return {
@@ -127,6 +129,26 @@ export async function threeWayMerge(
       tableIds: new Map([...tables].map(([n, v]) => [n, v.id])),
     },
     conflicts,
+  }
+}
+
+/**
+ * Header fields merge like cells (a side that left one as the base had it takes the other's;
+ * when both changed it, ours, as the schema they version goes through its own conflict), and
+ * each AUTOINCREMENT counter takes the higher side, so no id either side handed out is reused.
+ */
+function mergeHeader(base: DatabaseHeader | undefined, ours: DatabaseHeader | undefined, theirs: DatabaseHeader | undefined): DatabaseHeader | undefined {
+  if (!ours || !theirs) return ours ?? theirs
+  const pick = (b: number | undefined, o: number, t: number): number => (b !== undefined && o === b ? t : o)
+  const seq = new Map<string, number | bigint>()
+  for (const s of [...ours.sequences, ...theirs.sequences]) {
+    const had = seq.get(s.name)
+    if (had === undefined || BigInt(s.seq) > BigInt(had)) seq.set(s.name, s.seq)
+  }
+  return {
+    userVersion: pick(base?.userVersion, ours.userVersion, theirs.userVersion),
+    applicationId: pick(base?.applicationId, ours.applicationId, theirs.applicationId),
+    sequences: [...seq].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map(([name, s]) => ({name, seq: s})),
   }
 }
 

@@ -34,7 +34,7 @@ export async function writeNewDatabase(file: string, target: TreeState, reader: 
       await ws.repo.writeConfig()
     }
     const changes = await rawChanges(EMPTY_STATE, target, reader)
-    const applied = await applyToDatabase(db, {changes, targetSchema: target.snapshot.schema, targetTables: target.tables, ignore: rules}, reader, () => progress.increment())
+    const applied = await applyToDatabase(db, {changes, targetSchema: target.snapshot.schema, targetTables: target.tables, targetHeader: target.snapshot.header, ignore: rules}, reader, () => progress.increment())
     progress.stop()
     if (await ws.ensureTracking(db)) markBaseline(db, target.snapshotId, 0)
     // The user's later writes get SQLite's usual rollback journal.

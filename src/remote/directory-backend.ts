@@ -38,6 +38,39 @@ export class DirectoryBackend implements Backend {
     return this.file(key)
   }
 
+  private shared: Promise<{dir: number; file: number} | null> | undefined
+
+  /**
+   * A remote shared by a team is a directory its group can write (often with the setgid bit, so
+   * new entries belong to that group). What one member creates there gets the directory's
+   * group bits, whatever that member's umask, so the others can add objects to the
+   * directories it made and replace the refs it wrote. Null when the remote's directory (or,
+   * before it exists, its nearest parent) is not group-writable: then nothing is changed.
+   */
+  private sharedBits(): Promise<{dir: number; file: number} | null> {
+    this.shared ??= (async () => {
+      for (let d = path.resolve(this.root); ; d = path.dirname(d)) {
+        const st = await fs.stat(d).catch(() => null)
+        if (st) return (st.mode & 0o020) ? {dir: (st.mode & 0o070) | (st.mode & 0o2000), file: st.mode & 0o060} : null
+        if (path.dirname(d) === d) return null
+      }
+    })()
+    return this.shared
+  }
+
+  /** mkdir -p, then the group bits of a shared remote on each directory it created. */
+  private async mkdirShared(dir: string): Promise<void> {
+    const made = await fs.mkdir(dir, {recursive: true})
+    if (!made) return
+    const shared = await this.sharedBits()
+    if (!shared) return
+    const first = path.resolve(made)
+    for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+      await fs.chmod(d, ((await fs.stat(d)).mode & 0o7777) | shared.dir)
+      if (d === first || path.dirname(d) === d) break
+    }
+  }
+
   async get(key: string): Promise<Buffer | null> {
     try {
       return await fs.readFile(this.file(key))
@@ -54,12 +87,14 @@ export class DirectoryBackend implements Backend {
 
   async put(key: string, bytes: Buffer): Promise<void> {
     const target = this.file(key)
-    await fs.mkdir(path.dirname(target), {recursive: true})
+    await this.mkdirShared(path.dirname(target))
     const tmpDir = path.join(this.root, 'tmp')
-    await fs.mkdir(tmpDir, {recursive: true})
+    await this.mkdirShared(tmpDir)
     const tmp = path.join(tmpDir, `${randomBytes(8).toString('hex')}.tmp`)
     try {
       await fs.writeFile(tmp, bytes)
+      const shared = await this.sharedBits()
+      if (shared) await fs.chmod(tmp, ((await fs.stat(tmp)).mode & 0o7777) | shared.file)
       await fs.rename(tmp, target)
       this.barrier.written(target)
     } catch (error) {
@@ -70,7 +105,7 @@ export class DirectoryBackend implements Backend {
 
   async putIfMatch(key: string, bytes: Buffer, expected: string | null): Promise<boolean> {
     const target = this.file(key)
-    await fs.mkdir(path.dirname(target), {recursive: true})
+    await this.mkdirShared(path.dirname(target))
     const lock = `${target}.lock`
     const release = await acquire(lock)
     try {

@@ -1,4 +1,5 @@
 import {columnDefaults} from './column-defaults.js'
+import {headerChanges} from './header.js'
 import {IgnoreRules} from './ignore-rules.js'
 import {describeSchemaChanges, sameVersionedSchema, type SchemaChange} from './versioned-schema.js'
 import {type LayoutCompareOptions, LayoutPair, type TypedCell} from './layout-compare.js'
@@ -46,6 +47,8 @@ export interface ChangeSet {
   tiles: RowChangeView[]
   tables: TableChanges[]
   schemaChanged: boolean
+  /** user_version, application_id and AUTOINCREMENT counters that changed, as lines to show. */
+  headerChanges: string[]
   /** What the schema change was: "column dark_mode added", per column where it can tell. */
   schema: SchemaChange[]
   tileTable: string | null
@@ -141,6 +144,7 @@ export async function computeChangeSet(from: TreeState, to: TreeState, reader: T
     schema,
     tileTable,
     layers: tileLayers(from, to, tileTable),
+    headerChanges: from.snapshotId === '' ? [] : headerChanges(from, to),
     summary: {tilesAdded: 0, tilesModified: 0, tilesDeleted: 0, rowsChanged: 0},
   }
   for (const [name, {before, after, changes}] of raw) {
@@ -191,5 +195,5 @@ export async function sameContent(a: TreeState, b: TreeState, reader: TreeReader
 }
 
 export function isEmpty(set: ChangeSet): boolean {
-  return set.summary.rowsChanged === 0 && !set.schemaChanged
+  return set.summary.rowsChanged === 0 && !set.schemaChanged && set.headerChanges.length === 0
 }

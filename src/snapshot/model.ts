@@ -59,10 +59,24 @@ export interface SchemaEntry {
   sql: string
 }
 
+/**
+ * What a database holds besides its tables' rows: the header fields applications use for
+ * their own bookkeeping (`PRAGMA user_version`, the schema version migrations check;
+ * `PRAGMA application_id`, e.g. MBTiles') and SQLite's AUTOINCREMENT counters (rows of
+ * `sqlite_sequence`, so a clone never reuses an id that was handed out before).
+ */
+export interface DatabaseHeader {
+  userVersion: number
+  applicationId: number
+  sequences: Array<{name: string; seq: number | bigint}>
+}
+
 export interface Snapshot {
   schema: SchemaEntry[]
   tables: Array<{name: string; id: string}>
   tileTable: string | null
+  /** Absent in snapshots written before it was kept (format 1): then nothing is known of it. */
+  header?: DatabaseHeader
 }
 
 export interface ColumnInfo {
@@ -99,6 +113,8 @@ const TAG_SNAPSHOT = 'tilesync.snapshot'
 const TAG_TABLE = 'tilesync.table'
 const TAG_NODE = 'tilesync.node'
 const FORMAT = 1
+/** Snapshots carry the database header from format 2 on; format 1 snapshots still read. */
+const SNAPSHOT_FORMAT = 2
 
 const idBytes = (hex: string): Buffer => Buffer.from(hex, 'hex')
 const idHex = (value: unknown, what: string): string => {
@@ -112,7 +128,7 @@ function malformed(what: string): TilesyncError {
   })
 }
 
-function expectTagged(bytes: Uint8Array, tag: string, what: string): unknown[] {
+function expectTagged(bytes: Uint8Array, tag: string, what: string, newest = FORMAT): unknown[] {
   let value: unknown
   try {
     value = decode(bytes)
@@ -120,8 +136,8 @@ function expectTagged(bytes: Uint8Array, tag: string, what: string): unknown[] {
     throw malformed(what)
   }
   if (!Array.isArray(value) || value[0] !== tag) throw malformed(what)
-  if (value[1] !== FORMAT) {
-    throw new TilesyncError('OBJECT_CORRUPT', `${what} uses format ${String(value[1])}, this tilesync reads format ${FORMAT}`, {
+  if (typeof value[1] !== 'number' || !Number.isInteger(value[1]) || value[1] < 1 || value[1] > newest) {
+    throw new TilesyncError('OBJECT_CORRUPT', `${what} uses format ${String(value[1])}, this tilesync reads formats up to ${newest}`, {
       hint: 'upgrade tilesync',
     })
   }
@@ -144,8 +160,26 @@ const arr = (v: unknown, what: string): unknown[] => {
 
 // ---- rows ----------------------------------------------------------------
 
+/**
+ * msgpack writes every number that equals an integer as an integer, and -0 equals 0: REAL
+ * -0.0 is kept as its 8 IEEE-754 bytes instead. Every other value is encoded as before, so
+ * the ids of leaves without a -0.0 do not change.
+ */
+const NEGATIVE_ZERO = Buffer.from([0x80, 0, 0, 0, 0, 0, 0, 0])
+
+function encodeCell(type: string, v: Cell): unknown {
+  if (type === 'b') return [idBytes((v as BlobRef).id), (v as BlobRef).size]
+  if (type === 'r' && Object.is(v, -0)) return NEGATIVE_ZERO
+  return v
+}
+
 export function encodeRowValue(row: Row): unknown[] {
-  return [row.types, row.values.map((v, i) => (row.types[i] === 'b' ? [idBytes((v as BlobRef).id), (v as BlobRef).size] : v))]
+  return [row.types, row.values.map((v, i) => encodeCell(row.types[i], v))]
+}
+
+function decodeReal(v: unknown): number {
+  if (v instanceof Uint8Array && v.length === 8) return Buffer.from(v).readDoubleBE(0)
+  return num(v, 'row')
 }
 
 export function decodeRowValue(value: unknown): Row {
@@ -157,7 +191,7 @@ export function decodeRowValue(value: unknown): Row {
     switch (types[i]) {
       case 'n': return null
       case 'i': return typeof v === 'bigint' ? (Number.isSafeInteger(Number(v)) ? Number(v) : v) : num(v, 'row')
-      case 'r': return num(v, 'row')
+      case 'r': return decodeReal(v)
       case 't': return str(v, 'row')
       case 'b': {
         const pair = arr(v, 'row')
@@ -196,17 +230,34 @@ export function decodeCommit(bytes: Uint8Array): Commit {
 // ---- snapshot ------------------------------------------------------------
 
 export function encodeSnapshot(s: Snapshot): Buffer {
-  return encode([
-    TAG_SNAPSHOT, FORMAT,
+  const fields: unknown[] = [
+    TAG_SNAPSHOT, s.header ? SNAPSHOT_FORMAT : FORMAT,
     s.schema.map((e) => [e.type, e.name, e.tblName, e.sql]),
     s.tables.map((t) => [t.name, idBytes(t.id)]),
     s.tileTable,
-  ])
+  ]
+  if (s.header) fields.push([s.header.userVersion, s.header.applicationId, s.header.sequences.map((q) => [q.name, q.seq])])
+  return encode(fields)
+}
+
+function decodeHeader(v: unknown): DatabaseHeader {
+  const p = arr(v, 'snapshot')
+  return {
+    userVersion: num(p[0], 'snapshot'),
+    applicationId: num(p[1], 'snapshot'),
+    sequences: arr(p[2], 'snapshot').map((q) => {
+      const e = arr(q, 'snapshot')
+      const seq = e[1]
+      if (typeof seq !== 'number' && typeof seq !== 'bigint') throw malformed('snapshot')
+      return {name: str(e[0], 'snapshot'), seq}
+    }),
+  }
 }
 
 export function decodeSnapshot(bytes: Uint8Array): Snapshot {
-  const v = expectTagged(bytes, TAG_SNAPSHOT, 'snapshot')
+  const v = expectTagged(bytes, TAG_SNAPSHOT, 'snapshot', SNAPSHOT_FORMAT)
   return {
+    ...(v[1] === SNAPSHOT_FORMAT ? {header: decodeHeader(v[5])} : {}),
     schema: arr(v[2], 'snapshot').map((e) => {
       const p = arr(e, 'snapshot')
       return {type: str(p[0], 'snapshot'), name: str(p[1], 'snapshot'), tblName: str(p[2], 'snapshot'), sql: str(p[3], 'snapshot')}

@@ -5,10 +5,18 @@ export type RowShape = Pick<TableTree, 'columns' | 'key' | 'partition' | 'layers
 
 const SEP = '\u001f'
 
+/**
+ * TEXT holding the separator would make two different composite keys read alike
+ * (["a\u001ftb", "x"] and ["a", "b\u001ftx"]): such characters are escaped. Keys without
+ * them read exactly as before, so existing trees keep their leaves.
+ */
+const escapeText = (v: string): string => (/[\u001e\u001f]/.test(v) ? v.replace(/[\u001e\u001f]/g, (c) => (c === '\u001e' ? '\u001e0' : '\u001e1')) : v)
+
 function cellKeyPart(type: string, v: Cell): string {
   switch (type) {
     case 'n': return 'n'
     case 'b': return `b${(v as BlobRef).id}`
+    case 't': return `t${escapeText(v as string)}`
     default: return `${type}${String(v)}`
   }
 }

@@ -22,11 +22,20 @@ export class TableTreeEditor {
     private readonly base: TableTree | null,
     private readonly reader: TreeReader,
     private readonly writer: ObjectWriter,
+    /**
+     * Called when a tree built from nothing is given a second row with the same key: two rows
+     * a snapshot could not tell apart, one of which would silently be lost.
+     */
+    private readonly onDuplicate?: (row: Row, other: Row) => never,
   ) {}
 
   async put(row: Row): Promise<void> {
     const key = rowKey(row, this.shape.key)
     const leaf = await this.leaf(leafLabel(row, this.shape, key))
+    if (this.onDuplicate && !this.base) {
+      const other = leaf.get(key)
+      if (other) this.onDuplicate(row, other)
+    }
     leaf.set(key, row)
   }
 

@@ -1,3 +1,4 @@
+import {sameHeader} from './header.js'
 import {IgnoreRules} from './ignore-rules.js'
 import type {Snapshot, TableTree} from './model.js'
 import {sameVersionedSchema} from './versioned-schema.js'
@@ -28,5 +29,5 @@ export function sameTables(a: TreeState, b: TreeState): boolean {
   const ia = ids(a)
   if (ia.length !== ids(b).length) return false
   for (const [name, id] of ia) if (b.tableIds.get(name) !== id) return false
-  return sameVersionedSchema(a.snapshot.schema, b.snapshot.schema, rules)
+  return sameVersionedSchema(a.snapshot.schema, b.snapshot.schema, rules) && sameHeader(a, b)
 }

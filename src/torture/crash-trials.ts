@@ -54,13 +54,13 @@ export function dumpDb(file: string): string {
   const db = openDatabase(file, {readonly: true})
   try {
     const out: Record<string, unknown[]> = {}
-    const tables = (db.prepare(`SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_tilesync%' ORDER BY name`).all() as Array<{name: string}>).map((r) => r.name)
+    const tables = (db.prepare(`SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' AND name NOT IN ('_tilesync_changes', '_tilesync_state') ORDER BY name`).all() as Array<{name: string}>).map((r) => r.name)
     for (const t of tables) {
       const cols = (db.prepare(`PRAGMA table_xinfo("${t}")`).all() as Array<{name: string}>).map((c) => c.name)
       const sel = cols.map((c) => `typeof("${c}"), hex("${c}")`).join(', ')
       out[t] = db.prepare(`SELECT ${sel} FROM "${t}" ORDER BY ${cols.map((_, i) => i * 2 + 2).join(', ')}`).raw(true).all()
     }
-    out.__schema = db.prepare(`SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' AND name NOT LIKE '_tilesync%' ORDER BY type, name`).raw(true).all()
+    out.__schema = db.prepare(`SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' AND name NOT IN ('_tilesync_changes', '_tilesync_state') AND NOT (type = 'trigger' AND name GLOB '_tilesync_*' AND (sql LIKE '%INSERT INTO _tilesync_changes %' OR sql LIKE '%UPDATE _tilesync_state SET value = %')) ORDER BY type, name`).raw(true).all()
     return JSON.stringify(out)
   } finally {
     db.close()

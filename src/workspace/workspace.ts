@@ -1,9 +1,12 @@
 import {type Db, openDatabase} from '../db/open-database.js'
 import {randomBytes} from 'node:crypto'
 
-import {changedKeys, installTracking, isTrackable, maxSeq, readTrackingState, resetBaseline, strayTrackedTables, triggersIntact, untrackTable} from '../db/change-tracking.js'
+import {changedKeys, installMarkers, installTracking, isTrackable, maxSeq, readTrackingState, resetBaseline, strayTrackedTables, triggersIntact, untrackTable} from '../db/change-tracking.js'
+import {assertIntact} from '../db/integrity.js'
 import {IgnoreRules} from '../snapshot/ignore-rules.js'
 import {readSchema} from '../db/introspect.js'
+import {refuseUnsupportedShapes} from '../db/shapes.js'
+import {fileChangeCounter, type OutsideWrites, outsideWritesSince} from '../db/outside-writes.js'
 import {sameVersionedSchema} from '../snapshot/versioned-schema.js'
 import {type IncrementalBase, snapshotDatabase, type SnapshotResult} from '../db/snapshot-database.js'
 import {inTransaction} from '../db/transactions.js'
@@ -66,13 +69,17 @@ export class Workspace {
    * hashed and kept in memory (status, diff). When change tracking can be trusted, only the
    * rows changed since its baseline are read; otherwise (or with `rescan`) every row is.
    */
-  async scan(db: Db, options: {store: boolean; progress?: Progress; rescan?: boolean}): Promise<ScanResult> {
+  async scan(db: Db, options: {store: boolean; progress?: Progress; rescan?: boolean; fullTables?: ReadonlySet<string>; outside?: 'rescan' | 'report'}): Promise<ScanResult> {
     const specs = this.specs(db)
+    refuseUnsupportedShapes(db, specs)
+    // A full rescan asked for is a full check too: damage outside the rows read would stay unseen.
+    if (options.rescan) assertIntact(db)
     const overlay = options.store ? undefined : new OverlayStore(this.repo.store)
     const reader = overlay ? new TreeReader(overlay) : this.reader
     let bytes = 0
     return inTransaction(db, 'read', async () => {
-      const tracking = await this.trackingBase(db, specs, options.rescan ?? false)
+      const tracking = await this.trackingBase(db, specs, options)
+      const counter = fileChangeCounter(db)
       // A full read hashes on every core; a few changed rows are cheaper inline.
       const pool = tracking.base ? undefined : new HashingPool(this.repo.store, options.store ? 'store' : 'hash', {packed: true})
       let result: SnapshotResult
@@ -92,30 +99,34 @@ export class Workspace {
       return {
         state: {snapshotId: result.id, snapshot: result.snapshot, tables: result.tables, tableIds: result.tableIds, ignore: this.ignoreRules()},
         reader, bytes,
-        tracking: {installed: tracking.installed, used: tracking.base !== undefined, upTo: tracking.upTo, reason: tracking.reason},
+        tracking: {installed: tracking.installed, used: tracking.base !== undefined, upTo: tracking.upTo, reason: tracking.reason, counter, outside: tracking.outside},
       }
     })
   }
 
   /** Decides whether the change record can stand in for a full read, and why not if it cannot. */
-  private async trackingBase(db: Db, specs: TableSpec[], rescan: boolean): Promise<{installed: boolean; upTo: number; base?: IncrementalBase; reason: string}> {
+  private async trackingBase(db: Db, specs: TableSpec[], options: {rescan?: boolean; fullTables?: ReadonlySet<string>; outside?: 'rescan' | 'report'}): Promise<{installed: boolean; upTo: number; base?: IncrementalBase; reason: string; outside: OutsideWrites}> {
     const state = readTrackingState(db)
-    if (!state.installed) return {installed: false, upTo: 0, reason: 'change tracking is not installed'}
+    if (!state.installed) return {installed: false, upTo: 0, reason: 'change tracking is not installed', outside: 'unavailable'}
     const upTo = maxSeq(db)
+    const outside = outsideWritesSince(db, state, upTo)
     const expectedId = this.repo.config.tracking?.id
-    const no = (reason: string): {installed: boolean; upTo: number; reason: string} => ({installed: true, upTo, reason})
-    if (rescan) return no('full rescan requested')
+    const no = (reason: string): {installed: boolean; upTo: number; reason: string; outside: OutsideWrites} => ({installed: true, upTo, reason, outside})
+    if (options.rescan) return no('full rescan requested')
     if (!expectedId || state.trackingId !== expectedId) return no('the database was tracked by another repository')
     if (!state.baseline || !(await this.repo.store.has(state.baseline))) return no('no baseline snapshot yet')
     if (!triggersIntact(db, specs)) return no('tracking triggers are missing or were changed')
+    if (outside === 'detected' && options.outside !== 'report') return no('the database file was written outside the change record (e.g. incremental blob I/O)')
     const baseline = await this.reader.snapshot(state.baseline)
     // Only the versioned schema counts: the app altering an ignored table (or adding an ignored
     // column) leaves every recorded change valid.
     if (!sameVersionedSchema(baseline.schema, readSchema(db), this.ignoreRules())) return no('the schema changed since the baseline')
     const tables = new Map<string, TableTree>()
     for (const t of baseline.tables) tables.set(t.name, await this.reader.table(t.id))
-    const tracked = new Set(specs.filter((s) => isTrackable(db, s)).map((s) => s.name))
-    return {installed: true, upTo, base: {tables, changed: changedKeys(db, upTo), tracked}, reason: 'using the change record'}
+    // Tables about to be replaced whole (checkout across a schema change) are read in full, so
+    // every row they lose is known to be what the snapshot says.
+    const tracked = new Set(specs.filter((s) => isTrackable(db, s) && !options.fullTables?.has(s.name)).map((s) => s.name))
+    return {installed: true, upTo, base: {tables, changed: changedKeys(db, upTo), tracked}, reason: 'using the change record', outside}
   }
 
   /** Installs or repairs tracking when it is enabled and not intact. Returns whether it is in place. */
@@ -126,6 +137,8 @@ export class Workspace {
     let id = this.repo.config.tracking?.id
     // A table left out of versioning loses its triggers (and its recorded keys).
     if (state.installed) for (const t of strayTrackedTables(db, specs)) untrackTable(db, t)
+    // ... and gets the triggers that only count its writes (nothing recorded, nothing reset).
+    if (state.installed && id && state.trackingId === id) installMarkers(db, specs)
     if (state.installed && id && state.trackingId === id && triggersIntact(db, specs)) return true
     if (!id) {
       id = randomBytes(8).toString('hex')
@@ -141,12 +154,19 @@ export interface ScanResult {
   state: TreeState
   reader: TreeReader
   bytes: number
-  tracking: {installed: boolean; used: boolean; upTo: number; reason: string}
+  /**
+   * `counter`: the file change counter the scan saw; `outside`: whether the file was written
+   * outside the change record since the baseline (see db/outside-writes.ts).
+   */
+  tracking: {installed: boolean; used: boolean; upTo: number; reason: string; counter: number | null; outside: OutsideWrites}
 }
 
-/** Records that the database now equals `snapshotId` apart from changes after `upTo`. */
-export function markBaseline(db: Db, snapshotId: string, upTo: number): void {
-  if (readTrackingState(db).installed && !db.readonly) resetBaseline(db, snapshotId, upTo)
+/**
+ * Records that the database now equals `snapshotId` apart from changes after `upTo`; `observed`
+ * is the file change counter the scan saw, when it ran in an earlier transaction.
+ */
+export function markBaseline(db: Db, snapshotId: string, upTo: number, observed?: number | null): void {
+  if (readTrackingState(db).installed && !db.readonly) resetBaseline(db, snapshotId, upTo, observed)
 }
 
 export function rowCountOf(db: Db, specs: TableSpec[]): number {

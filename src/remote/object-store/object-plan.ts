@@ -60,10 +60,22 @@ export async function planCommits(reader: TreeReader, commits: string[]): Promis
   return plan
 }
 
+/**
+ * Nodes already walked, with the parents they were walked against: a node walked against one
+ * parent skipped what that parent has, so met again against another parent (a table that went
+ * back to an earlier state: A, B, A) it is walked again, or what only the first parent had is
+ * never planned.
+ */
+const walked = new WeakMap<ObjectPlan, Set<string>>()
+
 async function planNode(reader: TreeReader, plan: ObjectPlan, id: string, parents: string[], level: 0 | 1 | 2): Promise<void> {
   if (parents.includes(id)) return
   const seen = level === 2 ? plan.roots : level === 1 ? plan.mids : plan.leaves
-  if (seen.has(id)) return
+  let done = walked.get(plan)
+  if (!done) walked.set(plan, done = new Set())
+  const key = `${id} ${[...parents].sort().join(',')}`
+  if (done.has(key) || done.has(`${id} `)) return
+  done.add(key)
   seen.add(id)
   if (level === 0) {
     const parentBlobs = new Set<string>()
