@@ -66,6 +66,12 @@ export interface Backend {
    */
   flush?(): Promise<void>
 
+  /**
+   * Optional: after keys were deleted, removes the directories left empty under `prefixes`
+   * (and the root itself when nothing is left in it), for a backend that is a directory.
+   */
+  removeEmptyDirectories?(prefixes: string[]): Promise<void>
+
   close?(): Promise<void>
 }
 

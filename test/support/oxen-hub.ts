@@ -269,6 +269,11 @@ export async function startOxenHub(options: OxenHubOptions = {}): Promise<OxenHu
     if (!repo) return notFound(`repository ${ns}/${name}`)
     const rest = segs.slice(4)
     if (rest.length === 0) {
+      // repositories::delete answers at once and removes the repository in a background task (tokio::spawn).
+      if (method === 'DELETE') {
+        setTimeout(() => repos.delete(repoKey(ns, name)), 30)
+        return new HttpAnswer(200, {status: 'success', status_message: 'resource_deleted', oxen_version: '0.54.0'})
+      }
       if (method !== 'GET') return fail(405, 'method_not_allowed')
       return ok({repository: repoView(repo)})
     }
