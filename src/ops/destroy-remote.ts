@@ -26,7 +26,7 @@ export interface DestroyRequest {
 
 /**
  * `tilesync remote destroy NAME`: removes everything tilesync stored on a remote (objects,
- * refs, metadata; an oxen hub's repository), then this repository's remote-tracking refs
+ * refs, metadata; a hosted repository as a whole), then this repository's remote-tracking refs
  * and push state for it. Refused unless `confirm` is the remote's name exactly; with
  * `dryRun`, only shows what would go. The remote stays configured: a later push recreates it.
  */
@@ -41,7 +41,7 @@ export async function destroyRemote(ws: Workspace, name: string, request: Destro
     const tracking = await ws.repo.refs.list(`refs/remotes/${name}`)
     if (!dryRun) {
       for (const r of tracking) await ws.repo.refs.update(r.name, null, `remote destroy: ${name} deleted`)
-      // What earlier pushes sent (a resumable push's journal, the hub's commit map) is no longer there.
+      // What earlier pushes sent (a resumable push's journal, a map of the remote's commits) is no longer there.
       await fs.rm(ws.repo.layout.remoteState(name), {recursive: true, force: true})
       await appendSyncLog(ws.repo, {time: new Date(start).toISOString(), op: 'destroy', remote: name, objects: inventory.objects ?? undefined, bytes: inventory.bytes ?? undefined, durationMs: Date.now() - start, result: 'ok'})
     }
