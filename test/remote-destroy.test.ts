@@ -175,6 +175,19 @@ describe('push --delete and remote destroy', function () {
       expect(c.head).to.equal(await ws.repo.refs.read('refs/heads/main'))
     })
 
+    it('on a terminal, asks for the name: a wrong answer changes nothing, the exact one destroys', async () => {
+      const {dir, remoteDir} = await setUp()
+      const before = snapshotDir(remoteDir)
+      const wrong = await onTerminal(dir, ['remote', 'destroy', 'origin'], 'orig')
+      expect(wrong.code, wrong.out).to.equal(1)
+      expect(wrong.out).to.include("Type the remote's name (origin)").and.include('is not the remote\'s name')
+      expect(snapshotDir(remoteDir)).to.deep.equal(before)
+      const right = await onTerminal(dir, ['remote', 'destroy', 'origin'], 'origin')
+      expect(right.code, right.out).to.equal(0)
+      expect(right.out).to.include('Destroyed remote origin')
+      expect(Object.keys(snapshotDir(remoteDir)).sort()).to.deep.equal(Object.keys(FOREIGN).sort())
+    })
+
     it('removes nothing when the remote moved between what was shown and the deletion', async () => {
       const {ws, remoteDir} = await setUp()
       const shown = await destroyRemote(ws, 'origin', {dryRun: true})
@@ -375,6 +388,30 @@ async function secondWriter(remoteDir: string): Promise<{ws: Workspace; dir: str
   const night = (await ws.repo.refs.read('refs/remotes/origin/night'))!
   await switchBranch(ws, 'night', {create: true, from: night})
   return {ws, dir, db: path.join(dir, c.database)}
+}
+
+/**
+ * The CLI on a pseudo-terminal (`script`), typing `answer` once the prompt shows: the
+ * interactive confirmation a user meets.
+ */
+function onTerminal(cwd: string, args: string[], answer: string): Promise<{code: number; out: string}> {
+  return new Promise((resolve, reject) => {
+    const command = [process.execPath, BIN, ...args].map((a) => `'${a}'`).join(' ')
+    const child = spawn('script', ['-qec', command, '/dev/null'], {cwd, env: {...process.env, CI: ''}, stdio: ['pipe', 'pipe', 'pipe']})
+    let out = ''
+    let typed = false
+    const onData = (d: Buffer): void => {
+      out += d.toString()
+      if (!typed && out.includes("Type the remote's name")) {
+        typed = true
+        child.stdin.write(`${answer}\r`)
+      }
+    }
+    child.stdout.on('data', onData)
+    child.stderr.on('data', onData)
+    child.on('error', reject)
+    child.on('close', (code) => resolve({code: code ?? -1, out}))
+  })
 }
 
 /** Forgets that a remote branch was ever fetched here. */
