@@ -49,6 +49,12 @@ export interface Backend {
   deleteIfMatch?(key: string, expected: string): Promise<boolean>
 
   /**
+   * Optional: deletes many keys in few requests (S3 DeleteObjects, 1,000 a request); keys
+   * already absent are no error. Without it, each key is one delete.
+   */
+  deleteMany?(keys: string[]): Promise<void>
+
+  /**
    * Optional: copy `key` from `source` without the bytes passing through this machine
    * (S3 CopyObject). Returns false when the two backends cannot do that.
    */

@@ -43,9 +43,17 @@ export async function destroyStore(store: RemoteStore, location: string, options
     }
   }
   const branchKeys = new Set(branches.flatMap((b) => (b.id === null ? [] : [`refs/heads/${b.name}`])))
-  // 2. Everything else, many deletes at once (one request per key on S3).
+  // 2. Everything else: in batches where the store takes them (S3, R2: 1,000 keys a request), else many deletes at once.
+  const rest = keys.filter((k) => !branchKeys.has(k))
   const limit = pLimit(Math.max(8, transferConcurrency()))
-  await Promise.all(keys.filter((k) => !branchKeys.has(k)).map((k) => limit(() => store.backend.delete(k))))
+  const backend = store.backend
+  if (backend.deleteMany) {
+    const batches: string[][] = []
+    for (let i = 0; i < rest.length; i += 1000) batches.push(rest.slice(i, i + 1000))
+    await Promise.all(batches.map((b) => limit(() => backend.deleteMany!(b))))
+  } else {
+    await Promise.all(rest.map((k) => limit(() => backend.delete(k))))
+  }
   await store.backend.flush?.()
   await store.backend.removeEmptyDirectories?.(STORED_PARTS.map((p) => p.prefix))
   return inventory
