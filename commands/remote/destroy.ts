@@ -2,6 +2,7 @@ import {Args, Flags} from '@oclif/core'
 
 import {TilesyncCommand} from '../../src/cli/base-command.js'
 import {formatBytes, short} from '../../src/cli/format.js'
+import {TilesyncError} from '../../src/core/errors.js'
 import {assertConfirmed, destroyRemote, type DestroyResult} from '../../src/ops/destroy-remote.js'
 
 export default class RemoteDestroy extends TilesyncCommand {
@@ -38,7 +39,12 @@ Only what tilesync wrote is removed: other files in the same bucket prefix or di
     let confirm = flags.confirm
     if (confirm === undefined && process.stdin.isTTY && process.stdout.isTTY && !this.jsonEnabled()) {
       const {default: input} = await import('@inquirer/input')
-      confirm = await input({message: `Type the remote's name (${name}) to delete all of this for good:`})
+      try {
+        confirm = await input({message: `Type the remote's name (${name}) to delete all of this for good:`})
+      } catch (error) {
+        // Ctrl+C or a closed terminal at the prompt.
+        throw new TilesyncError('BAD_ARGUMENT', `not confirmed (${(error as Error).name === 'ExitPromptError' ? 'cancelled' : 'the prompt closed'}); nothing was removed`, {hint: `run it again and type ${name}, or pass --confirm ${name}`})
+      }
     }
     const done = await destroyRemote(ws, name, {confirm, expected: shown.branches})
     this.say(`Destroyed remote ${name} (${done.url}): ${done.branches.length} branch(es), ${done.commits} commit(s)${done.bytes === null ? '' : `, ${formatBytes(done.bytes)}`} deleted. It stays configured: \`tilesync push ${name}\` starts it again, \`tilesync remote remove ${name}\` forgets it.`)
