@@ -70,6 +70,8 @@ export interface OxenHub {
   resetLog(): void
   /** Queues a failure for the next matching request(s). */
   failNext(fault: OxenHubFault): void
+  /** Runs `action` just before the next matching request is served (another user acting meanwhile). */
+  beforeNext(match: {method?: string; path?: string | RegExp}, action: () => void): void
   /** The next workspace upload stages all but its last `n` files and leaves them out of `paths`. */
   dropNextUploads(n: number): void
   /** Files at the head of `branch` (path -> bytes), or null when there is no such repo or branch. */
@@ -142,6 +144,7 @@ export async function startOxenHub(options: OxenHubOptions = {}): Promise<OxenHu
   const repos = new Map<string, HubRepo>()
   const requests: HubRequest[] = []
   const faults: Array<OxenHubFault & {left: number}> = []
+  const hooks: Array<{method?: string; path?: string | RegExp; action: () => void}> = []
   let dropUploads = 0
   let seq = 0
   let lastTime = 0
@@ -766,6 +769,11 @@ export async function startOxenHub(options: OxenHubOptions = {}): Promise<OxenHu
       }
       requests.push(log)
       let answer: HttpAnswer
+      const hook = hooks.find((h) => (!h.method || h.method === method) && matches(h.path, path))
+      if (hook) {
+        hooks.splice(hooks.indexOf(hook), 1)
+        hook.action()
+      }
       const fault = faults.find((f) => (!f.method || f.method === method) && matches(f.path, path))
       if (fault) {
         if (--fault.left <= 0) faults.splice(faults.indexOf(fault), 1)
@@ -816,6 +824,9 @@ export async function startOxenHub(options: OxenHubOptions = {}): Promise<OxenHu
     },
     failNext(fault) {
       faults.push({...fault, left: fault.times ?? 1})
+    },
+    beforeNext(match, action) {
+      hooks.push({...match, action})
     },
     dropNextUploads(n) {
       dropUploads = n
