@@ -225,6 +225,14 @@ describe('oxen hub as the real server behaves: push and clone', function () {
 
     const c = await cloneOf(repo, 'dawn')
     expect(dumpDatabase(c.db)).to.deep.equal(dumpDatabase(db))
+
+    // A branch with nothing new starts at the hub commit of its tip, not at an empty commit.
+    await switchBranch(ws, 'noon', {create: true})
+    const dawnHead = hub.head(NS, repo, 'dawn')!.id
+    const r = await push(ws, {remote: 'hub', branch: 'noon', transport: tuning()})
+    expect(r.commits).to.equal(0)
+    expect(hub.head(NS, repo, 'noon')!.id).to.equal(dawnHead)
+    expect(dumpDatabase((await cloneOf(repo, 'noon')).db)).to.deep.equal(dumpDatabase(db))
   })
 
   it('pushes and clones a 12 MiB tile through the chunk API, never as a gzipped part', async () => {
@@ -272,6 +280,7 @@ describe('oxen hub as the real server behaves: push and clone', function () {
     const sent = hub.requests.flatMap((r) => (r.parts ?? []).map((p) => `${r.path.replace(/^.*\/files\/?/, '')}/${p.filename}`))
     expect(sent.filter((p) => p.startsWith('quadrants/'))).to.deep.equal([])
     expect(sent.some((p) => p.startsWith('tilesync/rows/'))).to.equal(true)
+    expect(hub.count('GET', /\/dir\/tilesync-/)).to.equal(0)
     expect(dumpDatabase((await cloneOf(repo)).db)).to.deep.equal(dumpDatabase(db))
   })
 

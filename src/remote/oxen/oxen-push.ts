@@ -68,7 +68,7 @@ export async function pushToHub(p: HubPush, request: PushRequest): Promise<PushO
   let view: Map<string, HubFile>
   if (!head) {
     // A branch the hub does not have yet starts at the hub commit of the nearest ancestor.
-    head = await branchPoint(ws, client, state, commits[0])
+    head = await branchPoint(ws, client, state, commits[0], request.tip)
     // The hub opens workspaces only on existing branches of a non-empty repository
     // (get_or_create answers 400 "Branch not found ... create the branch first").
     if (head && !dryRun) {
@@ -132,13 +132,14 @@ export async function pushToHub(p: HubPush, request: PushRequest): Promise<PushO
  * on the hub, else a commit holding no tile data (the hub's first), else any branch's head.
  * null on an empty repository, where opening the workspace makes the first commit.
  */
-async function branchPoint(ws: Workspace, client: OxenClient, state: OxenSyncState, first: string | undefined): Promise<string | null> {
+async function branchPoint(ws: Workspace, client: OxenClient, state: OxenSyncState, first: string | undefined, tip: string): Promise<string | null> {
   const branches = await client.listBranches().catch(() => [])
   if (branches.length === 0) return null
   const hubOf = new Map<string, string>()
   for (const [hub, ts] of Object.entries(state.commits)) if (ts) hubOf.set(ts, hub)
   const seen = new Set<string>()
-  const queue = first ? [...(await ws.reader.commit(first)).parents] : []
+  // Nothing to send (the tip is on the hub already, under another branch): start at the tip.
+  const queue = first ? [...(await ws.reader.commit(first)).parents] : [tip]
   while (queue.length > 0) {
     const id = queue.shift()!
     if (seen.has(id)) continue
