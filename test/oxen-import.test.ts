@@ -205,3 +205,30 @@ describe('import oxen://: datasets the user\'s earlier export script wrote', fun
     expect(missing.stderr).to.match(/no branch nowhere/)
   })
 })
+
+describe('import oxen://: the pipeline\'s own export', function () {
+  this.timeout(120_000)
+
+  it('reuses the folder import of the pipeline layout: generations set by (x, y), generation_config stored, only differing images downloaded', async () => {
+    const {ws, db} = await project()
+    const out = path.join(tmpDir('pipeline-export'), 'ds')
+    execFileSync('python3', [path.join(REPO_ROOT, 'test', 'support', 'pipeline_export.py'), db, out])
+    const files = new Map<string, Buffer>()
+    for (const name of fs.readdirSync(out)) if (fs.statSync(path.join(out, name)).isFile()) files.set(name, fs.readFileSync(path.join(out, name)))
+    for (const name of fs.readdirSync(path.join(out, 'generations'))) files.set(`generations/${name}`, fs.readFileSync(path.join(out, 'generations', name)))
+    files.set('generation_config.json', Buffer.from('{"model":"from-the-hub"}'))
+    const repo = publish(files)
+    const original = row(db, -3, -1)!.generation!
+    setGeneration(db, -3, -1, 9001)
+    await commit(ws, {message: 'local', author})
+    hub.resetLog()
+    const r = await importRemote(ws, {source: `oxen://${NS}/${repo}`, remote: {host: hub.host}, transport: tuning()})
+    expect(r).to.include({layout: 'pipeline', updated: 1, created: 0, generationConfig: true})
+    expect(r.files.downloaded).to.equal(1)
+    // generations.csv, generation_config.json, bounds.json if any, and the one image.
+    expect(hub.count('GET', /\/file\/.*\/generations\//)).to.equal(1)
+    expect(row(db, -3, -1)!.generation!.equals(original)).to.equal(true)
+    const config = withDb(db, (d) => d.prepare("SELECT value FROM metadata WHERE key = 'generation_config'").get() as {value: string})
+    expect(config.value).to.equal('{"model":"from-the-hub"}')
+  })
+})
