@@ -185,6 +185,14 @@ describe('oxen hub as the real server behaves: the hub itself', function () {
     expect((await c.workspaceChanges(wsId)).added.sort()).to.deep.equal(['d/new/deep.png', 'top.png'])
   })
 
+  it('deletes a whole repository (DELETE /api/repos/NS/REPO); one already gone is fine', async () => {
+    const c = client(`doomed-${++counter}`)
+    await c.createRepo()
+    await c.deleteRepo()
+    expect(await c.findRepo()).to.equal(null)
+    await c.deleteRepo()
+  })
+
   it('commits a workspace on top of a branch that moved without conflicting paths (parent = the current head)', async () => {
     const {c, wsId, base} = await withWorkspace({'mine.png': png(30)})
     const other = hub.commitDirect(NS, c.repo, 'main', {'theirs.png': png(31)})

@@ -8,11 +8,11 @@ import {createProgress, type Progress} from '../util/progress.js'
 import type {Workspace} from '../workspace/workspace.js'
 
 export interface RemoteImportOptions {
-  /** A URL with an optional `@BRANCH` (oxen://NS/REPO@night) or a configured remote's name (`hub`, `hub@night`). */
+  /** A URL with an optional `@BRANCH` (SCHEME://NAMESPACE/REPO@night) or a configured remote's name (`hub`, `hub@night`). */
   source: string
   force?: boolean
   dryRun?: boolean
-  /** For a URL: the remote's settings (e.g. the oxen host). */
+  /** For a URL: the remote's settings (e.g. its host). */
   remote?: Omit<RemoteConfig, 'url'>
   transport?: TransportTuning
   progress?: Progress
@@ -21,7 +21,7 @@ export interface RemoteImportOptions {
 export interface RemoteImportResult extends XYImportResult {
   remote: string
   branch: string
-  /** The remote's version of the branch head that was read (an oxen commit id). */
+  /** The remote's version of the branch head that was read (a hub commit id). */
   revision: string
 }
 
@@ -35,8 +35,8 @@ export function isRemoteSource(ws: Workspace, source: string): boolean {
 }
 
 /**
- * `tilesync import oxen://NS/REPO[@BRANCH]` / `import REMOTE[@BRANCH]`: a dataset on a remote
- * that publishes files (oxen), imported by tile coordinates into the working database (see
+ * `tilesync import URL[@BRANCH]` / `import REMOTE[@BRANCH]`: a dataset on a remote that
+ * publishes files (the `openDataset` capability), imported by tile coordinates into the working database (see
  * src/dataset/import-by-xy.ts). The remote's history is not fetched: this is for datasets
  * written with other tools, or pushed from a repository this one shares no history with.
  */
@@ -57,14 +57,14 @@ export async function importRemote(ws: Workspace, options: RemoteImportOptions):
 }
 
 function resolveSource(ws: Workspace, options: RemoteImportOptions): {config: RemoteConfig; name: string; branch?: string} {
-  // oxen://NS/REPO@BRANCH, hub@BRANCH: the branch (which may hold "/") follows the first "@".
+  // URL@BRANCH, hub@BRANCH: the branch (which may hold "/") follows the first "@".
   const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(options.source)?.[0].length ?? 0
   const at = options.source.indexOf('@', scheme)
   const [base, branch] = at >= 0 ? [options.source.slice(0, at), options.source.slice(at + 1)] : [options.source, undefined]
-  if (branch === '') throw new TilesyncError('BAD_ARGUMENT', `"${options.source}" ends with "@" but names no branch`, {hint: 'write oxen://NS/REPO@BRANCH, or leave out "@"'})
+  if (branch === '') throw new TilesyncError('BAD_ARGUMENT', `"${options.source}" ends with "@" but names no branch`, {hint: 'write URL@BRANCH, or leave out "@"'})
   const extra = Object.fromEntries(Object.entries(options.remote ?? {}).filter(([, v]) => v !== undefined))
   if (scheme > 0) return {config: {url: base, ...extra}, name: 'import', branch}
   const configured = ws.repo.config.remotes[base]
-  if (!configured) throw new TilesyncError('REMOTE_UNKNOWN', `no remote named "${base}"`, {hint: 'give oxen://NS/REPO, a configured remote, or a dataset folder'})
+  if (!configured) throw new TilesyncError('REMOTE_UNKNOWN', `no remote named "${base}"`, {hint: 'give a remote URL, a configured remote, or a dataset folder'})
   return {config: {...configured, ...extra}, name: base, branch}
 }

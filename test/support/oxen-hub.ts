@@ -306,9 +306,14 @@ export async function startOxenHub(options: OxenHubOptions = {}): Promise<OxenHu
     const [ns, name] = [segs[2], segs[3]]
     if (name === undefined) return notFound('route')
     const repo = repos.get(repoKey(ns, name))
-    if (!repo) return notFound(`repository ${ns}/${name}`)
+    if (!repo) return segs.length === 4 && method === 'DELETE' ? fail(404, 'resource_not_found') : notFound(`repository ${ns}/${name}`)
     const rest = segs.slice(4)
     if (rest.length === 0) {
+      // srv/controllers/repositories.rs delete: 200 resource_deleted (the removal runs in the background).
+      if (method === 'DELETE') {
+        repos.delete(repoKey(ns, name))
+        return ok({}, 'resource_deleted')
+      }
       if (method !== 'GET') return fail(405, 'method_not_allowed')
       return ok({repository: repoView(repo)})
     }
