@@ -10,6 +10,7 @@ import {switchBranch} from '../src/ops/branches.js'
 import {clone} from '../src/ops/clone.js'
 import {commit} from '../src/ops/commit.js'
 import {initRepository} from '../src/ops/init.js'
+import {pull} from '../src/ops/pull.js'
 import {push} from '../src/ops/push.js'
 import {addRemote} from '../src/ops/remotes.js'
 import {encodeMultipart} from '../src/remote/oxen/multipart.js'
@@ -301,6 +302,19 @@ describe('oxen hub as the real server behaves: push and clone', function () {
     const err = await failure(push(ws, {remote: 'hub', transport: tuning()}))
     expect(err.code).to.equal('REMOTE_MOVED')
     expect(hub.head(NS, repo)!.message).to.equal('theirs')
+
+    // Moved just before the workspace opened: the hub opens it on the new head, against which
+    // nothing was worked out; refused before anything is uploaded or committed.
+    setGeneration(db, 2, 2, 1303)
+    await commit(ws, {message: 'mine, after a pull', author})
+    await pull(ws, {remote: 'hub', transport: tuning()})
+    hub.beforeNext({method: 'PUT', path: /\/workspaces$/}, () => hub.commitDirect(NS, repo, 'main', {'notes/more.txt': Buffer.from('more')}, 'theirs again'))
+    hub.resetLog()
+    const early = await failure(push(ws, {remote: 'hub', transport: tuning()}))
+    expect(early.code).to.equal('REMOTE_MOVED')
+    expect(hub.head(NS, repo)!.message).to.equal('theirs again')
+    expect(hub.uploadedFiles).to.equal(0)
+    expect(hub.workspaceCount(NS, repo)).to.equal(0)
 
     // A hub that cannot be asked (no mergeability route), and a commit landing meanwhile:
     // the landed commit's parent is not the base pushed from.

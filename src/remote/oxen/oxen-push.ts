@@ -258,6 +258,14 @@ async function pushOne(ws: Workspace, client: OxenClient, state: OxenSyncState, 
   await saveOxenState(ws.repo, p.name, state)
 
   const workspace = await client.createWorkspace(branch, workspaceId)
+  if (p.head !== null && workspace.commit.id !== p.head) {
+    // The hub opens a new workspace on the branch's CURRENT head: the branch moved since it was
+    // read, and what this push would upload was worked out against the old head.
+    await client.deleteWorkspace(workspaceId).catch(() => {})
+    delete state.pending[branch]
+    await saveOxenState(ws.repo, p.name, state)
+    throw new TilesyncError('REMOTE_MOVED', `hub branch ${branch} moved since ${p.head.slice(0, 10)}`, {hint: 'pull first'})
+  }
   let base = p.head
   if (base === null) {
     // On an empty repository the hub made its first commit for the workspace: that is our base.
