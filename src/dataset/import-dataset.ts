@@ -103,7 +103,7 @@ async function importPipelineExport(ws: Workspace, src: DirectorySource, force: 
  * gets what the target is made from: the database's own state, or HEAD's when --force
  * overwrites uncommitted changes.
  */
-async function writeTarget(ws: Workspace, build: (base: TreeState) => Promise<TreeState>, force: boolean): Promise<Pick<ImportResult, 'rowsWritten' | 'rowsDeleted' | 'unchanged' | 'savedAs'>> {
+export async function writeTarget(ws: Workspace, build: (base: TreeState) => Promise<TreeState>, force: boolean): Promise<Pick<ImportResult, 'rowsWritten' | 'rowsDeleted' | 'unchanged' | 'savedAs'>> {
   return ws.repo.withLock('import', async () => {
     if (existsSync(ws.repo.layout.mergeState)) {
       throw new TilesyncError('MERGE_IN_PROGRESS', 'a merge is in progress', {hint: 'finish it with `tilesync merge --ours|--theirs` or run `tilesync merge --abort`'})

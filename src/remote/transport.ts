@@ -1,3 +1,4 @@
+import type {DatasetSource} from '../dataset/source.js'
 import type {TreeReader} from '../snapshot/tree-reader.js'
 import type {Progress} from '../util/progress.js'
 import type {Workspace} from '../workspace/workspace.js'
@@ -65,6 +66,12 @@ export interface Transport {
 
   /** Removes a branch if it is still at `expected`; false when it had moved (nothing removed). */
   deleteBranch?(name: string, expected: RemoteBranch): Promise<boolean>
+  /**
+   * The files at a branch's head as a dataset (remotes that publish browsable files, such as
+   * oxen): `tilesync import` reads datasets written with other tools from it. Without
+   * `branch`, the remote's default branch.
+   */
+  openDataset?(branch?: string): Promise<{source: DatasetSource; branch: string; revision: string}>
 
   /**
    * Removes everything tilesync stored on the remote (objects, packs, refs, metadata; an oxen
