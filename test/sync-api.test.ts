@@ -81,9 +81,20 @@ class GatedBackend extends MemoryBackend {
     super(location)
   }
 
+  /** Gate object reads instead of writes (a pull). */
+  gateReads = false
+
   override async put(key: string, bytes: Buffer): Promise<void> {
-    if (key.startsWith('objects/') && ++this.puts > this.free && !this.open) await new Promise<void>((resolve) => this.waiting.push(resolve))
+    if (!this.gateReads && key.startsWith('objects/') && ++this.puts > this.free && !this.open) await new Promise<void>((resolve) => this.waiting.push(resolve))
     return super.put(key, bytes)
+  }
+
+  /** Reads of tile images (PNG bytes) are gated; commits and trees pass, so a fetch can plan. */
+  override async get(key: string): Promise<Buffer | null> {
+    const bytes = await super.get(key)
+    const image = bytes !== null && bytes.subarray(0, 4).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47]))
+    if (this.gateReads && image && ++this.puts > this.free && !this.open) await new Promise<void>((resolve) => this.waiting.push(resolve))
+    return bytes
   }
 
   release(): void {
@@ -268,6 +279,47 @@ describe('sync API (serve --api)', function () {
     gated2.release()
     const statuses = (await both).map((r) => r.status).sort()
     expect(statuses).to.deep.equal([200, 409])
+  })
+
+  it('a long pull reports its progress at /api/status too', async () => {
+    const a = await project()
+    const open = new GatedBackend('memory://pulled', 0)
+    open.release()
+    memoryBackends.set('pulled', open)
+    await addRemote(a.ws.repo, 'shared', 'memory://pulled')
+    const {push} = await import('../src/ops/push.js')
+    const {clone} = await import('../src/ops/clone.js')
+    await commit(a.ws, {message: 'second', author})
+    await push(a.ws, {remote: 'shared'})
+    const bDir = path.join(tmpDir('api-pull'), 'b')
+    await clone({url: 'memory://pulled', dir: bDir, remote: {}})
+    const b = await Workspace.open(bDir)
+    for (let i = 0; i < 20; i++) setGeneration(a.db, (i % 6) - 3, Math.floor(i / 6) - 2, 7000 + i)
+    await commit(a.ws, {message: 'twenty tiles', author})
+    await push(a.ws, {remote: 'shared'})
+    // From here on the remote serves a few object reads, then holds the rest until released.
+    const slow = new GatedBackend('memory://pulled', 5)
+    slow.gateReads = true
+    for await (const k of open.list('')) await slow.put(k.key, (await open.get(k.key))!)
+    memoryBackends.set('pulled', slow)
+    const server = await serve(b)
+    servers.push(server)
+    const pulling = call(server.url, 'POST', '/api/pull', {body: {remote: 'origin', branch: 'main'}})
+    let status: Answer | undefined
+    for (let i = 0; i < 500; i++) {
+      status = await call(server.url, 'GET', '/api/status')
+      if (status.body.running?.progress?.done > 0) break
+      await new Promise((r) => setTimeout(r, 10))
+    }
+    expect(status!.body.running).to.include({op: 'pull'})
+    expect(status!.body.working, 'the database is the pull\'s while it runs').to.equal(null)
+    const progress = status!.body.running.progress
+    expect(progress.done).to.be.greaterThan(0)
+    expect(progress.done).to.be.lessThan(progress.total)
+    slow.release()
+    const done = await pulling
+    expect(done.status, done.text).to.equal(200)
+    expect(done.body.to).to.equal(await a.ws.repo.refs.read('refs/heads/main'))
   })
 
   it('without a token the API does not start; a token file readable by others is refused', async () => {

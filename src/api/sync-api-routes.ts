@@ -9,6 +9,7 @@ import {status} from '../ops/status.js'
 import {readSyncLog} from '../ops/sync-log.js'
 import type {TransportTuning} from '../remote/registry.js'
 import {parseAuthor} from '../util/author.js'
+import type {Progress} from '../util/progress.js'
 import type {RouteContext, Router} from '../viewer/router.js'
 import {Workspace} from '../workspace/workspace.js'
 import {bearerMatches} from './api-token.js'
@@ -21,6 +22,9 @@ export interface SyncApiOptions {
   /** Knobs for remotes' transports (tests). */
   transport?: TransportTuning
 }
+
+/** A dry run counts without a bar (and no bar is drawn on the server's terminal for a request). */
+const SILENT: Progress = {enabled: false, start() {}, increment() {}, stop() {}}
 
 /** Bodies are a few fields: anything larger is not a request of this API. */
 const MAX_BODY = 64 * 1024
@@ -76,8 +80,8 @@ export function addSyncApiRoutes(router: Router, options: SyncApiOptions): Write
   router.add('POST', '/api/pull', guarded(options, async (ctx) => {
     const body = await jsonBody(ctx.req, {remote: 'string', branch: 'string', dry_run: 'boolean'})
     const params = {remote: body.remote, branch: body.branch, dry_run: body.dry_run === true}
-    return gate.run('pull', params, async () => pull(await open(), {
-      remote: body.remote as string | undefined, branch: body.branch as string | undefined, dryRun: params.dry_run, transport: options.transport,
+    return gate.run('pull', params, async (progress) => pull(await open(), {
+      remote: body.remote as string | undefined, branch: body.branch as string | undefined, dryRun: params.dry_run, transport: options.transport, progress: params.dry_run ? SILENT : progress,
     }))
   }))
 

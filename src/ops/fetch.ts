@@ -1,7 +1,7 @@
 import {TilesyncError} from '../core/errors.js'
 import type {TransportTuning} from '../remote/registry.js'
 import type {Transport} from '../remote/transport.js'
-import {createProgress} from '../util/progress.js'
+import {createProgress, type Progress} from '../util/progress.js'
 import type {Workspace} from '../workspace/workspace.js'
 import {defaultRemoteName, openRemote} from './remotes.js'
 import {recordSync} from './sync-log.js'
@@ -34,7 +34,7 @@ export async function fetchRemote(ws: Workspace, options: {remote?: string; bran
   }
 }
 
-export async function fetchFrom(ws: Workspace, remote: Transport, name: string, options: {branch?: string; dryRun?: boolean}): Promise<FetchResult> {
+export async function fetchFrom(ws: Workspace, remote: Transport, name: string, options: {branch?: string; dryRun?: boolean; progress?: Progress}): Promise<FetchResult> {
   let branches = await remote.listBranches(ws)
   if (options.branch) {
     branches = branches.filter((b) => b.name === options.branch)
@@ -47,7 +47,7 @@ export async function fetchFrom(ws: Workspace, remote: Transport, name: string, 
   for (const b of branches) {
     const trackingRef = `refs/remotes/${name}/${b.name}`
     const before = await ws.repo.refs.read(trackingRef)
-    const [got] = await remote.fetch(ws, [b], {dryRun, progress: await createProgress('objects')})
+    const [got] = await remote.fetch(ws, [b], {dryRun, progress: options.progress ?? await createProgress('objects')})
     result.objects += got.objects
     result.bytes += got.bytes
     if (dryRun) {
