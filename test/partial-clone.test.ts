@@ -9,6 +9,7 @@ import {commit} from '../src/ops/commit.js'
 import {fetchRemote} from '../src/ops/fetch.js'
 import {fsckLocal} from '../src/ops/fsck.js'
 import {initRepository} from '../src/ops/init.js'
+import {pull} from '../src/ops/pull.js'
 import {push} from '../src/ops/push.js'
 import {addRemote} from '../src/ops/remotes.js'
 import type {BlobRef} from '../src/snapshot/model.js'
@@ -142,6 +143,30 @@ describe('partial clone (clone --bbox): only the region\'s images, the rest from
     await fetchRemote(origin, {remote: 'origin'})
     const pushed = await origin.stateOf((await origin.repo.refs.read('refs/remotes/origin/main'))!)
     expect(pushed.tables.get('quadrants')!.rowCount).to.equal(30)
+
+    // The origin moves on, inside and outside the region; the partial clone pulls only the region's new image.
+    await pull(origin, {})
+    setGeneration(db, 0, 1, 601)
+    setGeneration(db, -2, -1, 602)
+    await commit(origin, {message: 'inside and outside', author})
+    await push(origin, {})
+    const newInside = hashBytes(withDb(db, (d) => (d.prepare('SELECT generation FROM quadrants WHERE quadrant_x = 0 AND quadrant_y = 1').get() as {generation: Buffer}).generation))
+    const newOutside = hashBytes(withDb(db, (d) => (d.prepare('SELECT generation FROM quadrants WHERE quadrant_x = -2 AND quadrant_y = -1').get() as {generation: Buffer}).generation))
+    server.requestLog.reset()
+    const pl = await run(target, ['pull', 'origin'])
+    expect(pl.code, pl.stdout + pl.stderr).to.equal(0)
+    expect([gets(newInside), gets(newOutside)]).to.deep.equal([1, 0])
+    expect(withDb(cloneDb, (d) => (d.prepare('SELECT count(*) AS n FROM quadrants').get() as {n: number}).n)).to.equal(9)
+    expect(hashBytes(withDb(cloneDb, (d) => (d.prepare('SELECT generation FROM quadrants WHERE quadrant_x = 0 AND quadrant_y = 1').get() as {generation: Buffer}).generation))).to.equal(newInside)
+    expect((await runJson<{clean: boolean}>(target, ['status'])).clean).to.equal(true)
+
+    // checkout of an older commit writes the region's rows only (its older images come from origin) and back.
+    const co = await run(target, ['checkout', 'HEAD~1'])
+    expect(co.code, co.stderr).to.equal(0)
+    expect((await runJson<{clean: boolean}>(target, ['status'])).clean).to.equal(true)
+    expect((await run(target, ['checkout', 'main'])).code).to.equal(0)
+    expect(withDb(cloneDb, (d) => (d.prepare('SELECT count(*) AS n FROM quadrants').get() as {n: number}).n)).to.equal(9)
+    expect((await runJson<{clean: boolean}>(target, ['status', '--rescan'])).clean).to.equal(true)
 
     // A command outside the region: the image is read from origin (once), verified, and kept.
     const [ox, oy] = [-3, -2]

@@ -10,6 +10,7 @@ import {TreeReader} from '../snapshot/tree-reader.js'
 import {OverlayStore} from '../store/overlay-store.js'
 import {saveWorking} from '../workspace/save-working.js'
 import {markBaseline, type Workspace} from '../workspace/workspace.js'
+import {changesInRegion, partialTables} from '../workspace/outside-region.js'
 import {sameTables, type TreeState} from '../snapshot/tree-state.js'
 import {layerFolders, LIMITS, MANIFEST_PATH} from './layout.js'
 import {parseManifest} from './manifest.js'
@@ -172,10 +173,10 @@ async function writeTarget(ws: Workspace, build: (base: TreeState) => Promise<Tr
           savedAs = await saveWorking(ws, working.state, headId)
         }
         const target = built && !savedAs ? built : await build(savedAs ? headState : working.state)
-        const changes = await rawChanges(working.state, target, ws.reader)
+        const changes = changesInRegion(await rawChanges(working.state, target, ws.reader), target.snapshot.tileTable, ws.repo.partial)
         const unchanged = sameTables(working.state, target)
         const summary = tileSummary(await computeChangeSet(working.state, target, ws.reader))
-        const applied = await applyToDatabase(db, {changes, targetSchema: target.snapshot.schema, targetTables: target.tables, targetHeader: target.snapshot.header, ignore: ws.ignoreRules()}, ws.reader)
+        const applied = await applyToDatabase(db, {changes, targetSchema: target.snapshot.schema, targetTables: target.tables, targetHeader: target.snapshot.header, ignore: ws.ignoreRules(), partialTables: partialTables(target.snapshot.tileTable, ws.repo.partial)}, ws.reader)
         markBaseline(db, target.snapshotId, readTrackingState(db).installed ? maxSeq(db) : 0)
         return {snapshot: target.snapshotId, rowsWritten: applied.rowsWritten, rowsDeleted: applied.rowsDeleted, unchanged, savedAs, summary, dryRun: false}
       })

@@ -13,6 +13,7 @@ import {openRemote} from './remotes.js'
 
 /** What a partial clone downloaded. */
 export interface RegionFetch {
+  /** Commits new to the local store. */
   commits: number
   objects: number
   bytes: number
@@ -60,8 +61,8 @@ export async function fetchRegion(ws: Workspace, objects: RemoteObjects, tip: st
     await Promise.all(frontier.map(async (id) => {
       if (seen.has(id)) return
       seen.add(id)
+      if (!(await store.has(id))) out.commits++
       const commit = decodeCommit(await get(id))
-      out.commits++
       trees.push(commit.tree)
       if (shallow.has(id)) {
         cut.push(id)

@@ -1,5 +1,5 @@
 import {insideBox, type PartialFilter} from '../repo/partial.js'
-import {rawChanges} from '../snapshot/change-set.js'
+import {rawChanges, type RawChanges} from '../snapshot/change-set.js'
 import {encodeSnapshot, type Row} from '../snapshot/model.js'
 import {tileXY} from '../snapshot/rows.js'
 import {TableTreeEditor} from '../snapshot/tree-editor.js'
@@ -37,4 +37,26 @@ export async function carryOutsideRegion(state: TreeState, head: TreeState, bbox
   tableIds.set(name, built.id)
   const snapshot = {...state.snapshot, tables: state.snapshot.tables.map((t) => (t.name === name ? {name, id: built.id} : t))}
   return {...state, snapshot, tables, tableIds, snapshotId: await io.store.put(encodeSnapshot(snapshot))}
+}
+
+/**
+ * What a write into a partial clone's database may touch: of the tile table only the rows
+ * inside the region (the others are not in the database, and stay HEAD's through
+ * carryOutsideRegion); `changes` unchanged in a full repository.
+ */
+export function changesInRegion(changes: RawChanges, tileTable: string | null | undefined, filter: PartialFilter | null): RawChanges {
+  const entry = tileTable ? changes.get(tileTable) : undefined
+  const table = entry?.after ?? entry?.before
+  if (!filter || !entry || !table || table.partition.kind !== 'spatial') return changes
+  const out: RawChanges = new Map(changes)
+  out.set(tileTable!, {...entry, changes: entry.changes.filter((c) => {
+    const xy = tileXY((c.new ?? c.old)!, table.partition)
+    return !xy || insideBox(filter.bbox, xy[0], xy[1])
+  })})
+  return out
+}
+
+/** The tables a partial clone's database holds only part of (its tile table), for applyToDatabase. */
+export function partialTables(tileTable: string | null | undefined, filter: PartialFilter | null): ReadonlySet<string> | undefined {
+  return filter && tileTable ? new Set([tileTable]) : undefined
 }
