@@ -8,7 +8,9 @@ import {importDataset} from '../src/dataset/import-dataset.js'
 import {commit} from '../src/ops/commit.js'
 import {initRepository} from '../src/ops/init.js'
 import {Workspace} from '../src/workspace/workspace.js'
-import {cli} from './support/cli.js'
+import {execFileSync} from 'node:child_process'
+
+import {cli, REPO_ROOT} from './support/cli.js'
 import {generationOf} from './support/edit.js'
 import {dumpDatabase, makeProject, png, tmpDir, withDb} from './support/fixtures.js'
 
@@ -154,6 +156,36 @@ describe('import of a folder without tilesync/ (the user\'s own format)', () => 
     const j = JSON.parse(cli(a.dir, ['import', dir, '--json']).stdout)
     expect(j.error.code).to.equal('DB_CONSTRAINT')
     expect(dumpDatabase(a.db)).to.deep.equal(before)
+  })
+
+  it('the pipeline\'s own export: --dry-run writes nothing (not even the JSON files beside the database), --delete is refused', async function () {
+    this.timeout(60_000)
+    const a = makeProject({seed: 1, width: 6, height: 5, generationRatio: 0.7})
+    fs.writeFileSync(path.join(path.dirname(a.db), 'bounds.json'), '{"tl": [-3, -2], "br": [2, 2]}\n')
+    const out = path.join(tmpDir('pipeline-export'), 'isometric-nyc-tiles')
+    execFileSync('python3', [path.join(REPO_ROOT, 'test', 'support', 'pipeline_export.py'), a.db, out])
+    const b = makeProject({seed: 2, width: 6, height: 5})
+    await initRepository({dir: b.dir})
+    const ws = await Workspace.open(b.dir)
+    await commit(ws, {message: 'before import', author})
+    const before = dumpDatabase(b.db)
+    const objects = objectFiles(b.dir)
+    const dry = await importDataset(ws, {dir: out, dryRun: true})
+    expect(dry.mode).to.equal('pipeline')
+    expect(dry.dryRun).to.equal(true)
+    expect(dry.rowsWritten).to.be.greaterThan(0)
+    expect(dry.rowsDeleted).to.equal(0)
+    expect(dumpDatabase(b.db)).to.deep.equal(before)
+    expect(objectFiles(b.dir)).to.equal(objects)
+    expect(fs.existsSync(path.join(path.dirname(b.db), 'bounds.json'))).to.equal(false)
+    try {
+      await importDataset(ws, {dir: out, delete: true})
+      expect.fail('expected BAD_ARGUMENT')
+    } catch (error) {
+      expect((error as {code?: string}).code).to.equal('BAD_ARGUMENT')
+    }
+    const real = await importDataset(ws, {dir: out})
+    expect([real.rowsWritten, real.rowsDeleted]).to.deep.equal([dry.rowsWritten, 0])
   })
 
   it('the CLI: import --dry-run and --delete', async () => {

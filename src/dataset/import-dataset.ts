@@ -120,6 +120,9 @@ function scratchWorkspace(ws: Workspace): Workspace {
  * then its JSON files copied beside the database.
  */
 async function importPipelineExport(ws: Workspace, src: DirectorySource, options: ImportOptions): Promise<ImportResult> {
+  if (options.delete) {
+    throw new TilesyncError('BAD_ARGUMENT', `${src.label} is the pipeline's own export, which lists only generated tiles: --delete would delete every other tile`, {hint: 'import it without --delete (it is additive); delete tiles with your pipeline and commit'})
+  }
   const files = await readPipelineFiles(src, ws.repo.store, await Md5Cache.open(ws.repo))
   let stats: Omit<PipelineImport, 'copied'> | undefined
   const result = await writeTarget(ws, async (base) => {
