@@ -15,6 +15,7 @@ export default class Clone extends TilesyncCommand {
     '<%= config.bin %> clone s3://tiles/prod --endpoint http://127.0.0.1:9000',
     '<%= config.bin %> clone --release tilesync.release.json r2://city-tiles/prod ../city',
     '<%= config.bin %> clone r2://my-bucket/city-tiles batch-1 --bbox 0,0,15,15',
+    '<%= config.bin %> clone r2://my-bucket/city-tiles batch-1 --bbox 0,0,15,15 --dry-run',
   ]
 
   static override args = {
@@ -44,7 +45,8 @@ export default class Clone extends TilesyncCommand {
     if (flags.release) this.say(`Release "${(r as Awaited<ReturnType<typeof cloneRelease>>).release.name}": commit ${short(r.head)} (checked against ${flags.release}).`)
     if (r.dryRun) this.say(`Would download ${r.commits} commit(s), ${r.objects} objects, about ${formatBytes(r.bytes)} into ${r.root}.`)
     else this.say(`Cloned into ${r.root}: ${r.commits} commit(s), ${r.objects} objects (${formatBytes(r.bytes)}), ${r.rows} rows written to ${r.database}; on ${r.branch} at ${short(r.head)}.`)
-    if (r.partial) this.say(`Partial clone of tiles ${r.partial.bbox.join(',')}: ${r.partial.imagesInside} images downloaded, ${r.partial.imagesOutside} outside the region left on origin (fetched when a command needs them).`)
+    if (r.partial && r.dryRun) this.say(`Partial clone of tiles ${r.partial.bbox.join(',')}: ${r.partial.imagesInside} images inside the region would be downloaded, ${r.partial.imagesOutside} outside it left on origin.`)
+    else if (r.partial) this.say(`Partial clone of tiles ${r.partial.bbox.join(',')}: ${r.partial.imagesInside} images downloaded, ${r.partial.imagesOutside} outside the region left on origin (fetched when a command needs them).`)
     return r
   }
 }

@@ -103,9 +103,16 @@ describe('partial clone (clone --bbox): only the region\'s images, the rest from
     expect(head.inside.size).to.be.greaterThan(0)
     expect(head.outside.size).to.be.greaterThan(10)
 
+    // --dry-run: the same figures, no image read, nothing created.
     server.requestLog.reset()
     const target = path.join(tmpDir('partial'), 'batch')
+    const dry = await clone({url, dir: target, remote: {endpoint: server.endpoint}, bbox: BOX, dryRun: true})
+    expect(fs.existsSync(target)).to.equal(false)
+    for (const id of [...head.inside, ...head.outside.keys()]) expect(gets(id)).to.equal(0)
+
+    server.requestLog.reset()
     const r = await clone({url, dir: target, remote: {endpoint: server.endpoint}, bbox: BOX})
+    expect([dry.commits, dry.objects, dry.bytes, dry.partial]).to.deep.equal([r.commits, r.objects, r.bytes, r.partial])
     expect(r.commits).to.equal(2)
     expect(r.partial?.imagesInside).to.equal(head.inside.size)
     // On the remote: every image of the region read once, none outside it, none of older commits.

@@ -92,14 +92,17 @@ export async function clone(options: CloneOptions): Promise<CloneResult> {
       throw new TilesyncError('DESTINATION_EXISTS', `${dbPath} already exists`, {hint: 'clone into an empty directory or pass --db with a new path'})
     }
     const tip = options.commit ?? branch
-    if (options.bbox && options.dryRun) {
-      throw new TilesyncError('BAD_ARGUMENT', 'clone --bbox cannot count in advance what it would download', {hint: 'run `clone --dry-run` without --bbox for the whole clone\'s figures'})
-    }
     if (options.dryRun) {
       // What a clone would download, counted against an empty store.
       const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'tilesync-dry-'))
       try {
         const probe = new Workspace(await Repository.create(tmp, {version: 1, database: 'x.db', tileTable: 'quadrants', remotes: {}}))
+        const tipId = options.commit ?? branch.commit
+        if (objects && options.bbox && tipId) {
+          // The commits and trees are read (into memory) to find the region's images; those are only counted.
+          const region = await fetchRegion(probe, objects, tipId, options.bbox, {dryRun: true})
+          return {root, database, branch: branchName, head: tipId, commits: region.commits, objects: region.objects, bytes: region.bytes, rows: 0, dryRun: true, partial: {bbox: options.bbox, imagesInside: region.blobs.inside, imagesOutside: region.blobs.outside}}
+        }
         const [got] = await remote.fetch(probe, [tip], {dryRun: true})
         return {root, database, branch: branchName, head: got.commit ?? '', commits: got.commits, objects: got.objects, bytes: got.bytes, rows: 0, dryRun: true}
       } finally {

@@ -8,6 +8,8 @@ import {type BlobRef, decodeCommit, decodeNode, decodeSnapshot, decodeTable, typ
 import {tileXY} from '../snapshot/rows.js'
 import {TableTreeEditor} from '../snapshot/tree-editor.js'
 import type {TreeState} from '../snapshot/tree-state.js'
+import type {ObjectStore} from '../store/object-store.js'
+import {OverlayStore} from '../store/overlay-store.js'
 import type {Workspace} from '../workspace/workspace.js'
 import {openRemote} from './remotes.js'
 
@@ -38,8 +40,9 @@ export function objectsOf(remote: Transport): RemoteObjects {
  * that needs one reads it from the origin then (see attachOrigin). Every object is read
  * through the transport's objects capability, verified by its hash, then stored.
  */
-export async function fetchRegion(ws: Workspace, objects: RemoteObjects, tip: string, bbox: PartialFilter['bbox']): Promise<RegionFetch> {
-  const store = ws.repo.store
+export async function fetchRegion(ws: Workspace, objects: RemoteObjects, tip: string, bbox: PartialFilter['bbox'], options: {dryRun?: boolean} = {}): Promise<RegionFetch> {
+  // A dry run reads the commits and trees into memory only, and counts the blobs by the sizes the trees record.
+  const store: ObjectStore = options.dryRun ? new OverlayStore(ws.repo.store) : ws.repo.store
   const limit = pLimit(16)
   const out: RegionFetch = {commits: 0, objects: 0, bytes: 0, blobs: {inside: 0, outside: 0}}
   const seen = new Set<string>()
@@ -72,7 +75,7 @@ export async function fetchRegion(ws: Workspace, objects: RemoteObjects, tip: st
     }))
     frontier = next
   }
-  if (cut.length) await addShallow(ws.repo.layout.shallow, cut)
+  if (cut.length && !options.dryRun) await addShallow(ws.repo.layout.shallow, cut)
   const tipTree = decodeCommit(await store.get(tip)).tree
 
   // Then every tree; blobs only for the tip, and of its tile table only inside the region.
@@ -96,6 +99,15 @@ export async function fetchRegion(ws: Workspace, objects: RemoteObjects, tip: st
       }
     }
     out.blobs.inside += wanted.length
+    if (options.dryRun) {
+      for (const ref of wanted) {
+        if (seen.has(ref.id) || await store.has(ref.id)) continue
+        seen.add(ref.id)
+        out.objects++
+        out.bytes += ref.size
+      }
+      return
+    }
     await Promise.all(wanted.map((ref) => get(ref.id)))
   }
   for (const tree of [tipTree, ...trees.filter((t) => t !== tipTree)]) {
@@ -106,7 +118,7 @@ export async function fetchRegion(ws: Workspace, objects: RemoteObjects, tip: st
       if (table.root) await walkNode(table.root, table, blobs)
     }))
   }
-  await store.flush()
+  if (!options.dryRun) await ws.repo.store.flush()
   return out
 }
 
