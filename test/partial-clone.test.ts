@@ -127,6 +127,7 @@ describe('partial clone (clone --bbox): only the region\'s images, the rest from
     // The 21 tiles outside the region are HEAD's, not deleted: status is clean, after a full rescan too.
     expect((await runJson<{clean: boolean}>(target, ['status'])).clean).to.equal(true)
     expect((await runJson<{clean: boolean}>(target, ['status', '--rescan'])).clean).to.equal(true)
+    expect((await run(target, ['status'])).stdout).to.match(/Partial clone of tiles 0,0,2,2: the database holds those tiles/)
 
     // fsck: the images left on origin are expected, not missing.
     const f = await fsckLocal(await Workspace.open(target))
