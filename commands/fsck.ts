@@ -33,6 +33,7 @@ export default class Fsck extends TilesyncCommand {
     this.say(`Checked ${where}: ${result.refs.length} ref(s), ${result.commits} commit(s), ${result.objects} objects (${formatBytes(result.bytes)}).`)
     if (result.repaired) this.say(`Repaired ${result.repaired} object(s).`)
     for (const p of result.problems) this.say(`  problem: ${p.message}`)
+    if (result.promised) this.say(`Partial clone: ${result.promised.objects} image(s) outside its region are left on ${result.promised.remote} and fetched when a command needs them.`)
     if (result.shallow.length) this.say(`History is cut (pruned) below ${result.shallow.map(short).join(', ')}.`)
     const lost = result.recoverable.filter((r) => r.complete)
     if (lost.length) {

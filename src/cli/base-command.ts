@@ -2,6 +2,7 @@ import {Command} from '@oclif/core'
 
 import {isTilesyncError, type TilesyncError} from '../core/errors.js'
 import {lastDatabasePath, translateSqliteError} from '../db/open-database.js'
+import {attachOrigin} from '../ops/partial-clone.js'
 import {Workspace} from '../workspace/workspace.js'
 import {errorJson} from './print-error.js'
 import {parseErrorOf} from './parse-errors.js'
@@ -15,8 +16,19 @@ import {parseErrorOf} from './parse-errors.js'
 export abstract class TilesyncCommand extends Command {
   static override enableJsonFlag = true
 
-  protected workspace(): Promise<Workspace> {
-    return Workspace.open(process.cwd())
+  /** Closes the origin a partial clone reads missing objects from, when one was opened. */
+  private closeOrigin?: () => Promise<void>
+
+  protected async workspace(): Promise<Workspace> {
+    const ws = await Workspace.open(process.cwd())
+    // In a partial clone, an object never downloaded is read from the origin when needed.
+    if (ws.repo.partial) this.closeOrigin = attachOrigin(ws).close
+    return ws
+  }
+
+  protected override async finally(err: Error | undefined): Promise<unknown> {
+    await this.closeOrigin?.().catch(() => undefined)
+    return super.finally(err)
   }
 
   /** Prints human output only when --json is off. */

@@ -15,6 +15,7 @@ import {firstUnexpectedRow, tablesReplacedWhole} from '../db/verify-rows.js'
 import type {Db} from '../db/open-database.js'
 import {inTransaction} from '../db/transactions.js'
 import {previewApply} from './apply-preview.js'
+import {changesInRegion, partialTables} from '../workspace/outside-region.js'
 import {saveWorking} from '../workspace/save-working.js'
 import {markBaseline, type ScanResult, Workspace} from '../workspace/workspace.js'
 import {sameTables, type TreeState} from '../snapshot/tree-state.js'
@@ -143,11 +144,13 @@ async function assessCheckout(reader: TreeReader, working: TreeState, options: C
  */
 async function scanAndAssess(ws: Workspace, db: Db, options: CheckoutOptions, ctx: {target: TreeState; headId: string | null; headState: TreeState; bbox?: BBox; partial: boolean}, store: boolean): Promise<{working: ScanResult; changes: RawChanges; dirty: boolean}> {
   const fullTables = ctx.partial ? undefined : tablesReplacedWhole(db, ctx.target.snapshot.schema)
+  // A partial clone's database holds the region's tiles only: nothing is written outside it.
+  const region = (a: {changes: RawChanges; dirty: boolean}) => ({...a, changes: changesInRegion(a.changes, ctx.target.snapshot.tileTable, ws.repo.partial)})
   let working = await ws.scan(db, {store, fullTables})
-  let assessed = await assessCheckout(working.reader, working.state, options, ctx)
+  let assessed = region(await assessCheckout(working.reader, working.state, options, ctx))
   if (working.tracking.used && await firstUnexpectedRow(db, assessed.changes, working.reader.objects, fullTables) !== null) {
     working = await ws.scan(db, {store, rescan: true})
-    assessed = await assessCheckout(working.reader, working.state, options, ctx)
+    assessed = region(await assessCheckout(working.reader, working.state, options, ctx))
   }
   return {working, ...assessed}
 }
@@ -167,6 +170,7 @@ async function checkoutLocked(ws: Workspace, db: Db, options: CheckoutOptions, c
       targetTables: target.tables,
       targetHeader: partial ? undefined : target.snapshot.header,
       ignore: ws.ignoreRules(),
+      partialTables: partialTables(target.snapshot.tileTable, ws.repo.partial),
     }, ws.reader, () => progress.increment())
   } finally {
     progress.stop()

@@ -3,6 +3,7 @@ import type {TransportTuning} from '../remote/registry.js'
 import type {Transport} from '../remote/transport.js'
 import {createProgress} from '../util/progress.js'
 import type {Workspace} from '../workspace/workspace.js'
+import {fetchRegion} from './partial-clone.js'
 import {defaultRemoteName, openRemote} from './remotes.js'
 import {recordSync} from './sync-log.js'
 
@@ -47,7 +48,11 @@ export async function fetchFrom(ws: Workspace, remote: Transport, name: string, 
   for (const b of branches) {
     const trackingRef = `refs/remotes/${name}/${b.name}`
     const before = await ws.repo.refs.read(trackingRef)
-    const [got] = await remote.fetch(ws, [b], {dryRun, progress: await createProgress('objects')})
+    // A partial clone fetches from its origin as it cloned: the tip's images inside its region only.
+    const filter = ws.repo.partial
+    const [got] = filter?.remote === name && remote.objects && b.commit && !dryRun
+      ? [{commit: b.commit, ...(await fetchRegion(ws, remote.objects, b.commit, filter.bbox))}]
+      : await remote.fetch(ws, [b], {dryRun, progress: await createProgress('objects')})
     result.objects += got.objects
     result.bytes += got.bytes
     if (dryRun) {

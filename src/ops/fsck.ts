@@ -52,6 +52,8 @@ export interface FsckResult {
   unreferenced: {objects: number; bytes: number}
   /** With --repair: objects fetched or uploaded again, corrupt files removed. */
   repaired: number
+  /** A partial clone: blobs left on its origin by design (not problems), and the origin. */
+  promised?: {objects: number; remote: string}
 }
 
 const PROBLEM_KINDS = new Set(['missing', 'corrupt', 'malformed'])
@@ -120,6 +122,7 @@ async function checkLocal(repo: Repository): Promise<FsckResult> {
   const pool = lazyPool(repo)
   try {
     const walk = new ObjectWalk(source, pool.hash)
+    walk.promisedBlobs = repo.partial !== null
     const roots = await collectRoots(repo, {baseline: false})
     const shallow = repo.shallow
     const repairHint = localRepairHint(repo)
@@ -186,6 +189,7 @@ async function checkLocal(repo: Repository): Promise<FsckResult> {
     return {
       ok: problems.length === 0, where: 'local', refs, commits: history.commits.size, objects: walk.objects, bytes: walk.bytes,
       problems, recoverable, shallow: [...history.shallowRoots], unreferenced: {objects: unrefObjects, bytes: unrefBytes}, repaired: 0,
+      ...(repo.partial ? {promised: {objects: walk.promised, remote: repo.partial.remote}} : {}),
     }
   } finally {
     await pool.close()

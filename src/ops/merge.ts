@@ -3,6 +3,7 @@ import * as fs from 'node:fs/promises'
 
 import {TilesyncError} from '../core/errors.js'
 import {applyToDatabase} from '../db/apply-snapshot.js'
+import {changesInRegion, partialTables} from '../workspace/outside-region.js'
 import type {Db} from '../db/open-database.js'
 import {isAncestor, mergeBase} from '../history/graph.js'
 import {writeCommit} from '../history/write-commit.js'
@@ -81,7 +82,7 @@ export async function uncommitted(ws: Workspace, db: Db, head: TreeState): Promi
 
 /** Writes the difference between two states into the database (one transaction). */
 export async function writeState(ws: Workspace, db: Db, from: TreeState, to: TreeState): Promise<number> {
-  const changes = await rawChanges(from, to, ws.reader)
+  const changes = changesInRegion(await rawChanges(from, to, ws.reader), to.snapshot.tileTable, ws.repo.partial)
   const progress = await createProgress('rows')
   progress.start([...changes.values()].reduce((s, c) => s + c.changes.length, 0), 'write')
   try {
@@ -94,7 +95,7 @@ export async function writeState(ws: Workspace, db: Db, from: TreeState, to: Tre
           hint: 'commit it first with `tilesync commit --rescan -m ...`, then run the command again',
         })
       }
-      const r = await applyToDatabase(db, {changes, targetSchema: to.snapshot.schema, targetTables: to.tables, targetHeader: to.snapshot.header, ignore: ws.ignoreRules()}, ws.reader, () => progress.increment())
+      const r = await applyToDatabase(db, {changes, targetSchema: to.snapshot.schema, targetTables: to.tables, targetHeader: to.snapshot.header, ignore: ws.ignoreRules(), partialTables: partialTables(to.snapshot.tileTable, ws.repo.partial)}, ws.reader, () => progress.increment())
       markBaseline(db, to.snapshotId, readTrackingState(db).installed ? maxSeq(db) : 0)
       return r.rowsWritten + r.rowsDeleted
     })

@@ -19,6 +19,7 @@ import {TreeReader} from '../snapshot/tree-reader.js'
 import {HashingPool} from '../store/hashing-pool.js'
 import {hashOnlyWriter, OverlayStore} from '../store/overlay-store.js'
 import type {Progress} from '../util/progress.js'
+import {carryOutsideRegion} from './outside-region.js'
 
 /**
  * What most commands start from: the repository, a tree reader over its store, and ways to
@@ -96,8 +97,11 @@ export class Workspace {
       } finally {
         await pool?.close()
       }
+      let state: TreeState = {snapshotId: result.id, snapshot: result.snapshot, tables: result.tables, tableIds: result.tableIds, ignore: this.ignoreRules()}
+      const partial = this.repo.partial
+      if (partial) state = await carryOutsideRegion(state, (await this.headState()).state, partial.bbox, {reader, store: overlay ?? this.repo.store})
       return {
-        state: {snapshotId: result.id, snapshot: result.snapshot, tables: result.tables, tableIds: result.tableIds, ignore: this.ignoreRules()},
+        state,
         reader, bytes,
         tracking: {installed: tracking.installed, used: tracking.base !== undefined, upTo: tracking.upTo, reason: tracking.reason, counter, outside: tracking.outside},
       }
