@@ -179,7 +179,7 @@ describe('reviewed releases: prepare -> merge -> publish -> clone --release (S3 
     expect(log.filter((e) => e.op === 'publish').map((e) => [e.remote, e.branch, e.from, e.to, e.objects, e.result])).to.deep.equal([['production', 'main', head, head, 0, 'ok']])
   })
 
-  it('a second release: pull --release moves a clone to exactly it; an older manifest is already contained; clone --release from staging by default', async () => {
+  it('a second release: pull --release moves a clone to exactly it; an older manifest is refused as superseded; clone --release from staging by default', async () => {
     const {dir, db, ws} = await releaseProject()
     const {staging, production} = await withRemotes(ws)
     const first = await prepareRelease(ws, {staging: 'staging', cwd: dir})
@@ -223,11 +223,15 @@ describe('reviewed releases: prepare -> merge -> publish -> clone --release (S3 
     expect(again.merge?.outcome).to.equal('up-to-date')
 
     // CI re-running the first release's publish (its merge commit checked out): production
-    // already contains it, nothing changes.
+    // serves a later release that contains it; refused (not "nothing changed"), nothing written.
     const ci = await ciCheckout(dir, firstMerge)
     const before = await listing(production)
-    const old = await publishRelease({cwd: ci, production, productionConfig: {endpoint: server.endpoint}})
-    expect(old).to.include({outcome: 'already-contained', previous: second.manifest.commit, commit: first.manifest.commit, objects: 0})
+    server.requestLog.reset()
+    let refused: (Error & {code?: string}) | undefined
+    await publishRelease({cwd: ci, production, productionConfig: {endpoint: server.endpoint}}).catch((error: Error) => (refused = error))
+    expect(refused?.code).to.equal('RELEASE_SUPERSEDED')
+    expect(refused?.message).to.contain(`is older than what production/main serves (${second.manifest.commit.slice(0, 10)}`)
+    expect(server.requestLog.count('PUT')).to.equal(0)
     expect((await branchOn(production))).to.equal(second.manifest.commit)
     expect(await listing(production)).to.deep.equal(before)
     expect(staging).to.be.a('string')

@@ -24,6 +24,11 @@ export abstract class TilesyncCommand extends Command {
     if (!this.jsonEnabled()) this.log(text)
   }
 
+  /** A warning: one line on stderr (so --json output stays parseable), also under --json. */
+  protected warnLine(text: string): void {
+    process.stderr.write(`tilesync: warning: ${text}\n`)
+  }
+
   protected override async catch(err: Error & {exitCode?: number}): Promise<unknown> {
     // A SQLite error no layer below translated still becomes one line naming the database.
     if ((err as {code?: unknown}).code?.toString().startsWith('SQLITE_')) err = translateSqliteError(err, lastDatabasePath() ?? 'the database') as Error
