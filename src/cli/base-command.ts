@@ -3,6 +3,7 @@ import {Command} from '@oclif/core'
 import {isTilesyncError, type TilesyncError} from '../core/errors.js'
 import {lastDatabasePath, translateSqliteError} from '../db/open-database.js'
 import {Workspace} from '../workspace/workspace.js'
+import {handleInterrupts} from './interrupt.js'
 import {errorJson} from './print-error.js'
 import {parseErrorOf} from './parse-errors.js'
 
@@ -14,6 +15,14 @@ import {parseErrorOf} from './parse-errors.js'
  */
 export abstract class TilesyncCommand extends Command {
   static override enableJsonFlag = true
+  /** A command that stops on Ctrl-C itself (serve) sets this; the rest get handleInterrupts. */
+  static handlesOwnSignals = false
+
+  override async init(): Promise<void> {
+    await super.init()
+    // Ctrl-C: a true message, no half-written files left for gc, exit 130.
+    if (!(this.ctor as typeof TilesyncCommand).handlesOwnSignals) handleInterrupts((this.id ?? '').replaceAll(':', ' '), {json: this.argv.includes('--json')})
+  }
 
   protected workspace(): Promise<Workspace> {
     return Workspace.open(process.cwd())

@@ -20,7 +20,7 @@ export interface PullPreview {
  * For `pull --dry-run`: the tiles the pull would change. Commits and trees the local store
  * lacks are read from the remote (verified by hash, kept in memory only, no blob is read),
  * so the preview is there before anything is fetched. null when the remote cannot be read
- * object by object (an oxen dataset) and the commit is not here yet.
+ * object by object and the commit is not here yet.
  */
 export async function previewPull(ws: Workspace, remote: Transport, head: string | null, theirs: string): Promise<PullPreview | null> {
   const store = ws.repo.store
