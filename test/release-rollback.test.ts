@@ -190,6 +190,26 @@ describe('release rollback through a pull request (directory remotes, CLI)', fun
     expect(cl.code).to.equal(1)
     expect(cl.stderr).to.contain(`release "town" (commit ${first.commit.slice(0, 10)}) was pruned from`)
     expect(cl.stderr).to.not.contain('once `tilesync release publish` has run')
+
+    // A rollback to the pruned release: production gets its objects again from staging and
+    // serves exactly that commit; a clone of production is its data.
+    const firstDump = await (async () => {
+      const c = path.join(tmpDir('staging-clone'), 's')
+      expect(cli(dir, ['clone', '--release', firstManifest, path.join(remotes, 'staging'), c]).code).to.equal(0)
+      return dumpDatabase(path.join(c, 'generations/v01/quadrants.db'))
+    })()
+    const rb = cli(dir, ['release', 'rollback', '--to', firstManifest, '--git-branch', 'release/back'])
+    expect(rb.code, rb.stderr).to.equal(0)
+    await merge(dir, 'release/back')
+    const pub = cliJson<{outcome: string; objects: number; commit: string}>(dir, ['release', 'publish', '--production', 'production'])
+    expect(pub.outcome).to.equal('rolled-back')
+    expect(pub.objects).to.be.greaterThan(0)
+    expect(await productionTip(dir)).to.equal(first.commit)
+    const back = path.join(tmpDir('rolled-back-clone'), 'c')
+    const cl3 = cli(dir, ['clone', '--release', MANIFEST_FILE, path.join(remotes, 'production'), back])
+    expect(cl3.code, cl3.stderr).to.equal(0)
+    expect(dumpDatabase(path.join(back, 'generations/v01/quadrants.db'))).to.deep.equal(firstDump)
+    expect(cli(back, ['fsck']).code).to.equal(0)
   })
 
   it('release prepare writes what changed since the last release into the commit it proposes (per layer, diff --stat, --html report)', async () => {

@@ -49,7 +49,7 @@ the environment, as for every remote.`
     const m = r.manifest
     const where = `${r.production}/${r.branch}`
     this.say(`Release "${m.name}" (${r.source.path} at git ${r.source.gitCommit.slice(0, 7)}): commit ${short(r.commit)}.`)
-    if (r.verified) this.say(`Verified on staging remote ${r.staging}: ${r.verified.tiles} tiles, ${r.verified.rows} rows, ${r.verified.blobs} blobs, ${formatBytes(r.verified.bytes)}.`)
+    if (r.verified) this.say(`Verified on staging remote "${r.staging}": ${r.verified.tiles} tiles, ${r.verified.rows} rows, ${r.verified.blobs} blobs, ${formatBytes(r.verified.bytes)}.`)
     if (r.outcome === 'up-to-date') this.say(`Already published: ${where} is at ${short(r.commit)}; nothing changed.`)
     else if (r.outcome === 'rolled-back') this.say(`${r.dryRun ? 'Would roll back' : 'Rolled back'} ${where}: ${short(r.previous)} -> ${short(r.commit)} (rollback "${m.name}"), ${r.objects} objects ${r.dryRun ? 'to copy' : 'copied'}, ${formatBytes(r.bytes)}.`)
     else if (r.dryRun) this.say(`Would publish to ${where}: ${r.commits} commit(s), ${r.objects} objects, ${formatBytes(r.bytes)} (${short(r.previous)} -> ${short(r.commit)}).`)

@@ -34,7 +34,7 @@ commit, provided production still serves the release the rollback was prepared a
     const r = await prepareRollback(await this.workspace(), {to: flags.to, gitBranch: flags['git-branch'], html: flags.html})
     for (const w of r.warnings) this.warnLine(w.message)
     const m = r.manifest
-    this.say(`Rollback "${m.name}": production ${m.branch} goes back from ${short(r.from)} to ${short(m.commit)} (${m.tiles} tiles, ${m.rows} rows, ${m.blobs} blobs, ${formatBytes(m.bytes)}; verified on staging remote ${m.remote.name}).`)
+    this.say(`Rollback "${m.name}": production ${m.branch} goes back from ${short(r.from)} to ${short(m.commit)} (${m.tiles} tiles, ${m.rows} rows, ${m.blobs} blobs, ${formatBytes(m.bytes)}; verified on staging remote "${m.remote.name}").`)
     for (const line of describeReleaseChanges(r.changes, r.from)) this.say(line)
     this.say(`Wrote ${r.manifestPath}${r.report ? ` and ${r.report}` : ''} and committed it on git branch ${r.gitBranch} (${r.gitCommit.slice(0, 7)}).`)
     this.say('Next steps:')

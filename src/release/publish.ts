@@ -146,7 +146,7 @@ async function publishWith(ws: Workspace, manifest: ReleaseManifest, source: Pub
           data: {branch, previous: current?.commit ?? null, expected: rollback.from, commit},
         })
       }
-    } else if (current?.commit && await containsCommit(objectsOf(prod, production), current.commit, commit)) {
+    } else if (current?.commit && await isOlderThan(objectsOf(prod, production), objectsOf(stage, staging), current.commit, commit)) {
       throw new TilesyncError('RELEASE_SUPERSEDED', `release "${manifest.name}" (commit ${commit.slice(0, 10)}) is older than what ${where} serves (${current.commit.slice(0, 10)}, whose history contains it); nothing was published`, {
         hint: `to put it live again, prepare a rollback and merge it: \`tilesync release rollback --to ${commit.slice(0, 10)}\``,
         data: {branch, previous: current.commit, commit},
@@ -206,6 +206,18 @@ function ownEndpointFlag(role: string, name: string, flag: string): (error: unkn
 function objectsOf(remote: Transport, name: string): RemoteObjects {
   if (!remote.objects) throw new TilesyncError('REMOTE_UNSUPPORTED', `remote "${name}" (${remote.location}) does not keep objects a release can be checked against`)
   return remote.objects
+}
+
+/**
+ * Whether production's tip already contains `commit` (the release is older than what it
+ * serves), in few requests whatever the length of the history: a commit production does not
+ * hold is not in its history (one read); one whose history on staging reaches the tip is a
+ * step forward (a walk over the new commits only); only then is production's history walked.
+ */
+async function isOlderThan(prod: RemoteObjects, stage: RemoteObjects, tip: string, commit: string): Promise<boolean> {
+  if ((await prod.readRaw(commit)) === null) return false
+  if (await containsCommit(stage, commit, tip)) return false
+  return containsCommit(prod, tip, commit)
 }
 
 /**
