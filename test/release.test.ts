@@ -284,6 +284,28 @@ describe('reviewed releases: prepare -> merge -> publish -> clone --release (S3 
     expect(await listing(production2)).to.deep.equal([])
   })
 
+  it('publishing a release reads the same number of objects from production however long its history is', async () => {
+    const {dir, db, ws} = await releaseProject()
+    await withRemotes(ws)
+    const reads: number[] = []
+    for (let i = 0; i < 5; i++) {
+      if (i > 0) {
+        setGeneration(db, i, 0, 9300 + i)
+        await commit(ws, {message: `release ${i}`, author})
+      }
+      const prepared = await prepareRelease(ws, {staging: 'staging', cwd: dir, gitBranch: `release/n${i}`})
+      await mergeIntoMain(dir, prepared.gitBranch)
+      server.requestLog.reset()
+      const p = await publishRelease({cwd: dir, production: 'production'})
+      expect(p.outcome).to.equal('published')
+      reads.push(server.requestLog.count('GET', '/rel-production/'))
+    }
+    // Deciding whether the release is new, older or a step forward costs production the same
+    // few reads whatever its history: not one more per release already there.
+    expect(new Set(reads.slice(1)).size, `GETs on production per publish: ${reads.join(', ')}`).to.equal(1)
+    expect(reads[1]).to.be.at.most(6)
+  })
+
   it('prepare refuses before pushing when git has staged changes or the branch exists', async () => {
     const {dir, ws} = await releaseProject()
     const {staging} = await withRemotes(ws)
