@@ -112,6 +112,12 @@ describe('release rollback through a pull request (directory remotes, CLI)', fun
     expect(rbManifest.rollback).to.deep.equal({from: second.commit})
     expect(await productionTip(dir)).to.equal(second.commit)
 
+    // A consumer that pulled the second release gets the first one back only by checkout, and is told so.
+    const consumer = path.join(tmpDir('consumer'), 'c')
+    expect(cli(dir, ['clone', path.join(remotes, 'production'), consumer]).code).to.equal(0)
+    const undoManifest = path.join(tmpDir('undo-manifest'), MANIFEST_FILE)
+    fs.writeFileSync(undoManifest, serializeManifest(rbManifest))
+
     await merge(dir, 'release/undo')
     const dry = cli(dir, ['release', 'publish', '--production', 'production', '--dry-run'])
     expect(dry.code, dry.stderr).to.equal(0)
@@ -130,6 +136,10 @@ describe('release rollback through a pull request (directory remotes, CLI)', fun
     expect(again.code, again.stderr).to.equal(0)
     expect(again.stdout).to.contain('Already published')
     expect(again.stdout).to.not.contain('Verified')
+
+    const consumerPull = cli(consumer, ['pull', '--release', '--manifest', undoManifest])
+    expect(consumerPull.code).to.equal(1)
+    expect(consumerPull.stderr).to.contain(`\`tilesync checkout ${first.commit.slice(0, 10)}\``)
 
     // A clone of production is the first release's data.
     const target = path.join(tmpDir('rollback-clone'), 't')

@@ -32,7 +32,7 @@ async function checkReleaseOn(remote: Transport, m: ReleaseManifest, where: stri
     // A remote a prune has cut: the release was there and its objects were removed.
     if ((await remote.objects.shallowRoots()).size > 0) {
       throw new TilesyncError('OBJECT_MISSING', `release "${m.name}" (commit ${m.commit.slice(0, 10)}) was pruned from ${where}: \`tilesync prune\` removed its objects`, {
-        hint: 'clone a release that is still there (`tilesync release list --production REMOTE` marks them), or from a remote that still has it (e.g. the staging URL the manifest names)',
+        hint: 'clone a release that is still there, which `tilesync release list --production REMOTE` marks, or clone this one from a remote that still has it, such as the staging URL the manifest names',
         data: {commit: m.commit, pruned: true},
       })
     }
