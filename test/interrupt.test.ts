@@ -6,7 +6,7 @@ import * as path from 'node:path'
 import {Workspace} from '../src/workspace/workspace.js'
 import {BIN, cli, cliJson} from './support/cli.js'
 import {setGeneration} from './support/edit.js'
-import {makeProject, withDb} from './support/fixtures.js'
+import {makeProject, tmpDir, withDb} from './support/fixtures.js'
 
 /** A project whose first commit takes seconds: 3,000 extra tiles with 2 x 40 KB of random bytes each. */
 function bigProject(): {dir: string; db: string} {
@@ -30,7 +30,7 @@ function leftovers(dir: string): string[] {
 }
 
 /** Runs the CLI in the background and sends SIGINT once the command has started writing objects. */
-async function interruptWhileWriting(dir: string, args: string[]): Promise<{code: number | null; signal: string | null; stdout: string; stderr: string; sawWrites: string[]}> {
+async function interruptWhileWriting(dir: string, args: string[], watch = dir): Promise<{code: number | null; signal: string | null; stdout: string; stderr: string; sawWrites: string[]}> {
   const child = spawn(process.execPath, [BIN, ...args], {cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: {...process.env, TILESYNC_AUTHOR_NAME: 'T', TILESYNC_AUTHOR_EMAIL: 't@example.com'}})
   let stdout = ''
   let stderr = ''
@@ -42,7 +42,7 @@ async function interruptWhileWriting(dir: string, args: string[]): Promise<{code
   let done = false
   void closed.then(() => (done = true))
   while (!done && Date.now() < deadline) {
-    sawWrites = leftovers(dir)
+    sawWrites = leftovers(watch)
     if (sawWrites.some((f) => f.startsWith('pack/'))) break
     await new Promise((r) => setTimeout(r, 5))
   }
@@ -68,6 +68,21 @@ describe('Ctrl-C and messages that say what happened', function () {
     expect([gc.tmp.files, gc.youngTmp.files]).to.deep.equal([0, 0])
     // The lock was released and the next commit runs normally.
     const again = cli(dir, ['commit', '-m', 'big'])
+    expect(again.code, again.stderr).to.equal(0)
+  })
+
+  it('Ctrl-C during a clone removes the unfinished clone and says so', async () => {
+    const {dir} = bigProject()
+    const remote = path.join(tmpDir('interrupt-remote'), 'r')
+    for (const args of [['init'], ['commit', '-m', 'big'], ['remote', 'add', 'origin', remote], ['push']]) expect(cli(dir, args).code).to.equal(0)
+    const parent = tmpDir('interrupt-clone')
+    const target = path.join(parent, 'copy')
+    const r = await interruptWhileWriting(parent, ['clone', remote, target, '--no-hardlinks'], target)
+    expect(r.sawWrites.length, `the clone was writing when stopped (${r.stderr})`).to.be.greaterThan(0)
+    expect(r.code, r.stderr).to.equal(130)
+    expect(r.stderr).to.contain('tilesync: interrupted; the unfinished clone was removed')
+    expect(fs.existsSync(target)).to.equal(false)
+    const again = cli(parent, ['clone', remote, target])
     expect(again.code, again.stderr).to.equal(0)
   })
 

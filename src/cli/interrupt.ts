@@ -2,6 +2,7 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 
 import {RepoLayout, STORE_DIR_NAME} from '../repo/layout.js'
+import {runInterruptCleanups} from '../util/interrupt-cleanup.js'
 
 /**
  * Ctrl-C (SIGINT) or SIGTERM during a command: say what is true for that command, remove what
@@ -12,7 +13,7 @@ import {RepoLayout, STORE_DIR_NAME} from '../repo/layout.js'
  */
 
 /** What each command can truthfully say when stopped; the default fits the rest. */
-function messageFor(command: string, headMoved: boolean, head: string | null): string {
+function messageFor(command: string, headMoved: boolean, head: string | null, undone: number): string {
   switch (command) {
     case 'commit':
       return headMoved ? `interrupted after the commit was recorded (HEAD is ${head?.slice(0, 10)}); unfinished temp files removed` : 'interrupted; nothing committed'
@@ -23,7 +24,7 @@ function messageFor(command: string, headMoved: boolean, head: string | null): s
     case 'fetch':
       return 'interrupted; remote-tracking refs move only after their objects are in: `tilesync fetch` again fetches the rest'
     case 'clone':
-      return 'interrupted; the database is built in a temp file and renamed into place only when complete'
+      return undone > 0 ? 'interrupted; the unfinished clone was removed: run it again' : 'interrupted before the clone began; nothing was created'
     default:
       return `interrupted; ${command} stopped before it finished`
   }
@@ -95,6 +96,20 @@ function safeList(dir: string): string[] {
   }
 }
 
+/**
+ * File operations already handed to libuv's thread pool finish while this handler runs, and
+ * can create a temp file after it looked: clean again, a few milliseconds apart, until two
+ * passes in a row find nothing (at most about a quarter of a second).
+ */
+function settle(clean: () => number): void {
+  const pause = new Int32Array(new SharedArrayBuffer(4))
+  let quiet = 0
+  for (let pass = 0; pass < 12 && quiet < 2; pass++) {
+    quiet = clean() === 0 ? quiet + 1 : 0
+    Atomics.wait(pause, 0, 0, 20)
+  }
+}
+
 /** Our own repository lock (it names this pid), released so the next command need not take it over. */
 function releaseOwnLock(layout: RepoLayout): void {
   try {
@@ -117,11 +132,13 @@ export function handleInterrupts(command: string, options: {cwd?: string; json?:
     if (handled) return
     handled = true
     const head = layout ? readHeadCommit(layout) : null
+    // What operations registered first (clone: its new directory), then this store's leftovers.
+    const undone = runInterruptCleanups()
     if (layout) {
-      removeUnfinished(layout, started)
+      settle(() => removeUnfinished(layout, started))
       releaseOwnLock(layout)
     }
-    const message = messageFor(command, head !== headBefore, head)
+    const message = messageFor(command, head !== headBefore, head, undone)
     if (options.json) process.stdout.write(JSON.stringify({status: 'error', error: {code: 'INTERRUPTED', message, signal}}) + '\n')
     else process.stderr.write(`\ntilesync: ${message}\n`)
     process.exit(signal === 'SIGTERM' ? 143 : 130)
