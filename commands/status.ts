@@ -18,7 +18,8 @@ export default class Status extends TilesyncCommand {
     const {flags} = await this.parse(Status)
     const result = await status(await this.workspace(), {rescan: flags.rescan})
     this.say(result.branch ? `On branch ${result.branch} (${short(result.head)})` : `HEAD detached at ${short(result.head)}`)
-    if (result.merging) this.say('A merge is in progress: see `tilesync merge --help`.')
+    if (result.inProgress === 'revert') this.say('A revert is in progress: `tilesync revert --status` lists its conflicts; settle them with --ours or --theirs, or `tilesync revert --abort`.')
+    else if (result.merging) this.say('A merge is in progress: see `tilesync merge --help`.')
     if (!result.head) this.say('No commits yet.')
     if (result.clean) this.say('Nothing to commit: the database matches HEAD.')
     if (result.outsideWrites === 'detected' && result.scan.incremental) {
