@@ -3,6 +3,7 @@ import * as path from 'node:path'
 
 import {formatBytes} from '../cli/format.js'
 import {TilesyncError} from '../core/errors.js'
+import {isObjectId} from '../core/hash.js'
 import {openRemote} from '../ops/remotes.js'
 import type {Workspace} from '../workspace/workspace.js'
 import {defaultAuthor} from '../util/author.js'
@@ -104,6 +105,8 @@ export async function prepareRollback(ws: Workspace, options: RollbackOptions): 
 async function targetCommit(ws: Workspace, to: string, cwd: string): Promise<string> {
   const file = path.resolve(cwd, to)
   if (fs.existsSync(file) && fs.statSync(file).isFile()) return (await readManifestFile(file)).commit
+  // A full id needs no local copy: staging is where it is checked.
+  if (isObjectId(to)) return to
   return ws.resolve(to)
 }
 
