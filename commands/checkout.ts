@@ -58,7 +58,14 @@ export default class Checkout extends TilesyncCommand {
     }
     if (result.savedAs) this.say(`Saved your uncommitted changes as ${short(result.savedAs)}: get them back with \`tilesync checkout ${short(result.savedAs)}\`.`)
     if (result.partial) this.say(`Restored ${result.tilesChanged} tile(s) from ${short(result.target)}; HEAD unchanged (see \`tilesync status\`).`)
-    else this.say(`${result.detached ? 'HEAD is now detached at' : 'Switched to'} ${flags.branch ?? args.revision} (${short(result.target)}): ${result.rowsWritten} rows written, ${result.rowsDeleted} deleted.`)
+    else if (result.detached) this.say(`HEAD is now detached at ${args.revision} (${short(result.target)}): ${result.rowsWritten} rows written, ${result.rowsDeleted} deleted.`)
+    else {
+      const head = await ws.repo.refs.readHead()
+      const branch = flags.branch ?? (head.kind === 'branch' ? head.branch : args.revision)
+      // `checkout HEAD` (e.g. --force to throw changes away) stays on its branch, as in git.
+      if (!flags.branch && branch !== args.revision) this.say(`Still on branch ${branch}; the database is back at ${args.revision} (${short(result.target)}): ${result.rowsWritten} rows written, ${result.rowsDeleted} deleted.`)
+      else this.say(`Switched to ${branch} (${short(result.target)}): ${result.rowsWritten} rows written, ${result.rowsDeleted} deleted.`)
+    }
     return result
   }
 }

@@ -4,6 +4,7 @@ import {isTilesyncError, type TilesyncError} from '../core/errors.js'
 import {lastDatabasePath, translateSqliteError} from '../db/open-database.js'
 import {attachOrigin} from '../ops/partial-clone.js'
 import {Workspace} from '../workspace/workspace.js'
+import {handleInterrupts} from './interrupt.js'
 import {errorJson} from './print-error.js'
 import {parseErrorOf} from './parse-errors.js'
 
@@ -15,6 +16,14 @@ import {parseErrorOf} from './parse-errors.js'
  */
 export abstract class TilesyncCommand extends Command {
   static override enableJsonFlag = true
+  /** A command that stops on Ctrl-C itself (serve) sets this; the rest get handleInterrupts. */
+  static handlesOwnSignals = false
+
+  override async init(): Promise<void> {
+    await super.init()
+    // Ctrl-C: a true message, no half-written files left for gc, exit 130.
+    if (!(this.ctor as typeof TilesyncCommand).handlesOwnSignals) handleInterrupts((this.id ?? '').replaceAll(':', ' '), {json: this.argv.includes('--json')})
+  }
 
   /** Closes the origin a partial clone reads missing objects from, when one was opened. */
   private closeOrigin?: () => Promise<void>
@@ -34,6 +43,11 @@ export abstract class TilesyncCommand extends Command {
   /** Prints human output only when --json is off. */
   protected say(text = ''): void {
     if (!this.jsonEnabled()) this.log(text)
+  }
+
+  /** A warning: one line on stderr (so --json output stays parseable), also under --json. */
+  protected warnLine(text: string): void {
+    process.stderr.write(`tilesync: warning: ${text}\n`)
   }
 
   protected override async catch(err: Error & {exitCode?: number}): Promise<unknown> {

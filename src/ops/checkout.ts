@@ -179,10 +179,7 @@ async function checkoutLocked(ws: Workspace, db: Db, options: CheckoutOptions, c
   if (!partial) markBaseline(db, target.snapshotId, readTrackingState(db).installed ? maxSeq(db) : 0)
   else if (readTrackingState(db).installed) advanceCounter(db, !working.tracking.used || working.tracking.outside === 'none')
   let head: Head | null = null
-  if (!partial) {
-    const branch = await ws.repo.refs.read(`refs/heads/${options.revision}`).catch(() => null)
-    head = branch === targetId ? {kind: 'branch', ref: `refs/heads/${options.revision}`, branch: options.revision} : {kind: 'detached', id: targetId}
-  }
+  if (!partial) head = await headAfterCheckout(ws, options.revision, targetId)
   const detached = head?.kind === 'detached'
   const tileTable = target.snapshot.tileTable ?? ''
   return {head, result: {
@@ -198,6 +195,21 @@ async function checkoutLocked(ws: Workspace, db: Db, options: CheckoutOptions, c
 }
 
 /**
+ * Where HEAD points after a full checkout: a branch named by the revision (at the target),
+ * the branch HEAD is on for `checkout HEAD` (`--force` throwing changes away stays on it, as
+ * in git), else detached at the target.
+ */
+async function headAfterCheckout(ws: Workspace, revision: string, targetId: string): Promise<Head> {
+  const branch = await ws.repo.refs.read(`refs/heads/${revision}`).catch(() => null)
+  if (branch === targetId) return {kind: 'branch', ref: `refs/heads/${revision}`, branch: revision}
+  if (revision === 'HEAD' || revision === '@') {
+    const current = await ws.repo.refs.readHead()
+    if (current.kind === 'branch' && (await ws.repo.refs.read(current.ref)) === targetId) return current
+  }
+  return {kind: 'detached', id: targetId}
+}
+
+/**
  * checkout --dry-run: the same checks and the same counts as the real checkout, from a
  * read-only look. The database is opened read-only, the working tree is hashed in memory
  * (nothing stored), and neither HEAD nor refs/saved move.
@@ -209,11 +221,11 @@ async function previewCheckout(ws: Workspace, options: CheckoutOptions, partial:
     return await inTransaction(db, 'read', async () => {
       const {changes, dirty} = await scanAndAssess(ws, db, options, {target, headId, headState, bbox, partial}, false)
       const counts = previewApply(db, changes, partial ? undefined : target.snapshot.schema, target.tables, ws.ignoreRules())
-      const branch = partial ? null : await ws.repo.refs.read(`refs/heads/${options.revision}`).catch(() => null)
+      const after = partial ? null : await headAfterCheckout(ws, options.revision, targetId)
       return {
         target: targetId,
         head: partial ? headId ?? targetId : targetId,
-        detached: !partial && branch !== targetId,
+        detached: after?.kind === 'detached',
         partial,
         rowsWritten: counts.rowsWritten,
         rowsDeleted: counts.rowsDeleted,

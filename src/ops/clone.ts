@@ -1,4 +1,4 @@
-import {existsSync} from 'node:fs'
+import {existsSync, rmSync} from 'node:fs'
 import * as fs from 'node:fs/promises'
 import * as os from 'node:os'
 import * as path from 'node:path'
@@ -8,6 +8,7 @@ import type {RemoteConfig} from '../repo/config.js'
 import {Repository} from '../repo/repository.js'
 import {defaultNameOf, openTransport, storedRemoteUrl, type TransportTuning} from '../remote/registry.js'
 import type {TreeReader} from '../snapshot/tree-reader.js'
+import {onInterrupt} from '../util/interrupt-cleanup.js'
 import {createProgress} from '../util/progress.js'
 import {Workspace} from '../workspace/workspace.js'
 import {DEFAULT_DB} from './init.js'
@@ -113,6 +114,12 @@ export async function clone(options: CloneOptions): Promise<CloneResult> {
     const createdRoot = !existsSync(root)
     const createdDbDir = topmostMissing(root, path.dirname(dbPath))
     await fs.mkdir(root, {recursive: true})
+    // Ctrl-C removes it as a failure does (the handler exits before the catch below could run).
+    const forgetInterrupt = onInterrupt(() => {
+      rmSync(createdRoot ? root : path.join(root, '.tilesync'), {recursive: true, force: true})
+      if (!createdRoot && createdDbDir) rmSync(createdDbDir, {recursive: true, force: true})
+      rmSync(`${dbPath}.tilesync-clone.tmp`, {force: true})
+    })
     try {
       const repo = await Repository.create(root, {
         version: 1, database: database.split(path.sep).join('/'), tileTable: meta.tileTable ?? 'quadrants',
@@ -177,6 +184,8 @@ export async function clone(options: CloneOptions): Promise<CloneResult> {
       await fs.rm(createdRoot ? root : path.join(root, '.tilesync'), {recursive: true, force: true}).catch(() => undefined)
       if (!createdRoot && createdDbDir) await fs.rm(createdDbDir, {recursive: true, force: true}).catch(() => undefined)
       throw error
+    } finally {
+      forgetInterrupt()
     }
   } finally {
     await remote.close()

@@ -29,7 +29,12 @@ export async function fetchRemote(ws: Workspace, options: {remote?: string; bran
   const name = defaultRemoteName(ws.repo, options.remote)
   const remote = await openRemote(ws.repo, name, options.transport)
   try {
-    return await recordSync(ws.repo, {op: 'fetch', remote: name, branch: options.branch}, () => fetchFrom(ws, remote, name, options))
+    // The log names what was fetched (or, with --dry-run, would be): the branch and where its
+    // tracking ref goes, or the names of several.
+    return await recordSync(ws.repo, {op: 'fetch', remote: name, branch: options.branch}, () => fetchFrom(ws, remote, name, options), (r) => {
+      const one = r.branches.length === 1 ? r.branches[0] : undefined
+      return {branch: r.branches.map((b) => b.branch).join(',') || undefined, from: one?.from ?? null, to: one?.to ?? null}
+    })
   } finally {
     await remote.close()
   }
