@@ -103,6 +103,13 @@ export function triggersIntact(db: Db, specs: TableSpec[]): boolean {
   return true
 }
 
+/** Tables whose every change the record holds now: trackable, with their three triggers as tilesync made them. */
+export function recordedTables(db: Db, specs: TableSpec[]): Set<string> {
+  if (!readTrackingState(db).installed) return new Set()
+  const present = new Map(ownObjects(db).filter((o) => o.type === 'trigger').map((r) => [r.name, r.sql]))
+  return new Set(specs.filter((s) => isTrackable(db, s) && triggerSql(s).every((t) => present.get(t.name) === t.sql)).map((s) => s.name))
+}
+
 /** Ordinary user tables whose rows the record does not hold: ignored ones, and versioned ones it cannot track. */
 export function markedTables(db: Db, specs: TableSpec[]): string[] {
   const tracked = new Set(specs.filter((s) => isTrackable(db, s)).map((s) => s.name))
@@ -208,13 +215,13 @@ export function maxSeq(db: Db): number {
   return r.s ?? 0
 }
 
-/** Distinct changed keys per table up to `seq`, as raw SQLite values (bigints for integers). */
-export function changedKeys(db: Db, upTo: number): Map<string, unknown[][]> {
+/** Distinct changed keys per table recorded after `after` up to `upTo`, as raw SQLite values (bigints for integers). */
+export function changedKeys(db: Db, upTo: number, after = 0): Map<string, unknown[][]> {
   const out = new Map<string, unknown[][]>()
   // DISTINCT compares numbers by value, so it would fold the INTEGER 1 and the REAL 1.0 (two
   // different keys of an untyped column) into one: the types are part of what is distinct.
-  const stmt = db.prepare(`SELECT DISTINCT tbl, k0, k1, k2, k3, typeof(k0), typeof(k1), typeof(k2), typeof(k3) FROM ${CHANGES_TABLE} WHERE seq <= ?`).raw(true).safeIntegers(true)
-  for (const r of stmt.iterate(upTo) as Iterable<unknown[]>) {
+  const stmt = db.prepare(`SELECT DISTINCT tbl, k0, k1, k2, k3, typeof(k0), typeof(k1), typeof(k2), typeof(k3) FROM ${CHANGES_TABLE} WHERE seq <= ? AND seq > ?`).raw(true).safeIntegers(true)
+  for (const r of stmt.iterate(upTo, after) as Iterable<unknown[]>) {
     const tbl = r[0] as string
     const list = out.get(tbl) ?? []
     list.push(r.slice(1, 5))
