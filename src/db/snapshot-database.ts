@@ -341,7 +341,8 @@ export interface ScanMoment {
   otherWrites: number | null
   /** Called between the short transactions (tests write there; a real pipeline writes any time). */
   between?: (step: 'chunk' | 'catch-up' | 'final') => void
-  limits?: {rows: number; bytes: number; ms: number}
+  /** The size of a step, and (`smallRows`) up to how many rows an unfollowed table is read again inside the final transaction. */
+  limits?: {rows: number; bytes: number; ms: number; smallRows?: number}
 }
 
 /** The schema moved, or the file was written outside the record, while a stepped scan ran: it starts again. */
@@ -427,7 +428,7 @@ async function snapshotInSteps(db: Db, specs: TableSpec[], sinks: SnapshotSinks,
       const other = m.otherWrites === null ? null : readDetector(db, 'other_writes')
       // The file was written, yet neither the record nor the counting triggers saw it: a
       // write that fired no trigger (incremental blob I/O) may have changed a row already read.
-      if (m.counter !== null && counter !== null && counter !== m.counter && upTo === m.seq && other === m.otherWrites) throw new ScanMoved('the file was written outside the change record during the scan')
+      if (other !== null && m.counter !== null && counter !== null && counter !== m.counter && upTo === m.seq && other === m.otherWrites) throw new ScanMoved('the file was written outside the change record during the scan')
       const written = readDetector(db, m.detector) !== detectorFrom
       if (hasRecord) {
         const keys = changedKeys(db, upTo, covered)
@@ -442,7 +443,7 @@ async function snapshotInSteps(db: Db, specs: TableSpec[], sinks: SnapshotSinks,
         if (followed(spec)) continue
         const t = scans.get(spec.name)
         if (t && !written) continue
-        if (!t || (t.rows <= SMALL_TABLE.rows && t.bytes <= SMALL_TABLE.bytes)) fresh.set(spec.name, allRows(db, spec, checks.get(spec.name)!))
+        if (!t || (t.rows <= (m.limits?.smallRows ?? SMALL_TABLE.rows) && t.bytes <= SMALL_TABLE.bytes)) fresh.set(spec.name, allRows(db, spec, checks.get(spec.name)!))
         else if (last) {
           // Written all along and too large to read in this transaction's few milliseconds:
           // read inside it all the same (writers wait), rather than mix two moments.

@@ -78,13 +78,19 @@ export class Workspace {
    */
   async scan(db: Db, options: ScanOptions): Promise<ScanResult> {
     if (db.inTransaction) return this.scanOnce(db, options, false)
-    for (let attempt = 1; ; attempt++) {
+    for (let attempt = 1; attempt <= 3; attempt++) {
       try {
-        return await (attempt <= 3 ? this.scanOnce(db, options, true) : inTransaction(db, 'read', () => this.scanOnce(db, options, false)))
+        return await this.scanOnce(db, options, true)
       } catch (error) {
         if (!(error instanceof ScanMoved)) throw error
+        if (attempt === 3) {
+          const result = await inTransaction(db, 'read', () => this.scanOnce(db, options, false))
+          result.notes.push(`the database was read inside one read transaction (writers waited): ${error.message}, three times in a row`)
+          return result
+        }
       }
     }
+    throw new Error('unreachable')
   }
 
   private async scanOnce(db: Db, options: ScanOptions, stepped: boolean): Promise<ScanResult> {
