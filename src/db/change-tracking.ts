@@ -2,7 +2,7 @@ import {randomBytes} from 'node:crypto'
 
 import {CHANGES_TABLE, isKeyTrigger, isOwnName, isOwnTable, isOwnTrigger, listTables, MARKER_BODY, OWN_TABLE_SQL, ownTriggerName, quoteIdent, STATE_TABLE, tableColumns, TRIGGER_OPS} from './introspect.js'
 import {TilesyncError} from '../core/errors.js'
-import {type Db, translated} from './open-database.js'
+import {type Db, translated, waitingForLock} from './open-database.js'
 import {counterAtWriteStart} from './outside-writes.js'
 import type {TableSpec} from './table-spec.js'
 
@@ -129,10 +129,10 @@ export function installMarkers(db: Db, specs: TableSpec[]): void {
   const present = new Set(ownObjects(db).filter((o) => o.type === 'trigger').map((o) => o.name))
   const missing = markedTables(db, specs).flatMap(markerSql).filter((t) => !present.has(t.name))
   if (missing.length === 0) return
-  translated(db, () => db.transaction(() => {
+  translated(db, () => waitingForLock(db, db.transaction(() => {
     db.prepare(`INSERT OR IGNORE INTO ${STATE_TABLE} (key, value) VALUES ('other_writes', '0')`).run()
     for (const t of missing) db.exec(t.sql)
-  }).immediate())
+  }).immediate))
 }
 
 /**
@@ -147,10 +147,10 @@ export function strayTrackedTables(db: Db, specs: TableSpec[]): string[] {
 
 /** Removes tilesync's triggers from a table and forgets the keys recorded for it, in one short write transaction. */
 export function untrackTable(db: Db, table: string): void {
-  translated(db, () => db.transaction(() => {
+  translated(db, () => waitingForLock(db, db.transaction(() => {
     for (const o of ownObjects(db)) if (o.type === 'trigger' && o.tblName === table) db.exec(`DROP TRIGGER IF EXISTS ${quoteIdent(o.name)}`)
     if (tableExists(db, CHANGES_TABLE)) db.prepare(`DELETE FROM ${CHANGES_TABLE} WHERE tbl = ?`).run(table)
-  }).immediate())
+  }).immediate))
 }
 
 /**
@@ -169,7 +169,7 @@ export function installTracking(db: Db, specs: TableSpec[], trackingId?: string)
     for (const spec of specs) if (isTrackable(db, spec)) for (const t of triggerSql(spec)) db.exec(t.sql)
     for (const table of markedTables(db, specs)) for (const t of markerSql(table)) db.exec(t.sql)
   })
-  translated(db, () => tx.immediate())
+  translated(db, () => waitingForLock(db, tx.immediate))
   return id
 }
 
@@ -205,7 +205,7 @@ function removeTrackingObjects(db: Db): void {
 
 /** `tilesync tracking off`: removes every trace of tracking from the database. */
 export function uninstallTracking(db: Db): void {
-  translated(db, () => db.transaction(() => removeTrackingObjects(db)).immediate())
+  translated(db, () => waitingForLock(db, db.transaction(() => removeTrackingObjects(db)).immediate))
   // sqlite_sequence is SQLite's own table for AUTOINCREMENT; drop our row from it.
   if (tableExists(db, 'sqlite_sequence')) db.prepare('DELETE FROM sqlite_sequence WHERE name = ?').run(CHANGES_TABLE)
 }
@@ -262,7 +262,7 @@ export function resetBaseline(db: Db, baseline: string, upTo: number, observed?:
     noteCounter(db, counter)
   }
   if (db.inTransaction) run()
-  else translated(db, () => db.transaction(run).immediate())
+  else translated(db, () => waitingForLock(db, db.transaction(run).immediate))
 }
 
 /**

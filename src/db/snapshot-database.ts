@@ -8,7 +8,7 @@ import {TilesyncError} from '../core/errors.js'
 import {displayKey, rowKey} from '../snapshot/rows.js'
 import {readHeader, readSchema, quoteIdent, STATE_TABLE, tableColumns} from './introspect.js'
 import {exactKeyWhere, keyParams, typeLetter} from './key-match.js'
-import {type Db, translateSqliteError} from './open-database.js'
+import {type Db, translateSqliteError, waitingForLock} from './open-database.js'
 import {changedKeys, maxSeq} from './change-tracking.js'
 import {fileChangeCounter} from './outside-writes.js'
 import {inTransaction} from './transactions.js'
@@ -242,15 +242,21 @@ class Budget {
   }
 }
 
-/** Runs `fn` (synchronous) in one short read transaction of its own. */
+/** Runs `fn` (synchronous) in one short read transaction of its own, waiting (visibly) while a writer holds the database. */
 function shortRead<T>(db: Db, fn: () => T): T {
   try {
-    db.exec('BEGIN')
-    const result = fn()
-    db.exec('COMMIT')
-    return result
+    return waitingForLock(db, () => {
+      db.exec('BEGIN')
+      try {
+        const result = fn()
+        db.exec('COMMIT')
+        return result
+      } catch (error) {
+        if (db.inTransaction) db.exec('ROLLBACK')
+        throw error
+      }
+    })
   } catch (error) {
-    if (db.inTransaction) db.exec('ROLLBACK')
     throw translateSqliteError(error, db.name)
   }
 }

@@ -1,4 +1,4 @@
-import {type Db, openDatabase} from '../db/open-database.js'
+import {type Db, openDatabase, translated, waitingForLock} from '../db/open-database.js'
 import {randomBytes} from 'node:crypto'
 
 import {changedKeys, installMarkers, installTracking, isTrackable, maxSeq, readTrackingState, recordedTables, resetBaseline, strayTrackedTables, triggersIntact, untrackTable} from '../db/change-tracking.js'
@@ -95,6 +95,8 @@ export class Workspace {
 
   private async scanOnce(db: Db, options: ScanOptions, stepped: boolean): Promise<ScanResult> {
     const notes: string[] = []
+    // The first read waits (visibly) while another program holds the database.
+    if (!db.inTransaction) translated(db, () => waitingForLock(db, () => db.prepare('SELECT count(*) FROM sqlite_master').get()))
     // What the scan starts from, in one short read transaction (or the caller's).
     const start = await inTransaction(db, 'read', async () => {
       const specs = this.specs(db)
