@@ -104,32 +104,25 @@ export async function checkout(ws: Workspace, options: CheckoutOptions): Promise
     try {
       await ws.ensureTracking(db)
       const ctx = {targetId, target, headId, headState, bbox, partial}
-      // Tables replaced whole (a checkout across a schema change) are read and rewritten in
-      // one write transaction: every row they hold is about to go, so none may slip in.
       const whole = partial ? new Set<string>() : tablesReplacedWhole(db, target.snapshot.schema)
       let outcome: {result: CheckoutResult; head: Head | null} | null = null
-      if (whole.size) {
-        outcome = await inTransaction(db, 'write', async () => {
-          const assessed = await scanAndAssess(ws, db, options, ctx, true)
-          return writeCheckout(ws, db, options, ctx, assessed, null)
-        })
-      } else {
+      if (whole.size === 0) {
         // The scan holds no lock (a pipeline keeps writing meanwhile); the write transaction
         // holds the lock only for the rows written, and first checks each of them is still
         // what the plan was made from. A row changed meanwhile means scanning again.
-        for (let attempt = 1; attempt <= CHECKOUT_ATTEMPTS && !outcome; attempt++) {
-          const assessed = await scanAndAssess(ws, db, options, ctx, true, {verify: false, rescan: attempt > 1})
+        for (let attempt = 1; attempt <= STEPPED_ATTEMPTS && !outcome; attempt++) {
+          const assessed = await scanAndAssess(ws, db, options, ctx, true, {verify: false})
           outcome = await inTransaction(db, 'write', async () => {
             if (await firstUnexpectedRow(db, assessed.changes, assessed.working.reader.objects) !== null) return null
             return writeCheckout(ws, db, options, ctx, assessed, assessed.working.tracking.upTo)
           })
         }
-        if (!outcome) {
-          throw new TilesyncError('DB_LOCKED', `the rows this checkout would overwrite kept changing while it ran (${CHECKOUT_ATTEMPTS} tries): another program is writing them`, {
-            hint: 'pause the program that writes the database (or let it finish those tiles) and run the checkout again; nothing was changed',
-          })
-        }
       }
+      // Tables replaced whole (a checkout across a schema change) are read and rewritten in
+      // one write transaction: every row they hold is about to go, so none may slip in. So is
+      // everything when the pipeline kept rewriting the very rows the checkout overwrites (the
+      // scan from the record is short; the blobs read before are stored already).
+      outcome ??= await inTransaction(db, 'write', async () => writeCheckout(ws, db, options, ctx, await scanAndAssess(ws, db, options, ctx, true), null))
       // HEAD moves only once the database holds the target. After a crash in between, the
       // database equals the target and HEAD is behind; the same checkout run again finds
       // nothing to overwrite and just moves HEAD.
@@ -141,8 +134,8 @@ export async function checkout(ws: Workspace, options: CheckoutOptions): Promise
   })
 }
 
-/** How many times a checkout scans again when rows it would overwrite changed under it. */
-const CHECKOUT_ATTEMPTS = 3
+/** How many times a checkout scans outside its write transaction before it scans inside it. */
+const STEPPED_ATTEMPTS = 2
 
 /**
  * What a checkout would write, and whether it would overwrite uncommitted changes (refused
