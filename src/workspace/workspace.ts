@@ -78,6 +78,8 @@ export class Workspace {
    */
   async scan(db: Db, options: ScanOptions): Promise<ScanResult> {
     if (db.inTransaction) return this.scanOnce(db, options, false)
+    // How tilesync read before it read in steps, kept for `npm run bench` to compare with.
+    if (process.env.TILESYNC_SCAN_IN_ONE_TRANSACTION === '1') return inTransaction(db, 'read', () => this.scanOnce(db, options, false))
     for (let attempt = 1; attempt <= 3; attempt++) {
       try {
         return await this.scanOnce(db, options, true)
