@@ -87,6 +87,7 @@ export async function pipelineCase(o: PipelineCaseOptions): Promise<void> {
       samples.get(v.name)!.push(sample)
     }
   }
+  fs.rmSync(project, {recursive: true, force: true})
   const label = `first commit beside a pipeline (${(o.bytes / 1e9).toFixed(2)} GB)`
   const writerNote = (name: string): string => {
     const r = reports.get(name)!

@@ -320,7 +320,16 @@ function* steppedRows(db: Db, spec: TableSpec, plan: NonNullable<ReturnType<type
   }
 }
 
-/** Every row of a table, read now (inside the caller's transaction). */
+/** Every row of a table, streamed (inside the caller's transaction). */
+function* streamRows(db: Db, spec: TableSpec, textCheck: TextCheck): Generator<Item> {
+  const stmt = db.prepare(`SELECT ${selectColumnsSql(spec)} FROM ${quoteIdent(spec.name)}`).raw(true).safeIntegers(true)
+  for (const raw of stmt.iterate() as Iterable<unknown[]>) {
+    textCheck.check(raw)
+    yield {raw}
+  }
+}
+
+/** Every row of a (small) table, read now (inside the caller's transaction). */
 function allRows(db: Db, spec: TableSpec, textCheck: TextCheck): unknown[][] {
   const rows = db.prepare(`SELECT ${selectColumnsSql(spec)} FROM ${quoteIdent(spec.name)}`).raw(true).safeIntegers(true).all() as unknown[][]
   for (const raw of rows) textCheck.check(raw)
@@ -454,7 +463,7 @@ async function snapshotInSteps(db: Db, specs: TableSpec[], sinks: SnapshotSinks,
           // Written all along and too large to read in this transaction's few milliseconds:
           // read inside it all the same (writers wait), rather than mix two moments.
           const held = startTable(spec, null, sinks, false)
-          await feed(held, allRows(db, spec, checks.get(spec.name)!).map((raw) => ({raw})), sinks)
+          await feed(held, streamRows(db, spec, checks.get(spec.name)!), sinks)
           scans.set(spec.name, held)
           heldLock.push(spec.name)
         } else again.push(spec)
@@ -534,13 +543,7 @@ async function snapshotInOne(db: Db, specs: TableSpec[], sinks: SnapshotSinks, i
     if (base) {
       await feed(t, lookupKeys(db, spec, incremental!.changed.get(spec.name) ?? [], textCheck, false), sinks)
     } else {
-      const stmt = db.prepare(`SELECT ${selectColumnsSql(spec)} FROM ${quoteIdent(spec.name)}`).raw(true).safeIntegers(true)
-      await feed(t, (function* () {
-        for (const raw of stmt.iterate() as Iterable<unknown[]>) {
-          textCheck.check(raw)
-          yield {raw}
-        }
-      })(), sinks)
+      await feed(t, streamRows(db, spec, textCheck), sinks)
     }
     const {id, table} = await t.editor.finish()
     tables.set(spec.name, table)
