@@ -7,6 +7,7 @@ import {setWaitNotice} from '../src/db/open-database.js'
 import {readTrackingState} from '../src/db/change-tracking.js'
 import {checkout} from '../src/ops/checkout.js'
 import {commit} from '../src/ops/commit.js'
+import {fsckLocal} from '../src/ops/fsck.js'
 import {initRepository} from '../src/ops/init.js'
 import {status} from '../src/ops/status.js'
 import {Workspace} from '../src/workspace/workspace.js'
@@ -163,6 +164,10 @@ describe('beside a writing pipeline (a real second process)', () => {
         expect(dry.inUse?.map((u) => u.command)).to.include('python3')
         const done = await checkout(ws, {revision: 'HEAD~1', force: true, onInUse: (u) => told.push(`real ${u.map((x) => x.command).join(',')}`)})
         expect(done.rowsWritten).to.be.greaterThan(0)
+        // fsck leaves SQLite's whole-file check out beside the open database, and says so; --database runs it.
+        const checked = await fsckLocal(ws)
+        expect(checked.databaseSkipped).to.match(/open in process \d+ \(python3\)/)
+        expect((await fsckLocal(ws, {database: true})).databaseSkipped).to.equal(undefined)
       } finally {
         var report = await writer.stop()
       }
