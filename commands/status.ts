@@ -25,6 +25,7 @@ export default class Status extends TilesyncCommand {
     else if (result.merging) this.say('A merge is in progress: see `tilesync merge --help`.')
     if (!result.head) this.say('No commits yet.')
     if (result.clean) this.say('Nothing to commit: the database matches HEAD.')
+    for (const note of result.scan.notes) this.say(`Note: ${note}.`)
     if (result.outsideWrites === 'detected' && result.scan.incremental) {
       this.say('The database file was written outside the change record since the last commit (e.g. incremental blob I/O): this status may miss those changes; `tilesync status --rescan` reads every row (commit does so by itself).')
     }

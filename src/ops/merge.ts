@@ -77,8 +77,16 @@ export function refuseIfInProgress(ws: Workspace): void {
  */
 export async function uncommitted(ws: Workspace, db: Db, head: TreeState): Promise<TreeState | null> {
   const working = await ws.scan(db, {store: false})
+  scannedUpTo.set(db, working.tracking.upTo)
   return (await sameContent(head, working.state, working.reader)) ? null : working.state
 }
+
+/**
+ * The change record's sequence number at the moment `uncommitted` read the database: a
+ * pipeline writing meanwhile leaves records after it, which must outlive the baseline's move
+ * (those rows are not what the written state says).
+ */
+const scannedUpTo = new WeakMap<Db, number>()
 
 /** Writes the difference between two states into the database (one transaction). */
 export async function writeState(ws: Workspace, db: Db, from: TreeState, to: TreeState): Promise<number> {
@@ -96,7 +104,7 @@ export async function writeState(ws: Workspace, db: Db, from: TreeState, to: Tre
         })
       }
       const r = await applyToDatabase(db, {changes, targetSchema: to.snapshot.schema, targetTables: to.tables, targetHeader: to.snapshot.header, ignore: ws.ignoreRules(), partialTables: partialTables(to.snapshot.tileTable, ws.repo.partial)}, ws.reader, () => progress.increment())
-      markBaseline(db, to.snapshotId, readTrackingState(db).installed ? maxSeq(db) : 0)
+      markBaseline(db, to.snapshotId, readTrackingState(db).installed ? scannedUpTo.get(db) ?? maxSeq(db) : 0)
       return r.rowsWritten + r.rowsDeleted
     })
   } finally {
