@@ -7,8 +7,10 @@ import {importDataset, type ImportResult} from '../src/dataset/import-dataset.js
 import {importRemote, isRemoteSource, type RemoteImportResult} from '../src/ops/import-remote.js'
 
 export default class Import extends TilesyncCommand {
-  static override summary = 'Make the database equal to a dataset folder written by `tilesync export` (or an oxen clone of one), import the pipeline\'s own export (generations/ + generations.csv), or import an oxen dataset by tile coordinates (oxen://NS/REPO[@BRANCH]).'
-  static override description = `The whole folder is checked before the database is written: symbolic links, paths that leave the folder, unknown files, MD5 and BLAKE3 mismatches, malformed CSV and absurd sizes are refused (HOSTILE_PATH / BAD_DATASET) and nothing changes. Then the differences are written in one transaction. Refuses over uncommitted changes unless --force (they are saved first, as with checkout). HEAD does not move: commit the result.
+  static override summary = 'Make the database equal to a dataset folder written by `tilesync export` (or an oxen clone of one), add the tiles of a folder in the same layout without tilesync/, import the pipeline\'s own export (generations/ + generations.csv), or import an oxen dataset by tile coordinates (oxen://NS/REPO[@BRANCH]).'
+  static override description = `The whole folder is checked before the database is written: symbolic links, paths that leave the folder, unknown files, MD5 and BLAKE3 mismatches, malformed CSV and absurd sizes are refused (HOSTILE_PATH / BAD_DATASET) and nothing changes. Dotfiles and dot-folders (.DS_Store, .git/, .oxen/) are skipped. Then the differences are written in one transaction. Refuses over uncommitted changes unless --force (they are saved first, as with checkout). HEAD does not move: commit the result.
+
+A folder with tilesync/ (what \`tilesync export\` writes) is the whole truth: tiles it does not list are deleted. A folder without it is your own format (your pipeline's export, a region exported with \`export --bbox\`) and is imported additively: the tiles it lists get its images (a new tile is created when the table's NOT NULL columns have defaults), an empty image cell leaves the image alone, and no tile is deleted. --delete makes such a folder's generations.csv the whole truth too. --dry-run checks everything and says what would change without writing anything.
 
 A folder written by the generation pipeline's own export script (generations/<x>_<y>_<md5>.png, generations.csv with x,y,quadrant,hash_quadrant, generation_config.json, bounds.json) is imported additively, as the pipeline's import does: each listed tile's generation image is set (a missing tile is created with 0 in its NOT NULL columns), generation_config.json is stored in the metadata table, bounds.json and generation_config.json are copied beside the database, and no other tile or image changes.
 
@@ -21,21 +23,35 @@ From oxen (oxen://NAMESPACE/REPO[@BRANCH], or a configured oxen remote NAME[@BRA
     '<%= config.bin %> import oxen://andycoenen/isometric-nyc-tiles',
     '<%= config.bin %> import oxen://andycoenen/isometric-nyc-tiles@night --dry-run',
     '<%= config.bin %> import hub --json',
+    '<%= config.bin %> import ../batch-2025-11-04 --dry-run',
+    '<%= config.bin %> import ../my-export --delete',
   ]
 
   static override args = {dir: Args.string({required: true, description: 'dataset folder, oxen://NAMESPACE/REPO[@BRANCH], or a configured oxen remote [@BRANCH]'})}
   static override flags = {
     force: Flags.boolean({char: 'f', description: 'overwrite uncommitted changes (they are saved first)'}),
-    'dry-run': Flags.boolean({description: 'from a remote: say what would change, downloading only generations.csv and writing nothing'}),
+    delete: Flags.boolean({description: 'for a folder without tilesync/: delete the tiles its generations.csv does not list, clear images its empty cells name (default: additive, nothing deleted)'}),
+    'dry-run': Flags.boolean({description: 'check everything and say what would change; write nothing (from a remote: only generations.csv is downloaded)'}),
     host: Flags.string({description: 'oxen server host, for an oxen:// URL (default hub.oxen.ai)'}),
   }
 
   async run(): Promise<ImportResult | RemoteImportResult> {
     const {args, flags} = await this.parse(Import)
     const ws = await this.workspace()
-    if (isRemoteSource(ws, args.dir)) return this.fromRemote(ws, args.dir, flags)
-    if (flags['dry-run']) throw new TilesyncError('BAD_ARGUMENT', '--dry-run is for imports from a remote', {hint: 'give oxen://NAMESPACE/REPO or a configured oxen remote'})
-    const r = await importDataset(ws, {dir: args.dir, force: flags.force})
+    if (isRemoteSource(ws, args.dir)) {
+      if (flags.delete) throw new TilesyncError('BAD_ARGUMENT', '--delete is for a dataset folder', {hint: 'an import from a remote sets images by tile coordinates and deletes nothing'})
+      return this.fromRemote(ws, args.dir, flags)
+    }
+    const r = await importDataset(ws, {dir: args.dir, force: flags.force, delete: flags.delete, dryRun: flags['dry-run']})
+    if (r.ignored.length) this.say(`Skipped ${r.ignored.length} dotfile(s): ${r.ignored.slice(0, 5).join(', ')}${r.ignored.length > 5 ? ', ...' : ''}.`)
+    const tiles = `${r.summary.tilesAdded} tiles added, ${r.summary.tilesModified} modified, ${r.summary.tilesDeleted} deleted`
+    if (r.dryRun) {
+      const how = r.mode === 'pipeline' ? 'the pipeline\'s export' : r.additive ? 'additively: tiles it does not list are kept' : r.mode === 'exact' ? `commit ${short(r.commit)} (verified)` : 'generations.csv edited outside tilesync'
+      if (r.unchanged) this.say(`Dry run: the database already equals ${r.dir} (${how}); nothing would be written.`)
+      else this.say(`Dry run: importing ${r.dir} (${how}) would change ${tiles}; ${r.rowsWritten} rows written, ${r.rowsDeleted} deleted. Nothing was written.`)
+      if (r.wouldSave) this.say('Your uncommitted changes would be saved first (--force).')
+      return r
+    }
     if (r.savedAs) this.say(`Saved your uncommitted changes as ${short(r.savedAs)}: get them back with \`tilesync checkout ${short(r.savedAs)}\`.`)
     if (r.pipeline) {
       const p = r.pipeline
@@ -45,9 +61,9 @@ From oxen (oxen://NAMESPACE/REPO[@BRANCH], or a configured oxen remote NAME[@BRA
       if (!r.unchanged) this.say('Run `tilesync commit -m "..."` to record it.')
       return r
     }
-    const from = r.mode === 'exact' ? `commit ${short(r.commit)} (verified)` : 'generations.csv edited outside tilesync'
+    const from = r.mode === 'exact' ? `commit ${short(r.commit)} (verified)` : r.additive ? 'no tilesync/: added, tiles it does not list kept' : 'generations.csv edited outside tilesync'
     if (r.unchanged) this.say(`The database already equals ${r.dir} (${from}); nothing written.`)
-    else this.say(`Imported ${r.dir} (${from}): ${r.tiles} tiles; ${r.rowsWritten} rows written, ${r.rowsDeleted} deleted. Run \`tilesync commit -m "..."\` to record it.`)
+    else this.say(`Imported ${r.dir} (${from}): ${r.tiles} tiles listed; ${tiles}; ${r.rowsWritten} rows written, ${r.rowsDeleted} deleted. Run \`tilesync commit -m "..."\` to record it.`)
     return r
   }
 

@@ -29,6 +29,8 @@ export default class Serve extends TilesyncCommand {
     'token-file': Flags.string({description: "with --api: read the token from this file's first line (chmod 600) instead of TILESYNC_API_TOKEN", dependsOn: ['api']}),
   }
 
+  static override handlesOwnSignals = true
+
   async run(): Promise<void> {
     const {flags} = await this.parse(Serve)
     // Listen for the stop before anything slow starts: the server must stop at once at any time.

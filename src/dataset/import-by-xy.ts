@@ -138,7 +138,7 @@ export async function importByXY(ws: Workspace, src: DatasetSource, options: XYI
     const built = await xyTarget(ws, state, csv, blobs, md5, src.label)
     stats = built.stats
     return built.state
-  }, Boolean(options.force))
+  }, {force: Boolean(options.force)})
   return {...base, ...stats!, rowsWritten: written.rowsWritten, savedAs: written.savedAs}
 }
 
@@ -331,7 +331,7 @@ async function importPipelineLayout(ws: Workspace, src: DatasetSource, csv: XYCs
     const built = await pipelineTarget(ws, state, read, src.label)
     stats = built.stats
     return built.state
-  }, force)
+  }, {force})
   const copied = await copyBesideDatabase(ws, read)
   return {
     ...base, updated: stats!.updated, created: stats!.added, unchanged: stats!.unchanged,

@@ -15,7 +15,7 @@ export interface StatusResult {
   merging: boolean
   inProgress: 'merge' | 'revert' | null
   /** How the working database was read: from the change record, or in full (and why). */
-  scan: {incremental: boolean; reason: string}
+  scan: {incremental: boolean; reason: string; notes: string[]}
   /**
    * Whether the file was written outside the change record since the baseline (e.g. by
    * incremental blob I/O): then a status from the record may miss those changes.
@@ -44,7 +44,7 @@ export async function status(ws: Workspace, options: {rescan?: boolean} = {}): P
       changes,
       merging: pending !== null,
       inProgress: pending,
-      scan: {incremental: working.tracking.used, reason: working.tracking.reason},
+      scan: {incremental: working.tracking.used, reason: working.tracking.reason, notes: working.notes},
       outsideWrites: working.tracking.outside,
       report: describeShapes(db, ws.specs(db), {tracking: ws.repo.config.tracking?.enabled !== false, ignore: ws.ignoreRules()}),
       ignored: ignoredReport(ws.ignoreRules(), db),

@@ -54,7 +54,8 @@ export interface Transport {
   /**
    * Promotion: pushes `request.tip` as held by `source` (another remote) without the bytes
    * passing through the local store, server-side when both are buckets of one account.
-   * Never overwrites: a branch that is not an ancestor of the tip is reported as moved.
+   * Never overwrites: a branch that is not an ancestor of the tip is reported as moved, unless
+   * the request says force (a release rollback), which still moves it by compare-and-swap.
    */
   copyFrom?(local: Workspace, source: Transport, request: PushRequest): Promise<PushOutcome>
 
