@@ -7,12 +7,15 @@ const STOP_GRACE_MS = 500
 
 export default class Serve extends TilesyncCommand {
   static override summary = 'Browse the repository in a web browser: the map of any revision or of the working database, two revisions compared, history, tile histories.'
-  static override description = 'A local, read-only web app on a tile pyramid: zoomed out, one image shows a region of the map (down to one image for the whole map), zoomed in, a tile is its stored PNG. Map images are made in a background thread and cached under .tilesync/cache/pyramid.db by the id of the tree node they show, so a new revision only remakes the regions it changed; at start the server makes HEAD\'s. It listens on 127.0.0.1 unless --host says otherwise, answers only GET, and serves nothing but this repository\'s commits and tile images. Ctrl+C (or SIGTERM) stops it at once, also while it builds.'
+  static override description = 'A local, read-only web app on a tile pyramid: zoomed out, one image shows a region of the map (down to one image for the whole map), zoomed in, a tile is its stored PNG. Map images are made in a background thread and cached under .tilesync/cache/pyramid.db by the id of the tree node they show, so a new revision only remakes the regions it changed; at start the server makes HEAD\'s. It listens on 127.0.0.1 unless --host says otherwise, answers only GET, and serves nothing but this repository\'s commits and tile images. Ctrl+C (or SIGTERM) stops it at once, also while it builds.\n\nWith --api it also answers the sync API, for a pipeline to commit, push and pull over HTTP: GET /api/status (the working database, and the running operation with its progress), POST /api/commit {message}, POST /api/push and /api/pull {remote, branch, dry_run}, GET /api/sync-log (the sync log). Every API request needs `Authorization: Bearer TOKEN`, the token from TILESYNC_API_TOKEN or --token-file (without one the server does not start; a wrong or missing one gets 401 and nothing is done). Bodies and answers are JSON, errors carry the CLI\'s stable codes; one write at a time (a second gets 409 naming the first). The viewer stays read-only.'
   static override examples = [
     '<%= config.bin %> serve',
     '<%= config.bin %> serve --port 8080',
     '<%= config.bin %> serve --no-build   # make map images only when a page asks for them',
     '<%= config.bin %> serve --host 0.0.0.0 --port 8080   # reachable from other machines (prints a warning)',
+    'TILESYNC_API_TOKEN=$(openssl rand -hex 32) <%= config.bin %> serve --api   # plus the sync API: commit, push, pull over HTTP',
+    '<%= config.bin %> serve --api --token-file ~/.config/tilesync/api-token --port 7071',
+    'curl -s -H "Authorization: Bearer $TILESYNC_API_TOKEN" -H "Content-Type: application/json" -d \'{"remote":"origin","dry_run":true}\' http://127.0.0.1:7070/api/push',
   ]
 
   // A server runs until stopped; there is no result document to print.
@@ -22,6 +25,8 @@ export default class Serve extends TilesyncCommand {
     port: Flags.integer({char: 'p', description: 'port to listen on (0: any free port)', default: 7070, min: 0, max: 65_535}),
     host: Flags.string({description: 'address to listen on', default: '127.0.0.1'}),
     build: Flags.boolean({description: "make HEAD's map images in the background at start (--no-build: only when a page asks)", default: true, allowNo: true}),
+    api: Flags.boolean({description: 'also answer the sync API (GET /api/status, POST /api/commit, /api/push, /api/pull, GET /api/sync-log) to requests with the bearer token of TILESYNC_API_TOKEN or --token-file'}),
+    'token-file': Flags.string({description: "with --api: read the token from this file's first line (chmod 600) instead of TILESYNC_API_TOKEN", dependsOn: ['api']}),
   }
 
   static override handlesOwnSignals = true
@@ -40,11 +45,18 @@ export default class Serve extends TilesyncCommand {
       process.on('SIGINT', stop)
       process.on('SIGTERM', stop)
     })
-    const {hostWarning, startServer} = await import('../src/viewer/server.js')
+    const {hostWarning, isLoopback, startServer} = await import('../src/viewer/server.js')
     const ws = await this.workspace()
+    // Without a token the API does not start (and neither does the server).
+    const token = flags.api ? await (await import('../src/api/api-token.js')).resolveApiToken({tokenFile: flags['token-file']}) : undefined
+    const {addSyncApiRoutes} = flags.api ? await import('../src/api/sync-api-routes.js') : {addSyncApiRoutes: undefined}
     const warning = hostWarning(flags.host)
     if (warning) this.warn(warning)
-    const started = startServer(ws, {host: flags.host, port: flags.port, warm: flags.build})
+    if (token && !isLoopback(flags.host)) this.warn(`the sync API on ${flags.host} lets anyone with the token commit, push and pull, and the token crosses the network in plain HTTP: put a TLS proxy in front`)
+    const routes = token && addSyncApiRoutes ? (router: Parameters<typeof addSyncApiRoutes>[0]) => {
+      addSyncApiRoutes(router, {root: ws.repo.root, token})
+    } : undefined
+    const started = startServer(ws, {host: flags.host, port: flags.port, warm: flags.build, routes})
     const first = await Promise.race([started, stopped])
     if (first === 'stop') {
       // Stopped while starting: the server may still come up; it closes with the process.
@@ -52,6 +64,7 @@ export default class Serve extends TilesyncCommand {
       return
     }
     this.log(`Serving ${ws.repo.root} read-only at ${first.url}`)
+    if (token) this.log(`Sync API at ${first.url}api/ (status, commit, push, pull, sync-log): requests need the bearer token of ${flags['token-file'] ? 'the token file' : 'TILESYNC_API_TOKEN'}.`)
     if (flags.build) this.log("Making HEAD's map images in the background (cached in .tilesync/cache/pyramid.db).")
     this.log('Press Ctrl+C to stop.')
     await stopped

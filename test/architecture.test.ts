@@ -25,7 +25,7 @@ const MAY_IMPORT: Record<string, string[]> = {
   ops: ['core', 'util', 'store', 'perceptual', 'snapshot', 'repo', 'db', 'history', 'workspace', 'dataset', 'remote'],
 }
 /** Features built on the commands' library: anything below, and each other's helpers. */
-const FEATURES = ['cli', 'release', 'viewer', 'torture', 'bench', 'demo', 'menu', 'sample']
+const FEATURES = ['cli', 'api', 'release', 'viewer', 'torture', 'bench', 'demo', 'menu', 'sample']
 for (const f of FEATURES) MAY_IMPORT[f] = [...MAY_IMPORT.ops, 'ops', ...FEATURES]
 
 /** What the rest of src/ may import from src/remote/: the interface, the registry, the capabilities' results. */

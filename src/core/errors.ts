@@ -56,6 +56,8 @@ export type ErrorCode =
   | 'UNKNOWN_COMMAND'
   | 'UNKNOWN_FLAG'
   | 'MISSING_ARGUMENT'
+  | 'UNAUTHORIZED'
+  | 'BUSY'
 
 export class TilesyncError extends Error {
   readonly code: ErrorCode

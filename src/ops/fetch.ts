@@ -1,7 +1,7 @@
 import {TilesyncError} from '../core/errors.js'
 import type {TransportTuning} from '../remote/registry.js'
 import type {Transport} from '../remote/transport.js'
-import {createProgress} from '../util/progress.js'
+import {createProgress, type Progress} from '../util/progress.js'
 import type {Workspace} from '../workspace/workspace.js'
 import {fetchRegion} from './partial-clone.js'
 import {defaultRemoteName, openRemote} from './remotes.js'
@@ -40,7 +40,7 @@ export async function fetchRemote(ws: Workspace, options: {remote?: string; bran
   }
 }
 
-export async function fetchFrom(ws: Workspace, remote: Transport, name: string, options: {branch?: string; dryRun?: boolean}): Promise<FetchResult> {
+export async function fetchFrom(ws: Workspace, remote: Transport, name: string, options: {branch?: string; dryRun?: boolean; progress?: Progress}): Promise<FetchResult> {
   let branches = await remote.listBranches(ws)
   if (options.branch) {
     branches = branches.filter((b) => b.name === options.branch)
@@ -57,7 +57,7 @@ export async function fetchFrom(ws: Workspace, remote: Transport, name: string, 
     const filter = ws.repo.partial
     const [got] = filter?.remote === name && remote.objects && b.commit && !dryRun
       ? [{commit: b.commit, ...(await fetchRegion(ws, remote.objects, b.commit, filter.bbox))}]
-      : await remote.fetch(ws, [b], {dryRun, progress: await createProgress('objects')})
+      : await remote.fetch(ws, [b], {dryRun, progress: options.progress ?? await createProgress('objects')})
     result.objects += got.objects
     result.bytes += got.bytes
     if (dryRun) {

@@ -2,7 +2,7 @@ import {TilesyncError} from '../core/errors.js'
 import {isAncestor} from '../history/graph.js'
 import type {TransportTuning} from '../remote/registry.js'
 import type {Transport} from '../remote/transport.js'
-import {createProgress} from '../util/progress.js'
+import {createProgress, type Progress} from '../util/progress.js'
 import type {Workspace} from '../workspace/workspace.js'
 import {fetchFrom, type FetchResult} from './fetch.js'
 import {mergeCommit, type MergeResult} from './merge.js'
@@ -27,7 +27,7 @@ export interface PullResult {
 }
 
 /** fetch + merge of the remote branch into the current branch. */
-export async function pull(ws: Workspace, options: {remote?: string; branch?: string; dryRun?: boolean; transport?: TransportTuning; commit?: string} = {}): Promise<PullResult> {
+export async function pull(ws: Workspace, options: {remote?: string; branch?: string; dryRun?: boolean; transport?: TransportTuning; commit?: string; progress?: Progress} = {}): Promise<PullResult> {
   const name = defaultRemoteName(ws.repo, options.remote)
   const head = await ws.repo.refs.readHead()
   const branch = options.branch ?? (head.kind === 'branch' ? head.branch : undefined)
@@ -43,7 +43,7 @@ export async function pull(ws: Workspace, options: {remote?: string; branch?: st
     }
     return await recordSync(ws.repo, {op: 'pull', remote: name, branch}, async () => {
       const before = await ws.repo.refs.headCommit()
-      const fetched = await fetchFrom(ws, remote, name, {branch, dryRun: options.dryRun})
+      const fetched = await fetchFrom(ws, remote, name, {branch, dryRun: options.dryRun, progress: options.progress})
       const theirs = fetched.branches[0]?.to
       const result: PullResult = {remote: name, branch, fetch: fetched, merge: null, from: before, to: before, objects: fetched.objects, bytes: fetched.bytes, dryRun: Boolean(options.dryRun)}
       if (options.dryRun) {

@@ -3,7 +3,7 @@ import {isTilesyncError, TilesyncError} from '../core/errors.js'
 import {isAncestor} from '../history/graph.js'
 import type {TransportTuning} from '../remote/registry.js'
 import type {Transport} from '../remote/transport.js'
-import {createProgress} from '../util/progress.js'
+import {createProgress, type Progress} from '../util/progress.js'
 import type {Workspace} from '../workspace/workspace.js'
 import {defaultRemoteName, openRemote} from './remotes.js'
 import {recordSync} from './sync-log.js'
@@ -32,6 +32,8 @@ export interface PushOptions {
   prune?: boolean
   /** Knobs for the remote's transport (tests, tuning). */
   transport?: TransportTuning
+  /** Where to report objects sent (default: a bar on a terminal); the HTTP API keeps it for its status. */
+  progress?: Progress
 }
 
 export function remoteMoved(remote: string, branch: string): TilesyncError {
@@ -77,7 +79,7 @@ async function tipsKnownHere(ws: Workspace, remote: Transport): Promise<string[]
   return out
 }
 
-export async function pushTo(ws: Workspace, remote: Transport, name: string, branch: string, options: {force?: boolean; dryRun?: boolean; prune?: boolean}): Promise<PushResult> {
+export async function pushTo(ws: Workspace, remote: Transport, name: string, branch: string, options: {force?: boolean; dryRun?: boolean; prune?: boolean; progress?: Progress}): Promise<PushResult> {
   const local = await ws.repo.refs.read(`refs/heads/${branch}`)
   if (!local) throw new TilesyncError('REF_MISSING', `no local branch "${branch}" to push`, {hint: 'commit first, or name an existing branch'})
   const tracking = `refs/remotes/${name}/${branch}`
@@ -92,7 +94,7 @@ export async function pushTo(ws: Workspace, remote: Transport, name: string, bra
   if (there && !options.force && (!known || !(await isAncestor(ws.reader, there.commit!, local)))) throw remoteMoved(name, branch)
   const outcome = await remote.push(ws, {
     branch, tip: local, have: known ? [there!.commit!] : await tipsKnownHere(ws, remote), expected: there, force: options.force, dryRun, prune: options.prune,
-    progress: dryRun ? undefined : await createProgress('objects'),
+    progress: dryRun ? undefined : options.progress ?? await createProgress('objects'),
     moved: (commit, note) => ws.repo.refs.update(tracking, commit, `push: ${note ?? `${base.from?.slice(0, 10) ?? 'new'} -> ${commit.slice(0, 10)}`}`),
   })
   if (outcome.status === 'moved') throw remoteMoved(name, branch)

@@ -49,6 +49,12 @@ export interface Backend {
   deleteIfMatch?(key: string, expected: string): Promise<boolean>
 
   /**
+   * Optional: deletes many keys in few requests (S3 DeleteObjects, 1,000 a request); keys
+   * already absent are no error. Without it, each key is one delete.
+   */
+  deleteMany?(keys: string[]): Promise<void>
+
+  /**
    * Optional: copy `key` from `source` without the bytes passing through this machine
    * (S3 CopyObject). Returns false when the two backends cannot do that.
    */
@@ -65,6 +71,12 @@ export interface Backend {
    * that can batch durability (a directory: one syncfs) need not flush each object.
    */
   flush?(): Promise<void>
+
+  /**
+   * Optional: after keys were deleted, removes the directories left empty under `prefixes`
+   * (and the root itself when nothing is left in it), for a backend that is a directory.
+   */
+  removeEmptyDirectories?(prefixes: string[]): Promise<void>
 
   close?(): Promise<void>
 }

@@ -33,3 +33,30 @@ export interface VerifyCheck {
   ok: boolean
   detail: string
 }
+
+/** What `remote destroy` removes (or, with dryRun, would): everything tilesync stored there. */
+export interface RemoteInventory {
+  /** Where it is, for messages (never with credentials). */
+  location: string
+  /** What goes as a whole, in words: "12,034 keys under objects/, refs/heads/, ..." or "hub repository ns/repo". */
+  what: string
+  branches: Array<{name: string; commit: string | null; version: string}>
+  /** Commits reachable from the branches. */
+  commits: number
+  /** Objects (object stores) or files at the default branch's head (oxen); null when the remote cannot count them. */
+  objects: number | null
+  bytes: number | null
+  /** Keys removed, on a key/bytes store: objects, refs, metadata, scratch keys (null elsewhere). */
+  keys: number | null
+  dryRun: boolean
+}
+
+export interface DestroyOptions {
+  /** Count only. */
+  dryRun?: boolean
+  /**
+   * The branches as they were shown to the user: if the remote's branches differ now (someone
+   * pushed), nothing is removed and REMOTE_MOVED is thrown, so what goes is what was confirmed.
+   */
+  expected?: Array<{name: string; version: string}>
+}

@@ -157,6 +157,21 @@ export class DirectoryBackend implements Backend {
   async delete(key: string): Promise<void> {
     await fs.rm(this.file(key), {force: true})
   }
+
+  async removeEmptyDirectories(prefixes: string[]): Promise<void> {
+    // rmdir only removes an empty directory: anything someone else put there keeps its directory.
+    const prune = async (dir: string): Promise<void> => {
+      const entries = await fs.readdir(dir, {withFileTypes: true}).catch(() => null)
+      if (!entries) return
+      for (const e of entries) if (e.isDirectory()) await prune(path.join(dir, e.name))
+      await fs.rmdir(dir).catch(() => {})
+    }
+    for (const p of prefixes) {
+      const top = p.replace(/\/$/, '').split('/')[0]
+      if (top) await prune(this.file(top))
+    }
+    await fs.rmdir(this.root).catch(() => {})
+  }
 }
 
 function etagOf(bytes: Buffer): string {

@@ -147,6 +147,16 @@ export class RetryingBackend implements Backend {
     return this.run('delete', key, () => inner.deleteIfMatch!(key, expected))
   }
 
+  async deleteMany(keys: string[]): Promise<void> {
+    const inner = this.inner
+    if (!inner.deleteMany) {
+      for (const k of keys) await this.delete(k)
+      return
+    }
+    // Deleting an absent key is no error, so a batch whose answer was lost is simply sent again.
+    await this.run('delete', `${keys.length} keys from ${keys[0] ?? ''}`, () => inner.deleteMany!(keys))
+  }
+
   async copyFrom(source: Backend, key: string): Promise<boolean> {
     const inner = this.inner
     if (!inner.copyFrom) return false

@@ -2,7 +2,7 @@ import type {DatasetSource} from '../dataset/source.js'
 import type {TreeReader} from '../snapshot/tree-reader.js'
 import type {Progress} from '../util/progress.js'
 import type {Workspace} from '../workspace/workspace.js'
-import type {PruneOptions, PruneResult, VerifyCheck} from './capabilities.js'
+import type {DestroyOptions, PruneOptions, PruneResult, RemoteInventory, VerifyCheck} from './capabilities.js'
 
 /**
  * One remote, whatever it is (a directory, an S3 or R2 bucket, an oxen.ai repository), at
@@ -73,6 +73,13 @@ export interface Transport {
    * `branch`, the remote's default branch.
    */
   openDataset?(branch?: string): Promise<{source: DatasetSource; branch: string; revision: string}>
+
+  /**
+   * Removes everything tilesync stored on the remote (objects, packs, refs, metadata; an oxen
+   * hub's repository) and nothing else: keys another tool wrote next to them stay. With
+   * `dryRun`, only counts. `remote destroy` asks the user to confirm what a dry run showed.
+   */
+  destroy?(options: DestroyOptions): Promise<RemoteInventory>
 }
 
 export interface RemoteBranch {

@@ -309,9 +309,10 @@ export async function startOxenHub(options: OxenHubOptions = {}): Promise<OxenHu
     if (!repo) return segs.length === 4 && method === 'DELETE' ? fail(404, 'resource_not_found') : notFound(`repository ${ns}/${name}`)
     const rest = segs.slice(4)
     if (rest.length === 0) {
-      // srv/controllers/repositories.rs delete: 200 resource_deleted (the removal runs in the background).
+      // srv/controllers/repositories.rs delete: 200 resource_deleted at once; the removal runs in a
+      // background task (tokio::spawn), so the repository still reads for a moment.
       if (method === 'DELETE') {
-        repos.delete(repoKey(ns, name))
+        setTimeout(() => repos.delete(repoKey(ns, name)), 30)
         return ok({}, 'resource_deleted')
       }
       if (method !== 'GET') return fail(405, 'method_not_allowed')

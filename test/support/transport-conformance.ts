@@ -7,6 +7,7 @@ import {ancestors} from '../../src/history/graph.js'
 import {switchBranch} from '../../src/ops/branches.js'
 import {clone} from '../../src/ops/clone.js'
 import {commit} from '../../src/ops/commit.js'
+import {destroyRemote} from '../../src/ops/destroy-remote.js'
 import {fetchRemote} from '../../src/ops/fetch.js'
 import {initRepository} from '../../src/ops/init.js'
 import {pull} from '../../src/ops/pull.js'
@@ -318,6 +319,36 @@ export function runTransportConformance(name: string, kind: () => KindUnderTest)
       const after = await cloneOf(r)
       expect(after.ws.repo.config.remotes.origin.url).to.be.a('string')
       expect((await after.ws.repo.refs.readHead())).to.include({branch: 'main'})
+    })
+
+    it('remote destroy: a dry run or a wrong confirmation removes nothing; the name removes it all; a push starts it again', async () => {
+      const {ws, db, r} = await pushed()
+      const branchesNow = async (): Promise<string[]> => {
+        const remote = await openRemote(ws.repo, 'origin', r.tuning)
+        try {
+          return (await remote.listBranches(ws)).map((b) => b.name)
+        } catch (error) {
+          // A hosted repository that no longer exists has no branches.
+          if ((error as {code?: string}).code === 'REMOTE_UNKNOWN') return []
+          throw error
+        } finally {
+          await remote.close()
+        }
+      }
+      const shown = await destroyRemote(ws, 'origin', {dryRun: true, transport: r.tuning})
+      expect(shown.branches.map((b) => b.name)).to.deep.equal(['main'])
+      expect(shown.commits).to.be.at.least(1)
+      await expectCode(destroyRemote(ws, 'origin', {confirm: 'Origin', transport: r.tuning}), ['BAD_ARGUMENT'])
+      await expectCode(destroyRemote(ws, 'origin', {transport: r.tuning}), ['BAD_ARGUMENT'])
+      expect(await branchesNow()).to.deep.equal(['main'])
+      expect(dumpDatabase((await cloneOf(r)).db)).to.deep.equal(dumpDatabase(db))
+
+      await destroyRemote(ws, 'origin', {confirm: 'origin', expected: shown.branches, transport: r.tuning})
+      expect(await branchesNow()).to.deep.equal([])
+      expect(await ws.repo.refs.list('refs/remotes/origin')).to.deep.equal([])
+      const again = await push(ws, {transport: r.tuning})
+      expect(again.from).to.equal(null)
+      expect(dumpDatabase((await cloneOf(r)).db)).to.deep.equal(dumpDatabase(db))
     })
   })
 }

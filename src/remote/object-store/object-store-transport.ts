@@ -2,8 +2,9 @@ import {TilesyncError} from '../../core/errors.js'
 import {TreeReader} from '../../snapshot/tree-reader.js'
 import type {Workspace} from '../../workspace/workspace.js'
 import type {Backend} from '../backend.js'
-import type {PruneOptions, PruneResult, VerifyCheck} from '../capabilities.js'
+import type {DestroyOptions, PruneOptions, PruneResult, RemoteInventory, VerifyCheck} from '../capabilities.js'
 import type {FetchedTip, FetchOptions, PushOutcome, PushRequest, RemoteBranch, RemoteMeta, RemoteObjects, Transport} from '../transport.js'
+import {destroyStore} from './destroy-store.js'
 import type {ObjectPlan} from './object-plan.js'
 import {pruneObjects} from './prune-objects.js'
 import {RemoteStore} from './remote-store.js'
@@ -143,6 +144,11 @@ export class ObjectStoreTransport implements Transport {
 
   deleteBranch(name: string, expected: RemoteBranch): Promise<boolean> {
     return this.store.deleteBranch(name, expected.version)
+  }
+
+  destroy(options: DestroyOptions): Promise<RemoteInventory> {
+    this.meta = undefined
+    return destroyStore(this.store, this.location, options)
   }
 
   async close(): Promise<void> {

@@ -304,11 +304,24 @@ export class OxenClient {
   }
 
   /**
-   * Deletes the whole repository (DELETE /api/repos/{namespace}/{repo}, as the official
-   * client's api::client::repositories::delete sends it). One already gone is fine.
+   * Deletes the repository with every branch, commit and file (DELETE on the repository
+   * endpoint, as the official client's `api::client::repositories::delete` sends it). The
+   * server answers at once and removes it in a background task, so this waits until reading
+   * it answers 404. One already gone is fine (false).
    */
-  async deleteRepo(): Promise<void> {
-    await this.http.json({method: 'DELETE', path: this.base, what: `delete repository ${this.namespace}/${this.repo}`, accept: [404], idempotent: false})
+  async deleteRepo(options: {waitMs?: number} = {}): Promise<boolean> {
+    const what = `delete repository ${this.namespace}/${this.repo}`
+    const res = await this.http.json({method: 'DELETE', path: this.base, what, accept: [404]})
+    if (res.status === 404) return false
+    const deadline = Date.now() + (options.waitMs ?? 120_000)
+    for (let wait = 25; await this.findRepo(); wait = Math.min(wait * 2, 2_000)) {
+      if (Date.now() > deadline) {
+        throw new TilesyncError('REMOTE_PROTOCOL', `${this.location} still exists after the hub accepted its deletion`, {hint: 'the hub deletes in the background; check again in a while'})
+      }
+      await new Promise((resolve) => setTimeout(resolve, wait))
+    }
+    this.repoSeen = false
+    return true
   }
 
   /**

@@ -5,6 +5,7 @@ import {Md5Cache} from '../../dataset/md5-cache.js'
 import type {RemoteConfig} from '../../repo/config.js'
 import type {Workspace} from '../../workspace/workspace.js'
 import type {OpenContext, RemoteLocation} from '../remote-kind.js'
+import type {DestroyOptions, RemoteInventory} from '../capabilities.js'
 import type {FetchedTip, FetchOptions, PushOutcome, PushRequest, RemoteBranch, RemoteMeta, Transport} from '../transport.js'
 import {type FetchContext, importHubHistory} from './hub-import.js'
 import {HubSource} from './hub-source.js'
@@ -141,6 +142,36 @@ export class OxenTransport implements Transport {
     await this.client.deleteBranch(name)
     this.heads.delete(name)
     return true
+  }
+
+  /**
+   * The hub repository as a whole: its branches, the commits they reach and what the server
+   * says the default branch holds (files, bytes); then, unless a dry run, DELETE on it. The
+   * repository is tilesync's to remove only if every branch is where the user saw it.
+   */
+  async destroy(options: DestroyOptions): Promise<RemoteInventory> {
+    const repo = await this.client.getRepo()
+    const branches = await this.client.listBranches()
+    const commits = new Set<string>()
+    for (const b of branches) for (const c of await this.client.history(b.commit_id)) commits.add(c.id)
+    const types = Array.isArray(repo.data_types) ? (repo.data_types as Array<{count?: unknown}>) : null
+    const files = types ? types.reduce((n, t) => n + (typeof t.count === 'number' ? t.count : 0), 0) : null
+    const inventory: RemoteInventory = {
+      location: this.location, what: `hub repository ${this.client.namespace}/${this.client.repo}`,
+      branches: branches.map((b) => ({name: b.name, commit: null, version: b.commit_id})).sort((a, b) => a.name.localeCompare(b.name)),
+      commits: commits.size, objects: files, bytes: typeof repo.size === 'number' ? repo.size : null, keys: null, dryRun: Boolean(options.dryRun),
+    }
+    if (options.expected) {
+      const key = (bs: Array<{name: string; version: string}>) => bs.map((b) => `${b.name}@${b.version}`).sort().join('\n')
+      if (key(options.expected) !== key(inventory.branches)) {
+        throw new TilesyncError('REMOTE_MOVED', `${this.location} changed since it was shown (its branches moved); nothing was removed`, {hint: 'run `tilesync remote destroy` again to see what is there now'})
+      }
+    }
+    if (options.dryRun) return inventory
+    await this.client.deleteRepo()
+    this.heads.clear()
+    this.repoChecked = false
+    return inventory
   }
 
   /** A branch's head commit as a dataset (files listed lazily, downloaded on demand). */

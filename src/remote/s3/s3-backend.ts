@@ -1,6 +1,7 @@
 import {
   CopyObjectCommand,
   DeleteObjectCommand,
+  DeleteObjectsCommand,
   GetObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
@@ -203,6 +204,25 @@ export class S3Backend implements Backend {
     } catch (error) {
       if (isNotFound(error)) return
       throw this.mapError(error, 'delete', key)
+    }
+  }
+
+  /** DeleteObjects, 1,000 keys a request (the most S3 and R2 take); a key that is not there is no error. */
+  async deleteMany(keys: string[]): Promise<void> {
+    for (let i = 0; i < keys.length; i += 1000) {
+      const batch = keys.slice(i, i + 1000)
+      let res
+      try {
+        res = await this.client.send(new DeleteObjectsCommand({Bucket: this.bucket, Delete: {Objects: batch.map((k) => ({Key: this.full(k)})), Quiet: true}}))
+      } catch (error) {
+        throw this.mapError(error, 'delete', batch[0])
+      }
+      const failed = (res.Errors ?? []).filter((e) => e.Code !== 'NoSuchKey')
+      if (failed.length > 0) {
+        throw new TilesyncError('TRANSFER_FAILED', `${this.location}: ${failed.length} of ${batch.length} keys were not deleted, e.g. ${failed[0].Key} (${failed[0].Code}: ${failed[0].Message})`, {
+          hint: 'the key needs s3:DeleteObject; run the command again to delete what is left',
+        })
+      }
     }
   }
 
