@@ -25,6 +25,7 @@ import {cli} from './support/cli.js'
 import {generationOf, setGeneration} from './support/edit.js'
 import {DB_REL, dumpDatabase, makeProject, png, tmpDir} from './support/fixtures.js'
 import {S3RVER_KEY, startS3Server, type S3TestServer} from './support/s3-server.js'
+import {idsStoredAt, tamperStored, TREE_PACK_KEY} from './support/packed-remote.js'
 import {runTransportConformance} from './support/transport-conformance.js'
 
 // nock patches http on import; it is switched on only inside the suite that uses it.
@@ -172,26 +173,21 @@ describe('S3 remote (s3rver, behind a front that can refuse chosen uploads)', ()
     async newRemote() {
       const prefix = uniquePrefix()
       const url = `s3://tiles/${prefix}`
-      const objects = `/tiles/${prefix}/${remoteKeys.objectsPrefix}`
+      const base = `/tiles/${prefix}/`
       return {
         url,
         extra: {endpoint: front.endpoint},
-        written: async () => server.requestLog.entries.filter((e) => e.method === 'PUT' && e.url.includes(objects)).map((e) => e.url.slice(e.url.indexOf(objects) + `/tiles/${prefix}/`.length).split('?')[0]),
+        written: async () => idsStoredAt((await rawRemote(url)).backend, server.requestLog.entries.filter((e) => e.method === 'PUT' && e.url.startsWith(base)).map((e) => e.url.slice(base.length).split('?')[0])),
         resetWritten: async () => server.requestLog.reset(),
-        isUploadOf: (entry, blob) => entry === remoteKeys.object(hashBytes(blob)),
-        interrupt: async (blobs) => {
-          const key = `/tiles/${prefix}/${remoteKeys.object(hashBytes(blobs.at(-1)!))}`
-          refuse = (r) => r.method === 'PUT' && r.url.split('?')[0] === key
+        isUploadOf: (entry, blob) => entry === hashBytes(blob),
+        interrupt: async () => {
+          // The images' pack lands; the trees' pack is refused.
+          refuse = (r) => r.method === 'PUT' && r.url.startsWith(base) && TREE_PACK_KEY.test(r.url.slice(base.length).split('?')[0])
           return async () => {
             refuse = null
           }
         },
-        tamper: async (blob, how) => {
-          const raw = await rawRemote(url)
-          const key = remoteKeys.object(hashBytes(blob))
-          const bytes = (await raw.backend.get(key))!
-          await raw.backend.put(key, how === 'append' ? Buffer.concat([bytes, Buffer.from('tampered')]) : bytes.subarray(0, bytes.length >> 1))
-        },
+        tamper: async (blob, how) => tamperStored((await rawRemote(url)).backend, blob, how),
       }
     },
   }))

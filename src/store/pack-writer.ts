@@ -242,6 +242,11 @@ export class PackWriter {
     if (stageHolder === this) stageHolder = null
   }
 
+  /** Gives up the open pack (its objects are not wanted after all): no index is written for it. */
+  abandon(): void {
+    this.discard()
+  }
+
   /** After a failed write: the half-written pack has no index; remove it. */
   private discard(): void {
     if (this.fd === null) return

@@ -1,3 +1,5 @@
+import * as path from 'node:path'
+
 import {TilesyncError} from '../../core/errors.js'
 import {TreeReader} from '../../snapshot/tree-reader.js'
 import type {Workspace} from '../../workspace/workspace.js'
@@ -9,7 +11,8 @@ import {pruneObjects} from './prune-objects.js'
 import {RemoteStore} from './remote-store.js'
 import {type HistorySource, sendCommits} from './send-commits.js'
 import {readRemoteShallow} from './shallow-remote.js'
-import {downloadHistory, transferConcurrency} from './transfer.js'
+import {downloadHistory} from './download-history.js'
+import {transferConcurrency} from './transfer.js'
 import {verifyBackend} from './verify-backend.js'
 
 /**
@@ -75,6 +78,7 @@ export class ObjectStoreTransport implements Transport {
       const {stats, commits} = await downloadHistory(local.repo.store, this.store, id, {
         concurrency: transferConcurrency(), progress: options.progress, dryRun: options.dryRun,
         alongside: alongside && ((reader) => alongside(reader, id)), hardLinks: options.hardLinks,
+        cacheDir: options.dryRun ? undefined : path.join(local.repo.layout.remoteState(this.store.name), 'packs'),
       })
       out.push({commit: id, commits: commits.length, objects: stats.objects, bytes: stats.bytes})
     }
@@ -89,6 +93,7 @@ export class ObjectStoreTransport implements Transport {
       shallow: local.repo.shallow,
       get: (id) => store.get(id),
       size: (id) => store.sizeOf(id),
+      tryGet: (id) => store.readRaw(id),
       meta: async (branch) => ({format: 1, database: c.database, tileTable: c.tileTable, keyColumns: c.keyColumns, imageColumns: c.imageColumns, xyColumns: c.xyColumns, defaultBranch: branch}),
     }
     return sendCommits(source, this.store, request, local.repo.layout.remoteState(this.store.name))
@@ -121,6 +126,7 @@ export class ObjectStoreTransport implements Transport {
       fastForwardOnly: true,
       get: (id) => from.getObject(id),
       copyTo: (target, id) => target.copyObjectFrom(from, id),
+      fromRemote: from,
       size: async (id) => sizes.get(id) ?? 0,
       knownSize: (id) => sizes.get(id),
       meta: async (branch) => {
