@@ -9,6 +9,7 @@ import {PackWriter} from '../../store/pack-writer.js'
 import {byteBudget} from '../../util/byte-budget.js'
 import type {Progress} from '../../util/progress.js'
 import {linkObject} from './link-objects.js'
+import {linkPack} from './link-packs.js'
 import {emptyPlan, type ObjectPlan, planGroups} from './object-plan.js'
 import {readObjects} from './pack-reads.js'
 import type {RemotePackIndex} from './remote-pack-index.js'
@@ -202,6 +203,22 @@ async function fetchBlobs(local: LocalObjectStore, remote: RemoteStore, index: R
   const packed: string[] = []
   const loose: string[] = []
   for (const id of plan.blobs.keys()) (index.lookup(id) ? packed : loose).push(id)
+  // From a directory on this machine, data packs most of which is wanted are hard-linked whole.
+  const linkable = new Map<string, string[]>()
+  if (options.hardLinks && remote.backend.localFile && plan.blobs.size > 16) {
+    const byPack = new Map<string, string[]>()
+    for (const id of packed) {
+      const pack = index.lookup(id)!.pack
+      let list = byPack.get(pack)
+      if (!list) byPack.set(pack, (list = []))
+      list.push(id)
+    }
+    for (const [name, ids] of byPack) {
+      const p = index.packs.get(name)!
+      if (p.kind === 'data' && ids.length * 2 >= p.entries.length) linkable.set(name, ids)
+    }
+  }
+  const viaLinks = new Set([...linkable.values()].flat())
   // Many blobs: verify and store them on every core; a few: inline is cheaper.
   const pool = plan.blobs.size > 16 ? new HashingPool(local, 'store', {packed: true}) : undefined
   // After a failure no new download starts, and the error is reported only once those in
@@ -231,7 +248,7 @@ async function fetchBlobs(local: LocalObjectStore, remote: RemoteStore, index: R
     const actual = await pool.putVerified(bytes, id)
     if (actual !== id) throw remote.corrupt(id, actual, bytes.length)
   }
-  const fromPacks = readObjects(remote, index, packed, {
+  const readPacked = (ids: string[]): Promise<void> => readObjects(remote, index, ids, {
     verify: !pool,
     stopped: () => failure !== undefined,
     onObject: async (id, bytes) => {
@@ -239,7 +256,22 @@ async function fetchBlobs(local: LocalObjectStore, remote: RemoteStore, index: R
       await store(id, bytes)
       arrive(id, size)
     },
-  }).catch(fail)
+  })
+  const fromPacks = (async () => {
+    const ranged = readPacked(packed.filter((id) => !viaLinks.has(id)))
+    const fallback: string[] = []
+    for (const [name, ids] of linkable) {
+      if (failure) break
+      const linked = await linkPack(local, remote, index.packs.get(name)!)
+      if (linked === null) {
+        fallback.push(...ids)
+        continue
+      }
+      for (const e of linked) if (plan.blobs.has(e.id) && !landed.has(e.id)) arrive(e.id, e.length)
+    }
+    await ranged
+    if (fallback.length) await readPacked(fallback)
+  })().catch(fail)
   // Loose blobs (a remote written before packs): one key each, links where possible.
   const limit = pLimit(options.concurrency)
   const links = byteBudget(LINK_BYTES_IN_FLIGHT, LINKS_IN_FLIGHT)

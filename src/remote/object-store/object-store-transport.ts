@@ -7,6 +7,7 @@ import type {Backend} from '../backend.js'
 import type {PruneOptions, PruneResult, VerifyCheck} from '../capabilities.js'
 import type {FetchedTip, FetchOptions, PushOutcome, PushRequest, RemoteBranch, RemoteMeta, RemoteObjects, Transport} from '../transport.js'
 import type {ObjectPlan} from './object-plan.js'
+import {readObjects} from './pack-reads.js'
 import {pruneObjects} from './prune-objects.js'
 import {RemoteStore} from './remote-store.js'
 import {type HistorySource, sendCommits} from './send-commits.js'
@@ -112,9 +113,14 @@ export class ObjectStoreTransport implements Transport {
     const from = source.store
     const sizes = new Map<string, number>()
     const shallow = await readRemoteShallow(from)
+    // Commits and trees from the source's tree packs, read at once (verified), not a request each.
+    const fromIndex = await from.packIndex()
+    const trees = new Map<string, Buffer>()
+    const treeIds = [...fromIndex.packs.values()].filter((p) => p.kind === 'tree').flatMap((p) => p.entries.map((e) => e.id))
+    await readObjects(from, fromIndex, treeIds, {onObject: (id, bytes) => void trees.set(id, bytes)})
     const reader = new TreeReader({
       get: async (id) => {
-        const bytes = await from.getObject(id)
+        const bytes = trees.get(id) ?? await from.getObject(id)
         sizes.set(id, bytes.length)
         return bytes
       },

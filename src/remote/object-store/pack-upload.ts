@@ -15,6 +15,12 @@ export interface UploadJournal {
 
 /** A pack is closed at about this size: large enough that requests stay few, small enough to build in memory. */
 export const PACK_TARGET_BYTES = 32 * 1024 * 1024
+
+/** PACK_TARGET_BYTES, or TILESYNC_PACK_BYTES (at least 4 KiB): smaller packs in tests, larger on a fast link. */
+export function packTargetBytes(env: NodeJS.ProcessEnv = process.env): number {
+  const v = Number(env.TILESYNC_PACK_BYTES)
+  return Number.isInteger(v) && v >= 4096 ? v : PACK_TARGET_BYTES
+}
 /** Packs being uploaded at once (each may itself be a multipart upload of a few parts in parallel). */
 const PACKS_IN_FLIGHT = 3
 
@@ -106,7 +112,7 @@ async function sendPacks(source: ObjectSource, remote: RemoteStore, kind: PackKi
   for (const id of ids) {
     if (failure) break
     builder.append(id, await source.get(id))
-    if (builder.bytes >= PACK_TARGET_BYTES) {
+    if (builder.bytes >= packTargetBytes()) {
       // At most PACKS_IN_FLIGHT packs in memory besides the one being built.
       while (inFlight.size >= PACKS_IN_FLIGHT) await Promise.race(inFlight)
       if (failure) break
