@@ -6,7 +6,7 @@ import {TilesyncError} from '../core/errors.js'
 import {activeHashImplementation, hashBytes} from '../core/hash.js'
 import type {LocalObjectStore} from './local-object-store.js'
 import type {ObjectWriter} from './object-store.js'
-import {type PackedAt, type FinishedPack, PackWriter} from './pack-writer.js'
+import {diskFullError as diskError, type PackedAt, type FinishedPack, PackWriter} from './pack-writer.js'
 
 /** Blobs smaller than this are hashed in place: a message round trip would cost more. */
 const INLINE_BELOW = 16 * 1024
@@ -75,9 +75,7 @@ export class HashingPool implements ObjectWriter {
         this.pending.delete(m.seq)
         if (!p) return
         if (m.error) {
-          p.reject(m.error.code === 'ENOSPC' || m.error.code === 'EDQUOT'
-            ? new TilesyncError('DISK_FULL', 'no space left on the disk while writing objects', {hint: 'free some disk space and run the command again; nothing was changed'})
-            : new Error(m.error.message))
+          p.reject(diskError(Object.assign(new Error(m.error.message), {code: m.error.code})))
           return
         }
         if (m.at) this.store.notePacked(m.id!, m.at)
@@ -113,7 +111,11 @@ export class HashingPool implements ObjectWriter {
     if (this.inlineHere.has(id) || this.store.packs.loadedEntry(id) || existsSync(this.store.pathOf(id))) return id
     this.inlineHere.add(id)
     this.inlineWriter ??= new PackWriter(this.store.packs.dir, this.store.tmpDir, {durable: this.store.durable})
-    this.store.notePacked(id, this.inlineWriter.append(id, bytes))
+    try {
+      this.store.notePacked(id, this.inlineWriter.append(id, bytes))
+    } catch (error) {
+      throw diskError(error)
+    }
     return id
   }
 
@@ -183,7 +185,7 @@ export class HashingPool implements ObjectWriter {
   async close(): Promise<void> {
     try {
       if (this.mode === 'store') {
-        if (this.inlineWriter) for (const p of await this.inlineWriter.finish()) this.store.notePackFinished(p.name)
+        if (this.inlineWriter) for (const p of await this.inlineWriter.finish().catch((e: unknown) => Promise.reject(diskError(e)))) this.store.notePackFinished(p.name)
         const replies = await Promise.all(this.workers.map((_, i) => this.ask(i, {finish: true})))
         for (const r of replies) for (const p of r.packs ?? []) this.store.notePackFinished(p.name)
         await this.store.packs.refreshIfChanged()

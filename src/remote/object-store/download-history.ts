@@ -5,7 +5,7 @@ import {TreeReader} from '../../snapshot/tree-reader.js'
 import {addShallow, shallowFileOf} from '../../repo/shallow.js'
 import {HashingPool} from '../../store/hashing-pool.js'
 import type {LocalObjectStore} from '../../store/local-object-store.js'
-import {PackWriter} from '../../store/pack-writer.js'
+import {diskFullError, PackWriter} from '../../store/pack-writer.js'
 import {byteBudget} from '../../util/byte-budget.js'
 import type {Progress} from '../../util/progress.js'
 import {linkObject} from './link-objects.js'
@@ -176,8 +176,15 @@ export async function downloadHistory(local: LocalObjectStore, remote: RemoteSto
     if (structured.length > TREES_LOOSE_UP_TO) {
       // One pack, visible at once when its index lands: never a node without its children.
       const writer = new PackWriter(local.packs.dir, local.tmpDir, {durable: local.durable})
-      for (const id of structured) writer.append(id, fetched.get(id)!)
-      for (const p of await writer.finish()) local.notePackFinished(p.name)
+      let made
+      try {
+        for (const id of structured) writer.append(id, fetched.get(id)!)
+        made = await writer.finish()
+      } catch (error) {
+        writer.abandon()
+        throw diskFullError(error)
+      }
+      for (const p of made) local.notePackFinished(p.name)
       await local.packs.refreshIfChanged()
     } else {
       for (const id of structured) await local.put(fetched.get(id)!, id)
@@ -185,7 +192,8 @@ export async function downloadHistory(local: LocalObjectStore, remote: RemoteSto
     await index.saveCache()
     return {stats, commits: newCommits, plan}
   } catch (error) {
-    if ((error as {code?: string}).code === 'OBJECT_CORRUPT' || (error as {code?: string}).code === 'OBJECT_MISSING') throw error
+    // Damage and a full disk say what they are (their hints say nothing was changed).
+    if (['OBJECT_CORRUPT', 'OBJECT_MISSING', 'DISK_FULL'].includes((error as {code?: string}).code ?? '')) throw error
     throw failed('fetch', stats, stats.objects, error)
   } finally {
     options.progress?.stop()
