@@ -42,6 +42,12 @@ export async function wanCases(o: WanOptions): Promise<void> {
   fs.mkdirSync(dir, {recursive: true})
   const s3 = spawn(process.execPath, ['--openssl-legacy-provider', path.join(here, 's3-server-process.js'), dir, 'wan'], {stdio: ['ignore', 'pipe', 'inherit']})
   let proxy: ChildProcess | undefined
+  // The servers go with the bench even when it dies on an error.
+  const stop = (): void => {
+    proxy?.kill()
+    s3.kill()
+  }
+  process.once('exit', stop)
   try {
     const direct = await started(s3)
     proxy = spawn(process.execPath, [path.join(here, 'delay-proxy-process.js'), direct, String(o.delayMs)], {stdio: ['ignore', 'pipe', 'inherit']})
@@ -100,8 +106,8 @@ export async function wanCases(o: WanOptions): Promise<void> {
       fs.rmSync(rcloneDown, {recursive: true, force: true})
     }
   } finally {
-    proxy?.kill()
-    s3.kill()
+    stop()
+    process.removeListener('exit', stop)
   }
 }
 

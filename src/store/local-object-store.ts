@@ -235,6 +235,14 @@ export class LocalObjectStore implements ObjectStore {
       this.handedBytes -= handed.length
       return handed
     }
+    // A packed object whose pack is known is read from it straight away: looking for a loose
+    // file first cost a failed open (and an exception) per object, a third of a push's time for
+    // 200,000 small tiles. A damaged packed copy falls through to the usual order below.
+    const at = this.packs.loadedEntry(id)
+    if (at) {
+      const packed = await this.packs.read(at)
+      if (packed && hashBytes(packed) === id) return packed
+    }
     const bytes = await this.readRaw(id)
     if (bytes === null) throw this.missing(id)
     if (this.verified?.has(id)) return bytes

@@ -76,8 +76,10 @@ export async function sendCommits(source: HistorySource, target: RemoteStore, re
   }
   await journal.clear()
   await (await target.packIndex(cacheDir)).saveCache()
-  // A remote written before packs existed: its loose objects go into packs now that the push has landed.
-  if (existing && existing.layout !== 'packs') await upgradeLooseLayout(target, source, existing)
+  // A remote written before packs existed: its loose objects go into packs now that the push
+  // has landed. The push succeeded whatever happens here: a failed upgrade (it only adds packs,
+  // then removes loose keys they hold) is simply done again by the next push.
+  if (existing && existing.layout !== 'packs') await upgradeLooseLayout(target, source, existing).catch(() => undefined)
   await request.moved?.(tip)
   return {status: 'landed', commits: commits.length, objects: stats.objects, bytes: stats.bytes, skipped: stats.skipped, serverSide: stats.objects > 0 && stats.serverSide === stats.objects}
 }
