@@ -25,6 +25,8 @@ const LINKS_IN_FLIGHT = 64
 const LINK_BYTES_IN_FLIGHT = 32 * 1024 * 1024
 /** Structured objects are written loose up to this many; more go into one local pack (a clone's thousands of leaves). */
 const TREES_LOOSE_UP_TO = 8
+/** Decoded objects the readers of a download keep (roots and level-1 nodes are revisited, leaves are not). */
+const WALK_CACHE = 64
 
 export interface DownloadOptions {
   concurrency: number
@@ -74,10 +76,12 @@ export async function downloadHistory(local: LocalObjectStore, remote: RemoteSto
     await fetchTrees([id])
     return fetched.get(id)!
   }
+  // A small cache of decoded objects: the walk visits each node once, and 4,096 decoded
+  // leaves of a 100,000-tile table (every row's cells) were a third of a clone's memory.
   const reader = new TreeReader({
     get: async (id) => fetched.get(id) ?? local.get(id),
     has: async (id) => fetched.has(id) || local.has(id),
-  })
+  }, WALK_CACHE)
   try {
     // 0. The tree packs that hold anything missing here, read at once: the walk below then
     // finds its commits and trees in memory. (What it reads and does not need is dropped.)
@@ -317,7 +321,7 @@ async function fetchBlobs(local: LocalObjectStore, remote: RemoteStore, index: R
         return local.get(id)
       },
       has: async (id) => fetched.has(id) || plan.blobs.has(id) || local.has(id),
-    })
+    }, WALK_CACHE)
     alongside = options.alongside(waitingReader).catch((error: unknown) => {
       failure ??= {error}
       throw error
