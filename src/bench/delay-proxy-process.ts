@@ -15,7 +15,14 @@ const upstream = new URL(target)
 const agent = new http.Agent({keepAlive: true, maxSockets: 256})
 let requests = 0
 
+// A client that hangs up mid-answer (rclone cancelling a transfer) must not stop the proxy.
+process.on('uncaughtException', (error) => {
+  process.stderr.write(`delay proxy: ${error.message}\n`)
+})
+
 const server = http.createServer((req, res) => {
+  req.on('error', () => res.destroy())
+  res.on('error', () => req.destroy())
   if (req.url === '/__requests') {
     if (req.method === 'POST') requests = 0
     res.end(String(requests))
@@ -24,6 +31,7 @@ const server = http.createServer((req, res) => {
   requests++
   setTimeout(() => {
     const up = http.request({host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers, agent}, (r) => {
+      r.on('error', () => res.destroy())
       res.writeHead(r.statusCode ?? 502, r.headers)
       r.pipe(res)
     })

@@ -1,5 +1,6 @@
 import {spawn, type ChildProcess} from 'node:child_process'
 import * as fs from 'node:fs'
+import * as http from 'node:http'
 import * as path from 'node:path'
 import {fileURLToPath} from 'node:url'
 
@@ -52,9 +53,21 @@ export async function wanCases(o: WanOptions): Promise<void> {
     const direct = await started(s3)
     proxy = spawn(process.execPath, [path.join(here, 'delay-proxy-process.js'), direct, String(o.delayMs)], {stdio: ['ignore', 'pipe', 'inherit']})
     const endpoint = await started(proxy)
-    const requests = async (): Promise<number> => Number(await (await fetch(`${endpoint}/__requests`)).text())
+    // A fresh connection each time (no agent): the bench's own process sits blocked while the
+    // tools run, and a kept-alive connection may be closed by then.
+    const ask = (method: string): Promise<string> => new Promise((resolve, reject) => {
+      const req = http.request(`${endpoint}/__requests`, {method, agent: false}, (res) => {
+        let body = ''
+        res.setEncoding('utf8')
+        res.on('data', (d: string) => (body += d))
+        res.on('end', () => resolve(body))
+      })
+      req.on('error', reject)
+      req.end()
+    })
+    const requests = async (): Promise<number> => Number(await ask('GET'))
     const reset = async (): Promise<void> => {
-      await fetch(`${endpoint}/__requests`, {method: 'POST'})
+      await ask('POST')
     }
     const s3env = {...o.env, AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER'}
     const renv = {
