@@ -127,6 +127,29 @@ describe('packed remotes', function () {
       expect(clone.filter((e) => e.url.includes('/objects/'))).to.deep.equal([])
     })
 
+    it('a large pack goes up as a multipart upload of several parts, and reads back whole', async () => {
+      const {ws, db} = await project()
+      const url = `s3://packs/p-${randomBytes(4).toString('hex')}`
+      await addRemote(ws.repo, 'origin', url, {endpoint: server.endpoint})
+      await push(ws, {})
+      const blobs = await changeTiles(ws, db, 8, 1024 * 1024, 'eight big tiles')
+      process.env.TILESYNC_MULTIPART_BYTES = String(5 * 1024 * 1024)
+      server.requestLog.reset()
+      try {
+        await push(ws, {})
+      } finally {
+        delete process.env.TILESYNC_MULTIPART_BYTES
+      }
+      const log = server.requestLog.entries
+      const parts = log.filter((e) => e.method === 'PUT' && /[?&]partNumber=\d+/.test(e.url) && e.url.includes('/packs/d-'))
+      expect(parts.length, 'an 8 MB pack in 5 MiB parts').to.equal(2)
+      expect(log.filter((e) => e.method === 'POST' && e.url.includes('/packs/d-') && e.url.includes('uploads'))).to.have.length(1)
+      expect(log.filter((e) => e.method === 'POST' && e.url.includes('/packs/d-') && e.url.includes('uploadId='))).to.have.length(1)
+      const c = await cloneOf(url, {remote: {endpoint: server.endpoint}})
+      expect(dumpDatabase(c.db)).to.deep.equal(dumpDatabase(db))
+      for (const b of blobs) expect(await c.ws.repo.store.has(hashBytes(b))).to.equal(true)
+    })
+
     it('the number of packs follows the bytes over the pack size (O(N / pack size) requests)', async () => {
       const packBytes = 64 * 1024
       const {url, objects, requests} = await pushedTo({packBytes})

@@ -51,7 +51,7 @@ if (process.argv.includes('--help') || process.argv.includes('-h')) {
                          and rclone on the same tiles: first push, clone, push and pull after
                          100 tiles changed, with the requests each made
   --wan-delay-ms MS      delay per request in the wan case (default 40)
-  --wan-quadrants N      quadrants of the wan case's small-tile database (default 10000)
+  --wan-quadrants N      quadrants of the wan case's small-tile database (default 10000; 0 leaves it out)
   --wan-small-size PX    image edge of that database (default 32)
   --wan-large-quadrants N  quadrants of its 512 px database (default 2000; 0 leaves it out)
   --out DIR              results and work directory (default bench-output)

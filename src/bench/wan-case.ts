@@ -82,7 +82,7 @@ export async function wanCases(o: WanOptions): Promise<void> {
       console.log(`  ${n} requests`)
       return {sample, requests: n}
     }
-    for (const d of o.databases) {
+    for (const d of o.databases.filter((x) => x.quadrants > 0)) {
       const bench = await ensureBenchDb(o.cache, {quadrants: d.quadrants, imageSize: d.size, noise: 0.2, generationRatio: 0.9, seed: 1})
       const label = `WAN ${o.delayMs} ms, ${d.quadrants} quadrants of ${d.size} px (${(fs.statSync(bench.file).size / 1e6).toFixed(0)} MB)`
       const project = path.join(o.work, `wan-project-${d.size}`)
