@@ -210,7 +210,7 @@ function cloneCase(remote: string, label: string, cold: boolean): void {
       const s: Sample[] = []
       let cores = 1
       for (let i = 0; i < runs; i++) {
-        const printed = JSON.parse(run(process.execPath, [path.join(repoRoot, 'dist', 'src', 'bench', 'clone-floors.js'), which, path.join(remote, 'objects')], work)) as {seconds: number; cores?: number}
+        const printed = JSON.parse(run(process.execPath, [path.join(repoRoot, 'dist', 'src', 'bench', 'clone-floors.js'), which, fs.existsSync(path.join(remote, 'packs')) ? path.join(remote, 'packs') : path.join(remote, 'objects')], work)) as {seconds: number; cores?: number}
         s.push({seconds: printed.seconds, maxRssMb: null})
         cores = printed.cores ?? cores
       }
