@@ -5,10 +5,11 @@ import {short} from '../src/cli/format.js'
 import {switchBranch} from '../src/ops/branches.js'
 import {checkout, checkoutInto, type CheckoutIntoResult, type CheckoutResult, parseTile} from '../src/ops/checkout.js'
 import {parseBBox} from '../src/ops/diff.js'
+import {describeUsers} from '../src/db/database-users.js'
 
 export default class Checkout extends TilesyncCommand {
   static override summary = 'Make the database equal to a revision (rollback), or restore some tiles of it.'
-  static override description = `Writes only the rows that differ, in one SQLite transaction: all or nothing. Refuses when the database has uncommitted changes unless --force; with --force those changes are first saved as a commit on refs/saved (see \`tilesync reflog saved\`), so they can be got back. With --tile or --bbox only those tiles are restored and HEAD does not move. With --into FILE the revision is written into a new database file and nothing else changes: that is how a damaged database is restored.`
+  static override description = `Writes only the rows that differ, in one SQLite transaction: all or nothing. The database is read before that transaction, so a pipeline writing it meanwhile waits only while the rows are written; when another process has the database open, checkout (and --dry-run) says so first. Refuses when the database has uncommitted changes unless --force; with --force those changes are first saved as a commit on refs/saved (see \`tilesync reflog saved\`), so they can be got back. With --tile or --bbox only those tiles are restored and HEAD does not move. With --into FILE the revision is written into a new database file and nothing else changes: that is how a damaged database is restored.`
 
   static override examples = [
     '<%= config.bin %> checkout HEAD~1',
@@ -47,6 +48,10 @@ export default class Checkout extends TilesyncCommand {
       result = await checkout(ws, {
         revision: args.revision, force: flags.force,
         tiles: flags.tile?.map(parseTile), bbox: flags.bbox ? parseBBox(flags.bbox) : undefined, dryRun: flags['dry-run'],
+        // Said before anything is written: the user may rather pause the pipeline first.
+        onInUse: (users) => this.say(flags['dry-run']
+          ? `Note: the database is open in ${describeUsers(users)}; a checkout would write beside it (only the rows that change, in one short transaction that program's writes wait for).`
+          : `Note: the database is open in ${describeUsers(users)}; checking out beside it: only the rows that change are written, in one short transaction that program's writes wait for, and its later writes are kept.`),
       })
     }
     if (result.dryRun) {
@@ -58,7 +63,14 @@ export default class Checkout extends TilesyncCommand {
     }
     if (result.savedAs) this.say(`Saved your uncommitted changes as ${short(result.savedAs)}: get them back with \`tilesync checkout ${short(result.savedAs)}\`.`)
     if (result.partial) this.say(`Restored ${result.tilesChanged} tile(s) from ${short(result.target)}; HEAD unchanged (see \`tilesync status\`).`)
-    else this.say(`${result.detached ? 'HEAD is now detached at' : 'Switched to'} ${flags.branch ?? args.revision} (${short(result.target)}): ${result.rowsWritten} rows written, ${result.rowsDeleted} deleted.`)
+    else if (result.detached) this.say(`HEAD is now detached at ${args.revision} (${short(result.target)}): ${result.rowsWritten} rows written, ${result.rowsDeleted} deleted.`)
+    else {
+      const head = await ws.repo.refs.readHead()
+      const branch = flags.branch ?? (head.kind === 'branch' ? head.branch : args.revision)
+      // `checkout HEAD` (e.g. --force to throw changes away) stays on its branch, as in git.
+      if (!flags.branch && branch !== args.revision) this.say(`Still on branch ${branch}; the database is back at ${args.revision} (${short(result.target)}): ${result.rowsWritten} rows written, ${result.rowsDeleted} deleted.`)
+      else this.say(`Switched to ${branch} (${short(result.target)}): ${result.rowsWritten} rows written, ${result.rowsDeleted} deleted.`)
+    }
     return result
   }
 }

@@ -24,6 +24,7 @@ export default class Commit extends TilesyncCommand {
     const {flags} = await this.parse(Commit)
     const result = await commit(await this.workspace(), {message: flags.message, author: flags.author ? parseAuthor(flags.author) : undefined, rescan: flags.rescan})
     if (!result.scan.incremental && /outside the change record/.test(result.scan.reason)) this.say(`Read every row: ${result.scan.reason}.`)
+    for (const note of result.scan.notes) this.say(`Note: ${note}.`)
     if (!result.committed) {
       this.say(`Nothing to commit: the database matches ${short(result.id)}.`)
       return result

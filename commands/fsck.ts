@@ -13,11 +13,13 @@ export default class Fsck extends TilesyncCommand {
     '<%= config.bin %> fsck --remote origin',
     '<%= config.bin %> fsck --repair',
     '<%= config.bin %> fsck --json',
+    '<%= config.bin %> fsck --database',
   ]
 
   static override flags = {
     remote: Flags.string({description: 'check this remote instead of the local repository'}),
     repair: Flags.boolean({description: 'fetch (or, with --remote, upload) missing and damaged objects again'}),
+    database: Flags.boolean({description: "run SQLite's check of the database even while another process has it open (its writes wait for the check)", exclusive: ['remote']}),
   }
 
   async run(): Promise<FsckResult> {
@@ -27,12 +29,14 @@ export default class Fsck extends TilesyncCommand {
     if (flags.remote) {
       result = await fsckRemote(ws, flags.remote, {repair: flags.repair})
     } else {
-      result = await fsckLocal(ws, {repair: flags.repair})
+      result = await fsckLocal(ws, {repair: flags.repair, database: flags.database})
     }
     const where = result.where === 'local' ? 'this repository' : `remote ${result.where}`
     this.say(`Checked ${where}: ${result.refs.length} ref(s), ${result.commits} commit(s), ${result.objects} objects (${formatBytes(result.bytes)}).`)
     if (result.repaired) this.say(`Repaired ${result.repaired} object(s).`)
+    if (result.databaseSkipped) this.say(`Note: ${result.databaseSkipped}.`)
     for (const p of result.problems) this.say(`  problem: ${p.message}`)
+    if (result.promised) this.say(`Partial clone: ${result.promised.objects} image(s) outside its region are left on ${result.promised.remote} and fetched when a command needs them.`)
     if (result.shallow.length) this.say(`History is cut (pruned) below ${result.shallow.map(short).join(', ')}.`)
     const lost = result.recoverable.filter((r) => r.complete)
     if (lost.length) {

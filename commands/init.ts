@@ -3,6 +3,7 @@ import {Flags} from '@oclif/core'
 import {TilesyncCommand} from '../src/cli/base-command.js'
 import {formatShapeReport} from '../src/cli/format.js'
 import {initRepository, type InitResult} from '../src/ops/init.js'
+import {gitIgnoreWarnings, type GitIgnoreWarning} from '../src/util/git-ignored.js'
 
 /** The "ignored" lines of init's report: what was left out, why, and how to change it. */
 function formatInitIgnored(result: InitResult): string[] {
@@ -20,7 +21,7 @@ const list = (v?: string): string[] | undefined => v?.split(',').map((s) => s.tr
 
 export default class Init extends TilesyncCommand {
   static override summary = 'Start versioning a tile database: creates .tilesync/ in the current directory.'
-  static override description = `Detects the tile table (default "quadrants"), its key columns (the primary key), its image columns (BLOB columns) and every other table, and records them in .tilesync/config.json. Tables that look like a work queue or a log (an AUTOINCREMENT key with status or timestamp columns, such as the pipeline's generation_queue) are left out of versioning, and init says so and how to change it (\`tilesync unignore TABLE\`, or --no-auto-ignore). Prints every table it versions and how their changes are found, and what it leaves out and why. A database it could not give back exactly (a virtual table it cannot read, an application-defined collation, NULL or duplicate keys) is refused with one line before anything is created. Nothing is written to the database. Later commands find .tilesync/ from any subdirectory.`
+  static override description = `Detects the tile table (default "quadrants"), its key columns (the primary key), its image columns (BLOB columns) and every other table, and records them in .tilesync/config.json. Tables that look like a work queue or a log (an AUTOINCREMENT key with status or timestamp columns, such as the pipeline's generation_queue) are left out of versioning, and init says so and how to change it (\`tilesync unignore TABLE\`, or --no-auto-ignore). Prints every table it versions and how their changes are found, and what it leaves out and why. A database it could not give back exactly (a virtual table it cannot read, an application-defined collation, NULL or duplicate keys) is refused with one line before anything is created. Nothing is written to the database. Later commands find .tilesync/ from any subdirectory. Inside a git repository, warns when git does not ignore .tilesync/ or an existing .env (checked with \`git check-ignore\`).`
 
   static override examples = [
     '<%= config.bin %> init',
@@ -41,7 +42,7 @@ export default class Init extends TilesyncCommand {
     'auto-ignore': Flags.boolean({default: true, allowNo: true, description: 'leave out tables that look like work queues or logs (AUTOINCREMENT key, status and timestamp columns); --no-auto-ignore versions them'}),
   }
 
-  async run(): Promise<InitResult> {
+  async run(): Promise<InitResult & {warnings: GitIgnoreWarning[]}> {
     const {flags} = await this.parse(Init)
     const xy = list(flags.xy)
     const result = await initRepository({
@@ -54,7 +55,10 @@ export default class Init extends TilesyncCommand {
     this.say(`  tiles:     table ${result.tileTable}, key ${result.keyColumns.join(', ')}, layers ${result.imageColumns.join(', ') || '(none)'}`)
     for (const line of formatShapeReport(result.report)) this.say(line)
     for (const line of formatInitIgnored(result)) this.say(line)
+    // In a git repository: the object store and credentials must not be committed with the code.
+    const warnings = await gitIgnoreWarnings(result.root)
+    for (const w of warnings) this.warnLine(w.message)
     this.say('Next: tilesync commit -m "first snapshot"')
-    return result
+    return {...result, warnings}
   }
 }

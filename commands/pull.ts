@@ -1,7 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 
 import {TilesyncCommand} from '../src/cli/base-command.js'
-import {formatBytes, short} from '../src/cli/format.js'
+import {formatBytes, formatChangeSet, short} from '../src/cli/format.js'
 import {pull, type PullResult} from '../src/ops/pull.js'
 import {pullRelease} from '../src/release/consume.js'
 
@@ -16,7 +16,7 @@ export default class Pull extends TilesyncCommand {
   }
 
   static override flags = {
-    'dry-run': Flags.boolean({description: 'show what would be downloaded and changed'}),
+    'dry-run': Flags.boolean({description: 'say what would be fetched and list the tiles that would change (commits and trees read from the remote, nothing stored)'}),
     release: Flags.boolean({description: 'move to exactly the commit the release manifest pins (tilesync.release.json at git HEAD), fast-forward only'}),
     manifest: Flags.string({description: 'with --release: read this manifest file instead', dependsOn: ['release']}),
   }
@@ -28,11 +28,22 @@ export default class Pull extends TilesyncCommand {
       ? await pullRelease(await this.workspace(), {remote: args.remote, manifest: flags.manifest, dryRun: flags['dry-run']})
       : await pull(await this.workspace(), {remote: args.remote, branch: args.branch, dryRun: flags['dry-run']})
     if (flags.release) this.say(`Release "${(r as Awaited<ReturnType<typeof pullRelease>>).release.name}": commit ${short(r.fetch.branches[0]?.to)}.`)
-    this.say(`Fetched ${r.objects} objects (${formatBytes(r.bytes)}) from ${r.remote}/${r.branch}.`)
     if (r.dryRun) {
-      if (r.wouldChange) this.say(`Would change ${r.wouldChange.tilesAdded} added, ${r.wouldChange.tilesModified} modified, ${r.wouldChange.tilesDeleted} deleted tiles (${r.wouldChange.rowsChanged} rows).`)
+      this.say(`Would fetch ${r.objects} objects (${formatBytes(r.bytes)}) from ${r.remote}/${r.branch}; nothing was downloaded or changed.`)
+      const p = r.preview
+      if (!p) this.say('The tiles that would change are known once the objects are here (`tilesync fetch`).')
+      else if (p.from === p.to) this.say('Already up to date: no tile would change.')
+      else {
+        const s = p.changes.summary
+        const counts = `${s.tilesAdded} added, ${s.tilesModified} modified, ${s.tilesDeleted} deleted tiles, ${s.rowsChanged} rows`
+        this.say(p.fastForward
+          ? `Would fast-forward ${short(p.from)} -> ${short(p.to)}: ${counts}:`
+          : `Would merge ${r.remote}/${r.branch} into the current branch; its changes since the common ancestor ${short(p.from)}: ${counts}:`)
+        for (const line of formatChangeSet(p.changes, {limit: 50})) this.say(`  ${line}`)
+      }
       return r
     }
+    this.say(`Fetched ${r.objects} objects (${formatBytes(r.bytes)}) from ${r.remote}/${r.branch}.`)
     const m = r.merge!
     if (m.outcome === 'up-to-date') this.say('Already up to date.')
     else if (m.outcome === 'fast-forward') this.say(`Fast-forward to ${short(m.head)}: ${m.rowsWritten} rows written.`)

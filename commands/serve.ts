@@ -24,6 +24,8 @@ export default class Serve extends TilesyncCommand {
     build: Flags.boolean({description: "make HEAD's map images in the background at start (--no-build: only when a page asks)", default: true, allowNo: true}),
   }
 
+  static override handlesOwnSignals = true
+
   async run(): Promise<void> {
     const {flags} = await this.parse(Serve)
     // Listen for the stop before anything slow starts: the server must stop at once at any time.

@@ -16,11 +16,16 @@ export default class Status extends TilesyncCommand {
 
   async run(): Promise<StatusResult> {
     const {flags} = await this.parse(Status)
-    const result = await status(await this.workspace(), {rescan: flags.rescan})
+    const ws = await this.workspace()
+    const result = await status(ws, {rescan: flags.rescan})
     this.say(result.branch ? `On branch ${result.branch} (${short(result.head)})` : `HEAD detached at ${short(result.head)}`)
-    if (result.merging) this.say('A merge is in progress: see `tilesync merge --help`.')
+    const partial = ws.repo.partial
+    if (partial) this.say(`Partial clone of tiles ${partial.bbox.join(',')}: the database holds those tiles; the others are HEAD's, their images on ${partial.remote}.`)
+    if (result.inProgress === 'revert') this.say('A revert is in progress: `tilesync revert --status` lists its conflicts; settle them with --ours or --theirs, or `tilesync revert --abort`.')
+    else if (result.merging) this.say('A merge is in progress: see `tilesync merge --help`.')
     if (!result.head) this.say('No commits yet.')
     if (result.clean) this.say('Nothing to commit: the database matches HEAD.')
+    for (const note of result.scan.notes) this.say(`Note: ${note}.`)
     if (result.outsideWrites === 'detected' && result.scan.incremental) {
       this.say('The database file was written outside the change record since the last commit (e.g. incremental blob I/O): this status may miss those changes; `tilesync status --rescan` reads every row (commit does so by itself).')
     }

@@ -13,6 +13,7 @@ import {pruneRemote} from '../src/ops/prune.js'
 import {pull} from '../src/ops/pull.js'
 import {push} from '../src/ops/push.js'
 import {addRemote} from '../src/ops/remotes.js'
+import {readSyncLog} from '../src/ops/sync-log.js'
 import {Workspace} from '../src/workspace/workspace.js'
 import {cli, cliJson} from './support/cli.js'
 import {setGeneration, setNotes} from './support/edit.js'
@@ -105,7 +106,23 @@ describe('--dry-run changes nothing and reports what the real run then does', fu
     const dryPull = await pull(b, {dryRun: true})
     expect(everything(target, bDb)).to.deep.equal(before)
     expect(dryPull.objects).to.equal(dryFetch.objects)
-    expect(dryPull.wouldChange, 'unknown until the objects are here').to.equal(undefined)
+    // Known before anything is fetched: trees read from the remote, nothing stored.
+    expect(dryPull.wouldChange).to.deep.equal({tilesAdded: 0, tilesModified: 3, tilesDeleted: 0, rowsChanged: 3})
+    expect(dryPull.preview?.changes.tiles.map((t) => t.key).sort()).to.deep.equal(['-1,-1', '1,1', '2,2'])
+    expect(dryPull.preview?.fastForward).to.equal(true)
+    // The CLI says "would fetch" and lists the tiles.
+    const dryCli = cli(target, ['pull', '--dry-run'])
+    expect(dryCli.code, dryCli.stderr).to.equal(0)
+    expect(dryCli.stdout).to.match(/^Would fetch \d+ objects/)
+    expect(dryCli.stdout).to.not.contain('Fetched')
+    expect(dryCli.stdout).to.match(/Would fast-forward [0-9a-f]{10} -> [0-9a-f]{10}: 0 added, 3 modified, 0 deleted tiles, 3 rows:/)
+    for (const key of ['1,1', '2,2', '-1,-1']) expect(dryCli.stdout).to.contain(`M tile ${key}`)
+    expect(everything(target, bDb), 'the dry runs stored nothing').to.deep.equal(before)
+    const dryFetchCli = cli(target, ['fetch', '--dry-run'])
+    expect(dryFetchCli.code).to.equal(0)
+    const logged = (await readSyncLog(b.repo)).filter((e) => e.op === 'fetch' && e.result === 'dry-run')
+    expect(logged.map((e) => e.branch)).to.deep.equal(['main', 'main'])
+    expect(logged.at(-1)?.to).to.equal(await ws.repo.refs.headCommit())
 
     const realFetch = await fetchRemote(b, {})
     expect([realFetch.objects, realFetch.bytes]).to.deep.equal([dryFetch.objects, dryFetch.bytes])

@@ -147,6 +147,33 @@ describe('layers the app adds while it runs', () => {
     expect(withDb(db, (d) => d.prepare('SELECT water_mask, is_water FROM quadrants WHERE quadrant_x = 0 AND quadrant_y = -1').get())).to.deep.equal({water_mask: null, is_water: 0})
   })
 
+  it('with --images given at init, an image column the app drops is no longer a layer: every command still works, and checkout brings it back', async function () {
+    this.timeout(120_000)
+    const {dir, db} = makeProject({width: 4, height: 3})
+    const bad = cli(dir, ['init', '--images', 'render,nosuch'])
+    expect(bad.code).to.equal(1)
+    expect(bad.stderr.trim().split('\n')).to.have.length(1)
+    expect(bad.stderr).to.include('has no image column "nosuch"')
+    expect(fs.existsSync(path.join(dir, '.tilesync'))).to.equal(false)
+    await initRepository({dir, images: ['render', 'generation']})
+    const ws = await Workspace.open(dir)
+    await commit(ws, {message: 'base', author})
+    const baseDump = dumpDatabase(db)
+    // (The generated column is_generated reads generation: render is the one the app can drop.)
+    withDb(db, (d) => d.exec('ALTER TABLE quadrants DROP COLUMN render'))
+    const s = cliJson<{clean: boolean; changes: {schema?: unknown}}>(dir, ['status'])
+    expect(s.clean).to.equal(false)
+    expect(cli(dir, ['status']).stdout).to.include('schema: column render removed')
+    const dropped = await commit(ws, {message: 'drop render', author})
+    expect(dropped.id).to.be.a('string')
+    expect(await Workspace.open(dir).then((w) => w.specs(w.openDb(true)).find((t) => t.isTileTable)!.layers.length)).to.equal(1)
+    await checkout(ws, {revision: 'HEAD~1'})
+    const {__schema: _a, ...baseRows} = baseDump
+    const {__schema: _b, ...nowRows} = dumpDatabase(db)
+    expect(nowRows).to.deep.equal(baseRows)
+    expect((await status(ws, {rescan: true})).clean).to.equal(true)
+  })
+
   it('a pull merges tile changes across a layer one side added: no whole-table conflict', async function () {
     this.timeout(60_000)
     const a = makeProject({width: 5, height: 4})

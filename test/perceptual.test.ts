@@ -8,6 +8,7 @@ import {diff} from '../src/ops/diff.js'
 import {initRepository} from '../src/ops/init.js'
 import {startSignatureWarmer} from '../src/ops/signature-warmer.js'
 import {duplicateTiles, groupNear, searchPlan, similarTiles} from '../src/ops/similar.js'
+import {startServer} from '../src/viewer/server.js'
 import {Workspace} from '../src/workspace/workspace.js'
 import {RECORD_BYTES, SignatureFile} from '../src/perceptual/signature-file.js'
 import {SignatureIndex} from '../src/perceptual/signature-index.js'
@@ -358,6 +359,21 @@ describe('perceptual hashes', function () {
       expect(stats!.objects).to.equal(images)
       expect(new Signatures(ws.repo.layout.signatureCache).index.size).to.equal(images)
       expect((await startSignatureWarmer(ws).done)!.computed).to.equal(0)
+      const r = await similarTiles(ws, {tile: [0, 0]})
+      expect(r.signatures.computed).to.equal(0)
+    })
+
+    it('`serve` fills the cache for HEAD in the background once its map is built', async () => {
+      const {db, ws} = await project()
+      const images = withDb(db, (d) => (d.prepare('SELECT count(*) AS n FROM (SELECT render AS i FROM quadrants WHERE render IS NOT NULL UNION SELECT generation FROM quadrants WHERE generation IS NOT NULL)').get() as {n: number}).n)
+      expect(new Signatures(ws.repo.layout.signatureCache).index.size).to.equal(0)
+      const server = await startServer(ws, {port: 0})
+      try {
+        await server.signed
+      } finally {
+        await server.close()
+      }
+      expect(new Signatures(ws.repo.layout.signatureCache).index.size).to.equal(images)
       const r = await similarTiles(ws, {tile: [0, 0]})
       expect(r.signatures.computed).to.equal(0)
     })

@@ -179,7 +179,7 @@ describe('reviewed releases: prepare -> merge -> publish -> clone --release (S3 
     expect(log.filter((e) => e.op === 'publish').map((e) => [e.remote, e.branch, e.from, e.to, e.objects, e.result])).to.deep.equal([['production', 'main', head, head, 0, 'ok']])
   })
 
-  it('a second release: pull --release moves a clone to exactly it; an older manifest is already contained; clone --release from staging by default', async () => {
+  it('a second release: pull --release moves a clone to exactly it; an older manifest is refused as superseded; clone --release from staging by default', async () => {
     const {dir, db, ws} = await releaseProject()
     const {staging, production} = await withRemotes(ws)
     const first = await prepareRelease(ws, {staging: 'staging', cwd: dir})
@@ -223,11 +223,15 @@ describe('reviewed releases: prepare -> merge -> publish -> clone --release (S3 
     expect(again.merge?.outcome).to.equal('up-to-date')
 
     // CI re-running the first release's publish (its merge commit checked out): production
-    // already contains it, nothing changes.
+    // serves a later release that contains it; refused (not "nothing changed"), nothing written.
     const ci = await ciCheckout(dir, firstMerge)
     const before = await listing(production)
-    const old = await publishRelease({cwd: ci, production, productionConfig: {endpoint: server.endpoint}})
-    expect(old).to.include({outcome: 'already-contained', previous: second.manifest.commit, commit: first.manifest.commit, objects: 0})
+    server.requestLog.reset()
+    let refused: (Error & {code?: string}) | undefined
+    await publishRelease({cwd: ci, production, productionConfig: {endpoint: server.endpoint}}).catch((error: Error) => (refused = error))
+    expect(refused?.code).to.equal('RELEASE_SUPERSEDED')
+    expect(refused?.message).to.contain(`is older than what production/main serves (${second.manifest.commit.slice(0, 10)}`)
+    expect(server.requestLog.count('PUT')).to.equal(0)
     expect((await branchOn(production))).to.equal(second.manifest.commit)
     expect(await listing(production)).to.deep.equal(before)
     expect(staging).to.be.a('string')
@@ -278,6 +282,28 @@ describe('reviewed releases: prepare -> merge -> publish -> clone --release (S3 
       expect((error as Error).message).to.contain('the manifest says tiles 31, the commit has tiles 30')
     }
     expect(await listing(production2)).to.deep.equal([])
+  })
+
+  it('publishing a release reads the same number of objects from production however long its history is', async () => {
+    const {dir, db, ws} = await releaseProject()
+    await withRemotes(ws)
+    const reads: number[] = []
+    for (let i = 0; i < 5; i++) {
+      if (i > 0) {
+        setGeneration(db, i, 0, 9300 + i)
+        await commit(ws, {message: `release ${i}`, author})
+      }
+      const prepared = await prepareRelease(ws, {staging: 'staging', cwd: dir, gitBranch: `release/n${i}`})
+      await mergeIntoMain(dir, prepared.gitBranch)
+      server.requestLog.reset()
+      const p = await publishRelease({cwd: dir, production: 'production'})
+      expect(p.outcome).to.equal('published')
+      reads.push(server.requestLog.count('GET', '/rel-production/'))
+    }
+    // Deciding whether the release is new, older or a step forward costs production the same
+    // few reads whatever its history: not one more per release already there.
+    expect(new Set(reads.slice(1)).size, `GETs on production per publish: ${reads.join(', ')}`).to.equal(1)
+    expect(reads[1]).to.be.at.most(6)
   })
 
   it('prepare refuses before pushing when git has staged changes or the branch exists', async () => {

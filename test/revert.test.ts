@@ -11,7 +11,7 @@ import {addRemote} from '../src/ops/remotes.js'
 import {abortRevert, resolveRevert, revert, revertStatus} from '../src/ops/revert.js'
 import {status} from '../src/ops/status.js'
 import {Workspace} from '../src/workspace/workspace.js'
-import {cli} from './support/cli.js'
+import {cli, cliJson} from './support/cli.js'
 import {generationOf, setGeneration, setNotes} from './support/edit.js'
 import {dumpDatabase, makeProject, png, tmpDir, withDb} from './support/fixtures.js'
 
@@ -165,6 +165,10 @@ describe('revert', function () {
       expect(s.revision).to.equal(b)
       expect(s.conflicts.map((c) => [c.x, c.y])).to.deep.equal([[0, 0], [1, 1]])
       expect(fileState(dir), '--status writes nothing').to.deep.equal(files)
+      const said = cli(dir, ['status'])
+      expect(said.stdout).to.include('A revert is in progress: `tilesync revert --status`')
+      expect(said.stdout).not.to.include('merge is in progress')
+      expect(cliJson<{inProgress: string}>(dir, ['status']).inProgress).to.equal('revert')
     })
 
     it('--ours keeps the current values of the conflicting cells and undoes the rest', async () => {

@@ -59,7 +59,7 @@ describe('sync log: every push, pull, fetch and clone in .tilesync/sync-log.json
       ['push', 'origin', 'main', null, first.to, dry.objects, dry.bytes, 'dry-run'],
       ['push', 'origin', 'main', null, first.to, first.objects, first.bytes, 'ok'],
       ['push', 'origin', 'main', first.to, second.to, second.objects, second.bytes, 'ok'],
-      ['fetch', 'origin', undefined, null, null, aLog[3].objects, aLog[3].bytes, 'ok'],
+      ['fetch', 'origin', 'main', second.to, pushed.to, aLog[3].objects, aLog[3].bytes, 'ok'],
     ])
     expect(aLog[3].objects).to.be.greaterThan(0)
 

@@ -1,5 +1,6 @@
 import {expect} from 'chai'
 
+import {PNG} from 'pngjs'
 import type {Browser, Page} from 'playwright-core'
 
 import {hashBytes} from '../src/core/hash.js'
@@ -9,7 +10,7 @@ import {type RunningServer, startServer} from '../src/viewer/server.js'
 import {Workspace} from '../src/workspace/workspace.js'
 import {launchChromium, makeViewerRepo, outputFile, type TileMask, type ViewerRepo} from './support/browser.js'
 import {cliJson} from './support/cli.js'
-import {makeProject} from './support/fixtures.js'
+import {makeProject, withDb} from './support/fixtures.js'
 import {BACKGROUND, KIND_COLOURS, NO_IMAGE, pngPixels, same, screenOf, screenshot, waitFor, waitIdle} from './support/screen.js'
 
 type Tiles = Array<[number, number, Record<string, string | null>]>
@@ -115,6 +116,9 @@ describe('viewer in chromium: map, compare, tile history (Leaflet)', function ()
       const expected = cliJson<{changes: ChangeSet}>(repo.dir, [...args]).changes.tiles.map((t) => `${t.x},${t.y}:${t.status}`).sort()
       await open(`view=compare&from=${from}&to=${to}&layer=generation&x=1&y=0&z=-4`)
       expect(await page.evaluate('document.body.dataset.compareState')).to.equal('ready')
+      // Every modified tile here is a different picture: the verdicts leave them "modified".
+      await waitFor(page, `document.body.dataset.perceptualState === 'ready'`)
+      await waitIdle(page)
       const shot = await screenshot(page)
       for (const pane of [0, 1]) {
         const outlined: string[] = []
@@ -148,11 +152,11 @@ describe('viewer in chromium: map, compare, tile history (Leaflet)', function ()
   })
 
   it('a change of a kind the page does not know (as a newer server may send) is outlined in the neutral style and named in the legend', async () => {
-    // What a server that tells re-encoded images apart would send: the same diff, one change with a `kind`.
+    // What a newer server may send: the same diff, one change with a kind this page has no style for.
     await page.route('**/api/diff?*', async (route) => {
       const response = await route.fetch()
       const body = (await response.json()) as {changes: {tiles: Array<{x: number; y: number; kind?: string}>}}
-      for (const t of body.changes.tiles) if (t.x === 1 && t.y === 0) t.kind = 're-encoded'
+      for (const t of body.changes.tiles) if (t.x === 1 && t.y === 0) t.kind = 'upscaled'
       await route.fulfill({response, json: body})
     })
     try {
@@ -164,9 +168,9 @@ describe('viewer in chromium: map, compare, tile history (Leaflet)', function ()
       expect(edge.some((p) => same(p, [0x69, 0x41, 0xc6, 255]))).to.equal(true)
       expect(edge.some((p) => Object.values(KIND_COLOURS).some((c) => same(p, c)))).to.equal(false)
       const legend = await page.$$eval('#legend [data-kind]', (items) => items.map((i) => [i.getAttribute('data-kind'), i.textContent]))
-      expect(legend).to.deep.include(['re-encoded', 're-encoded 1'])
+      expect(legend).to.deep.include(['upscaled', 'upscaled 1'])
       expect(legend).to.deep.include(['modified', 'modified 3'])
-      expect(await page.$eval('#changes li[data-x="1"][data-y="0"]', (li) => li.getAttribute('data-kind'))).to.equal('re-encoded')
+      expect(await page.$eval('#changes li[data-x="1"][data-y="0"]', (li) => li.getAttribute('data-kind'))).to.equal('upscaled')
     } finally {
       await page.unroute('**/api/diff?*')
     }
@@ -325,5 +329,33 @@ describe('viewer in chromium: map, compare, tile history (Leaflet)', function ()
     await waitFor(page, `Number(new URLSearchParams(location.search).get('x')) >= 2 && new URLSearchParams(location.search).get('z') === '-3'`)
     expect(new URL(page.url()).searchParams.get('view')).to.equal('map')
   })
+  it('compare marks a modified tile whose image was only re-encoded (same pixels), as `diff --perceptual` does', async () => {
+    const [x, y] = [3, 2]
+    const before = withDb(repo.db, (d) => d.prepare('SELECT generation FROM quadrants WHERE quadrant_x = ? AND quadrant_y = ?').pluck().get(x, y)) as Buffer
+    const again = PNG.sync.write(PNG.sync.read(before), {colorType: 6, deflateLevel: 1})
+    expect(again.equals(before)).to.equal(false)
+    withDb(repo.db, (d) => d.prepare('UPDATE quadrants SET generation = ? WHERE quadrant_x = ? AND quadrant_y = ?').run(again, x, y))
+    try {
+      const expected = cliJson<{perceptual: {tiles: Array<{key: string; verdict: string}>}}>(repo.dir, ['diff', 'HEAD', '--perceptual'])
+      expect(expected.perceptual.tiles.find((t) => t.key === `${x},${y}`)?.verdict).to.equal('pixels-identical')
+      await open(`view=compare&from=HEAD&to=working&layer=generation&x=${x}&y=${y}&z=-2`)
+      await waitFor(page, `document.body.dataset.perceptualState === 'ready'`)
+      await waitIdle(page)
+      expect(await page.$eval(`#changes li[data-x="${x}"][data-y="${y}"]`, (li) => li.getAttribute('data-kind'))).to.equal('re-encoded')
+      // The other modified tiles of this comparison are different pictures: still "modified".
+      const kinds = await page.$$eval('#changes li[data-status="modified"]', (items) => items.map((li) => `${li.getAttribute('data-x')},${li.getAttribute('data-y')}:${li.getAttribute('data-kind')}`))
+      for (const k of kinds) if (k !== `${x},${y}:re-encoded`) expect(k.endsWith(':modified'), k).to.equal(true)
+      const legend = await page.$$eval('#legend [data-kind]', (items) => items.map((i) => [i.getAttribute('data-kind'), i.textContent]))
+      expect(legend).to.deep.include(['re-encoded', 're-encoded (pixels identical) 1'])
+      // Outlined in its own dashed colour, in both panes.
+      const shot = await screenshot(page)
+      for (const pane of [0, 1]) {
+        const t = await screenOf(page, x, y, pane)
+        const edge = Array.from({length: t.size - 4}, (_, i) => shot.at(t.x + 1, t.y + 2 + i))
+        expect(edge.some((p) => same(p, [0x1c, 0x7e, 0xd6, 255])), `pane ${pane}`).to.equal(true)
+      }
+    } finally {
+      withDb(repo.db, (d) => d.prepare('UPDATE quadrants SET generation = ? WHERE quadrant_x = ? AND quadrant_y = ?').run(before, x, y))
+    }
+  })
 })
-

@@ -12,7 +12,10 @@ with its size) and holds what the manifest says, copies what production lacks (s
 both remotes are buckets of one account), then moves production's branch with compare-and-swap.
 
 Running it again changes nothing: production already has the commit. A manifest naming a commit
-that staging lacks fails before production is touched.
+older than what production serves fails (RELEASE_SUPERSEDED, exit 1) unless it was written by
+\`tilesync release rollback\`: then production moves back to exactly that commit, provided it still
+serves the release the rollback was prepared against. A manifest naming a commit that staging
+lacks fails before production is touched.
 
 REMOTE is a configured remote name or a URL (s3://..., r2://..., a directory). Without a tilesync
 repository around the working directory (a CI checkout of the git repository only), remotes must
@@ -23,6 +26,7 @@ the environment, as for every remote.`
     '<%= config.bin %> release publish --production production',
     '<%= config.bin %> release publish --production r2://city-tiles/prod --staging r2://city-tiles-staging/prod',
     '<%= config.bin %> release publish --production production --dry-run',
+    '<%= config.bin %> release publish --production s3://tiles-prod/city --endpoint https://s3.example.com --staging s3://tiles-staging/city --staging-endpoint https://s3.example.com',
   ]
 
   static override flags = {
@@ -30,6 +34,8 @@ the environment, as for every remote.`
     staging: Flags.string({description: 'staging remote (name or URL); default the one the manifest records'}),
     endpoint: Flags.string({description: 'S3-compatible endpoint for --production given as an s3:// URL'}),
     region: Flags.string({description: 'S3 region for --production given as an s3:// URL'}),
+    'staging-endpoint': Flags.string({description: 'S3-compatible endpoint for --staging given as an s3:// URL'}),
+    'staging-region': Flags.string({description: 'S3 region for --staging given as an s3:// URL'}),
     manifest: Flags.string({description: 'manifest path in the git repository (default tilesync.release.json beside .tilesync/ or here)'}),
     'dry-run': Flags.boolean({description: 'verify staging and show what would be copied, without copying or moving anything'}),
   }
@@ -38,14 +44,14 @@ the environment, as for every remote.`
     const {flags} = await this.parse(ReleasePublish)
     const r = await publishRelease({
       production: flags.production, productionConfig: {endpoint: flags.endpoint, region: flags.region},
-      staging: flags.staging, manifest: flags.manifest, dryRun: flags['dry-run'],
+      staging: flags.staging, stagingConfig: {endpoint: flags['staging-endpoint'], region: flags['staging-region']}, manifest: flags.manifest, dryRun: flags['dry-run'],
     })
     const m = r.manifest
     const where = `${r.production}/${r.branch}`
     this.say(`Release "${m.name}" (${r.source.path} at git ${r.source.gitCommit.slice(0, 7)}): commit ${short(r.commit)}.`)
-    if (r.verified) this.say(`Verified on ${r.staging}: ${r.verified.tiles} tiles, ${r.verified.rows} rows, ${r.verified.blobs} blobs, ${formatBytes(r.verified.bytes)}.`)
+    if (r.verified) this.say(`Verified on staging remote "${r.staging}": ${r.verified.tiles} tiles, ${r.verified.rows} rows, ${r.verified.blobs} blobs, ${formatBytes(r.verified.bytes)}.`)
     if (r.outcome === 'up-to-date') this.say(`Already published: ${where} is at ${short(r.commit)}; nothing changed.`)
-    else if (r.outcome === 'already-contained') this.say(`Already published: ${where} (${short(r.previous)}) contains ${short(r.commit)}; nothing changed.`)
+    else if (r.outcome === 'rolled-back') this.say(`${r.dryRun ? 'Would roll back' : 'Rolled back'} ${where}: ${short(r.previous)} -> ${short(r.commit)} (rollback "${m.name}"), ${r.objects} objects ${r.dryRun ? 'to copy' : 'copied'}, ${formatBytes(r.bytes)}.`)
     else if (r.dryRun) this.say(`Would publish to ${where}: ${r.commits} commit(s), ${r.objects} objects, ${formatBytes(r.bytes)} (${short(r.previous)} -> ${short(r.commit)}).`)
     else this.say(`Published to ${where}: ${r.commits} commit(s), ${r.objects} objects, ${formatBytes(r.bytes)}${r.copiedServerSide ? ' copied server-side' : ''} (${short(r.previous)} -> ${short(r.commit)}).`)
     return r

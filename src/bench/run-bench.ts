@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- --quadrants N --size PX --runs R --only a,b --noise F --generation-ratio F --viewer-tiles N]`
- * (cases: first-commit, incremental, clone, clone-cold, diff, s3, version, similar [--similar-quadrants N], viewer, and, only
+ * (cases: first-commit, incremental, clone, clone-cold, diff, s3, pipeline [--pipeline-runs R], version, similar [--similar-quadrants N], viewer, and, only
  * when named, city): builds the benchmark database with the project's own generator, runs each
  * operation several times as a user would (a fresh process each time), and prints medians and
  * peak memory. Where restic, git, b3sum and rclone are installed, runs them on the same tiles in
@@ -22,6 +22,7 @@ import {makeTilePng} from '../sample/tile-png.js'
 import {ensureBenchDb} from './generate-bench-db.js'
 import {has, measure, median, run, type Sample} from './measure.js'
 import {similarCase} from './similar-case.js'
+import {pipelineCase} from './pipeline-case.js'
 import {viewerCases} from './viewer-bench.js'
 import {wanCases} from './wan-case.js'
 
@@ -41,8 +42,9 @@ if (process.argv.includes('--help') || process.argv.includes('-h')) {
   --noise F              grain per pixel, 0-1 (default 0.2); noisier tiles compress worse
   --generation-ratio F   share of quadrants with a generation image, 0-1 (default 0.9)
   --runs R               runs per case (default 5); medians are reported
-  --only a,b             cases: first-commit, incremental, clone, clone-cold, diff, s3, version,
-                         similar, viewer (the default set), and city (only when named)
+  --pipeline-runs R      runs of each of the pipeline case's four first commits (default: --runs, at most 3)
+  --only a,b             cases: first-commit, incremental, clone, clone-cold, diff, s3, pipeline,
+                         version, similar, viewer (the default set), and city (only when named)
   --similar-quadrants N  tiles in the similar case's history (default 100000)
   --viewer-tiles N       tiles in the viewer case's map (default 100000)
   --city-quadrants N     quadrants in the city case's database (default 20000, about 13 GB)
@@ -64,6 +66,7 @@ examples:
   npm run bench -- --only clone,clone-cold,s3 --runs 3
   npm run bench -- --only city --runs 3
   npm run bench -- --only wan --wan-delay-ms 40
+  npm run bench -- --only pipeline --pipeline-runs 3
   npm run bench -- --only similar --similar-quadrants 20000
   npm run bench -- --only viewer --viewer-tiles 20000
 `)
@@ -372,6 +375,7 @@ async function main(): Promise<void> {
   }
 
   if (wanted('s3')) await s3Cases(bench.file, onePercent)
+  if (wanted('pipeline')) await pipelineCase({benchFile: bench.file, bytes: bench.bytes, work, runs: Number(arg('pipeline-runs', String(Math.min(runs, 3)))), bin: BIN, repoRoot, env, record})
 
   // Never in the default run: it generates and copies tens of gigabytes.
   if (only.includes('city')) await cityCase(bench)

@@ -29,6 +29,9 @@ export type ErrorCode =
   | 'REMOTE_UNKNOWN'
   | 'REMOTE_UNSUPPORTED'
   | 'REMOTE_MOVED'
+  | 'RELEASE_SUPERSEDED'
+  /** Ctrl-C or SIGTERM stopped the command (src/cli/interrupt.ts; exit 130 / 143). */
+  | 'INTERRUPTED'
   | 'REMOTE_EMPTY'
   | 'REMOTE_AUTH'
   | 'REMOTE_UNREACHABLE'

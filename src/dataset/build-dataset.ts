@@ -5,7 +5,7 @@ import {hashBytes} from '../core/hash.js'
 import type {RepoConfig} from '../repo/config.js'
 import {xxh3_128Hex} from './xxh3.js'
 import type {BlobRef, Row, TableTree} from '../snapshot/model.js'
-import type {TreeReader} from '../snapshot/tree-reader.js'
+import type {BBox, TreeReader} from '../snapshot/tree-reader.js'
 import type {ObjectReader} from '../store/object-store.js'
 import {type FileHash, type Manifest, type ManifestTable, encodeManifest, manifestHeader} from './manifest.js'
 import {blobPath, CSV_PATH, csvHeader, DATASET_FORMAT, DATASET_VERSION, imageName, type LayerFolder, layerFolders, leafFileName, MANIFEST_PATH, README_PATH, tableRowsDir} from './layout.js'
@@ -35,6 +35,11 @@ export interface BuildOptions {
   config: Pick<RepoConfig, 'database' | 'keyColumns' | 'imageColumns' | 'xyColumns'>
   /** Shown as the README title (the oxen repository name, or the folder name). */
   title: string
+  /**
+   * Only the tiles inside x0,y0,x1,y1 (inclusive): generations.csv and their images, no
+   * tilesync/ (its manifest records every row), so importing the folder is additive.
+   */
+  bbox?: BBox
 }
 
 /** Column pairs read as x, y when the tile table's key is not (x, y) itself (as in table-spec.ts). */
@@ -82,9 +87,14 @@ export async function buildDataset(reader: TreeReader, commitId: string, options
   const imageCounts: Record<string, number> = Object.fromEntries(layers.map((l) => [l.folder, 0]))
   const manifestTables: ManifestTable[] = []
 
+  const bbox = options.bbox
   for (const {name} of snapshot.tables) {
     const table = tables.get(name)!
     const isTile = name === tileName
+    if (bbox) {
+      if (isTile) await regionRecords(reader, tile, bbox, {layers, layerAt, xi, yi, md5: options.md5, store: options.store, blobs, csvRecords, imageCounts})
+      continue
+    }
     const dir = tableRowsDir(name)
     const parts: ManifestTable['parts'] = []
     for (const mid of await reader.innerEntries(table.root)) {
@@ -144,10 +154,36 @@ export async function buildDataset(reader: TreeReader, commitId: string, options
     files,
     counts: {tiles: tile.rowCount, images: imageCounts},
   }
-  texts.push({path: MANIFEST_PATH, bytes: encodeManifest(manifest)})
-  texts.push({path: README_PATH, bytes: Buffer.from(readme(options.title, manifest, layers))})
+  if (bbox) {
+    manifest.counts.tiles = csvRecords.length
+    texts.push({path: README_PATH, bytes: Buffer.from(readme(options.title, manifest, layers, bbox))})
+  } else {
+    texts.push({path: MANIFEST_PATH, bytes: encodeManifest(manifest)})
+    texts.push({path: README_PATH, bytes: Buffer.from(readme(options.title, manifest, layers))})
+  }
   await options.md5.flush()
-  return {commitId, manifest, texts, blobs, layers, tiles: tile.rowCount}
+  return {commitId, manifest, texts, blobs, layers, tiles: bbox ? csvRecords.length : tile.rowCount}
+}
+
+/** The CSV lines and images of the tiles inside `bbox` (only leaves that can overlap it are read). */
+async function regionRecords(reader: TreeReader, tile: TableTree, bbox: BBox, out: {
+  layers: LayerFolder[]; layerAt: Map<number, LayerFolder>; xi: number; yi: number; md5: Md5Cache; store: ObjectReader
+  blobs: Map<string, BlobRef>; csvRecords: Array<{x: bigint; y: bigint; cells: string[]}>; imageCounts: Record<string, number>
+}): Promise<void> {
+  for await (const row of reader.rows(tile, tile.partition.kind === 'spatial' ? bbox : undefined)) {
+    if (row.types[out.xi] !== 'i' || row.types[out.yi] !== 'i') continue
+    const [x, y] = xyOf(row, out.xi, out.yi, tile)
+    if (x < BigInt(bbox[0]) || x > BigInt(bbox[2]) || y < BigInt(bbox[1]) || y > BigInt(bbox[3])) continue
+    const paths = new Map<number, string>()
+    for (const [col, layer] of out.layerAt) {
+      if (row.types[col] !== 'b') continue
+      const ref = row.values[col] as BlobRef
+      const p = `${layer.folder}/${imageName(x, y, await out.md5.md5Of(ref.id, out.store))}`
+      paths.set(col, p)
+      out.blobs.set(p, ref)
+    }
+    out.csvRecords.push(csvRecord(row, out.layers, tile.layers, paths, out.xi, out.yi, tile, out.imageCounts))
+  }
 }
 
 function xyOf(row: Row, xi: number, yi: number, table: TableTree): [bigint, bigint] {
@@ -169,7 +205,7 @@ function csvRecord(row: Row, layers: LayerFolder[], layerCols: number[], paths: 
   return {x, y, cells: [...ps, x.toString(), y.toString(), ...hashes]}
 }
 
-function readme(title: string, m: Manifest, layers: LayerFolder[]): string {
+function readme(title: string, m: Manifest, layers: LayerFolder[], bbox?: BBox): string {
   const when = new Date(m.commit.timestamp).toISOString()
   const first = m.commit.message.split('\n')[0].replace(/\|/g, '\\|')
   const header = csvHeader(layers).join(',')
@@ -190,8 +226,11 @@ function readme(title: string, m: Manifest, layers: LayerFolder[]): string {
     '',
     `- \`generations.csv\`: \`${header}\`, one line per tile; a path is empty when the tile has no image in that layer.`,
     ...layers.map((l) => `- \`${l.folder}/<x>_<y>_<hash>.png\`: the \`${l.column}\` image of tile x, y (x and y zero-padded to 4 characters, \`-012\` for -12; hash = first 8 hex digits of the file's MD5).`),
-    '- `tilesync/`: what tilesync needs to rebuild the database exactly (schema, every column and table as typed',
-    '  rows, commit ids, BLAKE3 ids of every file). Edit `generations.csv` and the images; leave `tilesync/` to tilesync.',
+    ...(bbox
+      ? [`- The tiles inside x ${bbox[0]}..${bbox[2]}, y ${bbox[1]}..${bbox[3]} only, without \`tilesync/\`: \`tilesync import\` of this folder`,
+        '  adds and updates these tiles and deletes none.']
+      : ['- `tilesync/`: what tilesync needs to rebuild the database exactly (schema, every column and table as typed',
+        '  rows, commit ids, BLAKE3 ids of every file). Edit `generations.csv` and the images; leave `tilesync/` to tilesync.']),
     '',
     'Files of tiles that no longer exist stay in the folders unless the dataset was pushed with `--prune`.',
     '',

@@ -4,6 +4,7 @@ import * as fs from 'node:fs/promises'
 import * as path from 'node:path'
 
 import {TilesyncError} from '../core/errors.js'
+import type {BBox} from '../snapshot/tree-reader.js'
 import type {Workspace} from '../workspace/workspace.js'
 import {buildDataset} from './build-dataset.js'
 import {BLOBS_DIR, CSV_PATH, MANIFEST_PATH, ROWS_DIR} from './layout.js'
@@ -16,6 +17,8 @@ export interface ExportOptions {
   revision?: string
   /** Remove image files of tiles that no longer exist (default: keep them, the dataset only grows). */
   prune?: boolean
+  /** Only the tiles inside x0,y0,x1,y1: generations.csv and their images, no tilesync/ (see BuildOptions.bbox). */
+  bbox?: BBox
 }
 
 export interface ExportResult {
@@ -43,13 +46,17 @@ export async function exportDataset(ws: Workspace, options: ExportOptions): Prom
   if (existsSync(root)) {
     const src = await DirectorySource.open(root)
     existing = src.files
-    const entries = await fs.readdir(root)
+    const entries = (await fs.readdir(root)).filter((e) => !e.startsWith('.'))
     if (entries.length > 0 && !existing.has(CSV_PATH) && !existing.has(MANIFEST_PATH)) {
       throw new TilesyncError('DESTINATION_EXISTS', `${options.dir} is not empty and holds no dataset`, {hint: 'export into a new folder or one an earlier export wrote'})
     }
+    // A region's CSV over a whole export would leave a manifest that no longer matches it.
+    if (options.bbox && existing.has(MANIFEST_PATH)) {
+      throw new TilesyncError('DESTINATION_EXISTS', `${options.dir} holds a whole export (tilesync/); a --bbox export would leave it inconsistent`, {hint: 'export the region into a new folder'})
+    }
   }
   const md5 = await Md5Cache.open(ws.repo)
-  const plan = await buildDataset(ws.reader, commit, {store: ws.repo.store, md5, config: ws.repo.config, title: path.basename(root)})
+  const plan = await buildDataset(ws.reader, commit, {store: ws.repo.store, md5, config: ws.repo.config, title: path.basename(root), bbox: options.bbox})
   await fs.mkdir(root, {recursive: true})
   const result: ExportResult = {dir: root, commit, tiles: plan.tiles, written: 0, skipped: 0, removed: 0, bytes: 0}
   const wanted = new Set<string>()

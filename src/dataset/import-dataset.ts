@@ -5,9 +5,12 @@ import {applyToDatabase} from '../db/apply-snapshot.js'
 import {firstUnexpectedRow} from '../db/verify-rows.js'
 import {maxSeq, readTrackingState} from '../db/change-tracking.js'
 import {inTransaction} from '../db/transactions.js'
-import {rawChanges, sameContent} from '../snapshot/change-set.js'
+import {type ChangeSet, computeChangeSet, rawChanges, sameContent} from '../snapshot/change-set.js'
+import {TreeReader} from '../snapshot/tree-reader.js'
+import {OverlayStore} from '../store/overlay-store.js'
 import {saveWorking} from '../workspace/save-working.js'
 import {markBaseline, type Workspace} from '../workspace/workspace.js'
+import {changesInRegion, partialTables} from '../workspace/outside-region.js'
 import {sameTables, type TreeState} from '../snapshot/tree-state.js'
 import {layerFolders, LIMITS, MANIFEST_PATH} from './layout.js'
 import {parseManifest} from './manifest.js'
@@ -21,6 +24,14 @@ export interface ImportOptions {
   dir: string
   /** Overwrite uncommitted changes (they are saved first as a commit on refs/saved). */
   force?: boolean
+  /**
+   * A folder without tilesync/ is imported additively (tiles it lacks are kept, empty image
+   * cells leave images alone). `delete` makes its generations.csv the whole truth: tiles it
+   * does not list are deleted, empty cells clear images. A folder with tilesync/ always is.
+   */
+  delete?: boolean
+  /** Read and check everything, count what would change, write nothing. */
+  dryRun?: boolean
 }
 
 export interface ImportResult {
@@ -42,6 +53,16 @@ export interface ImportResult {
   savedAs: string | null
   /** In pipeline mode: tiles updated and added, metadata and files beside the database. */
   pipeline?: PipelineImport
+  /** True when tiles the folder does not list were kept (no tilesync/, no --delete): nothing was deleted for being absent. */
+  additive: boolean
+  /** Dotfiles and dot-folders skipped (e.g. .DS_Store). */
+  ignored: string[]
+  /** Tiles added, modified and deleted (what `status` will show). */
+  summary: {tilesAdded: number; tilesModified: number; tilesDeleted: number}
+  /** With dryRun: nothing was written; the counts are what the import would do. */
+  dryRun: boolean
+  /** With dryRun: the uncommitted changes that --force would save first. */
+  wouldSave?: boolean
 }
 
 /**
@@ -53,7 +74,9 @@ export interface ImportResult {
  */
 export async function importDataset(ws: Workspace, options: ImportOptions): Promise<ImportResult> {
   const src = await DirectorySource.open(options.dir)
-  if (isPipelineLayout(src.files)) return importPipelineExport(ws, src, options.force ?? false)
+  // A dry run builds everything in memory: objects go to an overlay, nothing reaches the store.
+  if (options.dryRun) ws = scratchWorkspace(ws)
+  if (isPipelineLayout(src.files)) return importPipelineExport(ws, src, options)
   const {state: headState} = await ws.headState()
   let layerColumns: string[]
   if (src.files.has(MANIFEST_PATH)) {
@@ -66,7 +89,7 @@ export async function importDataset(ws: Workspace, options: ImportOptions): Prom
 
   const md5 = await Md5Cache.open(ws.repo)
   const restored = await restoreDataset(src, {
-    reader: ws.reader, store: ws.repo.store, md5, base: headState.snapshotId ? headState : null, baseXY: ws.repo.config.xyColumns,
+    reader: ws.reader, store: ws.repo.store, md5, base: headState.snapshotId ? headState : null, baseXY: ws.repo.config.xyColumns, deleteMissing: options.delete,
   })
   if (!restored) throw new TilesyncError('BAD_DATASET', `${options.dir} holds no generations.csv and no ${MANIFEST_PATH}`, {hint: 'give a folder `tilesync export` wrote'})
   const target = restored.state
@@ -75,8 +98,20 @@ export async function importDataset(ws: Workspace, options: ImportOptions): Prom
       hint: 'import into a repository of the same database, or clone it afresh',
     })
   }
-  const result = await writeTarget(ws, async () => target, options.force ?? false)
-  return {dir: src.root, mode: restored.mode, snapshot: target.snapshotId, commit: restored.commit?.id ?? null, tiles: restored.tiles, ...result}
+  // Built on HEAD: the import refuses over uncommitted changes (or, forced, overwrites them
+  // with HEAD's rows once saved), so HEAD is what the database holds when it writes.
+  const result = await writeTarget(ws, async () => target, options)
+  return {dir: src.root, mode: restored.mode, commit: restored.commit?.id ?? null, tiles: restored.tiles, additive: restored.additive, ignored: src.ignored, ...result}
+}
+
+/**
+ * The workspace with an in-memory overlay in front of its object store: what a dry run
+ * builds (verified images, rebuilt trees) is readable by every step and stored nowhere.
+ */
+function scratchWorkspace(ws: Workspace): Workspace {
+  const overlay = new OverlayStore(ws.repo.store)
+  const repo = Object.create(ws.repo, {store: {value: overlay}}) as Workspace['repo']
+  return Object.create(ws, {repo: {value: repo}, reader: {value: new TreeReader(overlay, undefined, ws.repo.shallow)}}) as Workspace
 }
 
 /**
@@ -84,18 +119,19 @@ export async function importDataset(ws: Workspace, options: ImportOptions): Prom
  * listed tiles' generation images written into the database (additively) in one transaction,
  * then its JSON files copied beside the database.
  */
-async function importPipelineExport(ws: Workspace, src: DirectorySource, force: boolean): Promise<ImportResult> {
+async function importPipelineExport(ws: Workspace, src: DirectorySource, options: ImportOptions): Promise<ImportResult> {
+  if (options.delete) {
+    throw new TilesyncError('BAD_ARGUMENT', `${src.label} is the pipeline's own export, which lists only generated tiles: --delete would delete every other tile`, {hint: 'import it without --delete (it is additive); delete tiles with your pipeline and commit'})
+  }
   const files = await readPipelineFiles(src, ws.repo.store, await Md5Cache.open(ws.repo))
   let stats: Omit<PipelineImport, 'copied'> | undefined
-  let snapshot = ''
   const result = await writeTarget(ws, async (base) => {
     const built = await pipelineTarget(ws, base, files, src.label)
     stats = built.stats
-    snapshot = built.state.snapshotId
     return built.state
-  }, force)
-  const copied = await copyBesideDatabase(ws, files)
-  return {dir: src.root, mode: 'pipeline', snapshot, commit: null, tiles: files.records.length, ...result, pipeline: {...stats!, copied}}
+  }, options)
+  const copied = options.dryRun ? [] : await copyBesideDatabase(ws, files)
+  return {dir: src.root, mode: 'pipeline', commit: null, tiles: files.records.length, additive: true, ignored: src.ignored, ...result, pipeline: {...stats!, copied}}
 }
 
 /**
@@ -103,7 +139,11 @@ async function importPipelineExport(ws: Workspace, src: DirectorySource, force: 
  * gets what the target is made from: the database's own state, or HEAD's when --force
  * overwrites uncommitted changes.
  */
-async function writeTarget(ws: Workspace, build: (base: TreeState) => Promise<TreeState>, force: boolean): Promise<Pick<ImportResult, 'rowsWritten' | 'rowsDeleted' | 'unchanged' | 'savedAs'>> {
+type Written = Pick<ImportResult, 'snapshot' | 'rowsWritten' | 'rowsDeleted' | 'unchanged' | 'savedAs' | 'summary' | 'dryRun' | 'wouldSave'>
+
+export async function writeTarget(ws: Workspace, build: (base: TreeState) => Promise<TreeState>, options: Pick<ImportOptions, 'force' | 'dryRun'>): Promise<Written> {
+  if (options.dryRun) return previewTarget(ws, build, options.force ?? false)
+  const force = options.force ?? false
   return ws.repo.withLock('import', async () => {
     if (existsSync(ws.repo.layout.mergeState)) {
       throw new TilesyncError('MERGE_IN_PROGRESS', 'a merge is in progress', {hint: 'finish it with `tilesync merge --ours|--theirs` or run `tilesync merge --abort`'})
@@ -136,14 +176,55 @@ async function writeTarget(ws: Workspace, build: (base: TreeState) => Promise<Tr
           savedAs = await saveWorking(ws, working.state, headId)
         }
         const target = built && !savedAs ? built : await build(savedAs ? headState : working.state)
-        const changes = await rawChanges(working.state, target, ws.reader)
+        const changes = changesInRegion(await rawChanges(working.state, target, ws.reader), target.snapshot.tileTable, ws.repo.partial)
         const unchanged = sameTables(working.state, target)
-        const applied = await applyToDatabase(db, {changes, targetSchema: target.snapshot.schema, targetTables: target.tables, targetHeader: target.snapshot.header, ignore: ws.ignoreRules()}, ws.reader)
+        const summary = tileSummary(await computeChangeSet(working.state, target, ws.reader))
+        const applied = await applyToDatabase(db, {changes, targetSchema: target.snapshot.schema, targetTables: target.tables, targetHeader: target.snapshot.header, ignore: ws.ignoreRules(), partialTables: partialTables(target.snapshot.tileTable, ws.repo.partial)}, ws.reader)
         markBaseline(db, target.snapshotId, readTrackingState(db).installed ? maxSeq(db) : 0)
-        return {rowsWritten: applied.rowsWritten, rowsDeleted: applied.rowsDeleted, unchanged, savedAs}
+        return {snapshot: target.snapshotId, rowsWritten: applied.rowsWritten, rowsDeleted: applied.rowsDeleted, unchanged, savedAs, summary, dryRun: false}
       })
     } finally {
       db.close()
     }
   })
+}
+
+const tileSummary = (set: ChangeSet): ImportResult['summary'] => ({tilesAdded: set.summary.tilesAdded, tilesModified: set.summary.tilesModified, tilesDeleted: set.summary.tilesDeleted})
+
+/**
+ * import --dry-run: the same checks as the import (a merge in progress, uncommitted changes
+ * without --force), and the counts it would report, from a read-only look at the database.
+ */
+async function previewTarget(ws: Workspace, build: (base: TreeState) => Promise<TreeState>, force: boolean): Promise<Written> {
+  if (existsSync(ws.repo.layout.mergeState)) {
+    throw new TilesyncError('MERGE_IN_PROGRESS', 'a merge is in progress', {hint: 'finish it with `tilesync merge --ours|--theirs` or run `tilesync merge --abort`'})
+  }
+  const {id: headId, state: headState} = await ws.headState()
+  const db = ws.openDb(true)
+  try {
+    return await inTransaction(db, 'read', async () => {
+      const working = await ws.scan(db, {store: false})
+      const dirty = headId !== null && !(await sameContent(headState, working.state, working.reader))
+      if (dirty && !force) {
+        throw new TilesyncError('DIRTY', 'the database has uncommitted changes', {
+          hint: 'commit them first (`tilesync commit -m ...`), or pass --force to overwrite them (they are saved first)',
+        })
+      }
+      const target = await build(dirty ? headState : working.state)
+      const changes = await rawChanges(working.state, target, working.reader)
+      // Rows the import would insert or update, and delete (ignored tables are written by nothing).
+      const counts = {rowsWritten: 0, rowsDeleted: 0}
+      for (const [name, t] of changes) {
+        if (ws.ignoreRules().tableIgnored(name)) continue
+        for (const c of t.changes) {
+          if (c.new) counts.rowsWritten++
+          else if (c.old) counts.rowsDeleted++
+        }
+      }
+      const summary = tileSummary(await computeChangeSet(working.state, target, working.reader))
+      return {snapshot: target.snapshotId, rowsWritten: counts.rowsWritten, rowsDeleted: counts.rowsDeleted, unchanged: sameTables(working.state, target), savedAs: null, summary, dryRun: true, wouldSave: dirty}
+    })
+  } finally {
+    db.close()
+  }
 }

@@ -45,7 +45,7 @@ const bad = (label: string, why: string, hint = 'the dataset was damaged or tamp
  * Checks every file of the folder (names, the CSV, the MD5 in each image's name) and stores
  * the images; nothing of the database is touched yet.
  */
-export async function readPipelineFiles(src: DirectorySource, store: Workspace['repo']['store'], md5: Md5Cache): Promise<PipelineFiles> {
+export async function readPipelineFiles(src: Pick<DirectorySource, 'files' | 'label' | 'read' | 'exists'>, store: Workspace['repo']['store'], md5: Md5Cache): Promise<PipelineFiles> {
   checkPipelineFiles(src.files, src.label)
   const imagePaths = new Set([...src.files.keys()].filter((p) => p.startsWith(`${PIPELINE_FOLDER}/`)))
   const records = parsePipelineCsv(await src.read(CSV_PATH, LIMITS.textBytes), imagePaths, src.label)

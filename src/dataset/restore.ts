@@ -16,6 +16,7 @@ import {headerOfManifest, type Manifest, type ManifestCommit, type ManifestTable
 import type {Md5Cache} from './md5-cache.js'
 import {type DecodedRow, decodeRowLine} from './rows-file.js'
 import {checkSchema} from './schema-check.js'
+import {columnDefaults} from '../snapshot/column-defaults.js'
 import type {DatasetSource} from './source.js'
 
 export interface RestoreContext {
@@ -33,6 +34,14 @@ export interface RestoreContext {
   partCache?: Map<string, DecodedRow[]>
   /** Parallel file reads (default 8). */
   concurrency?: number
+  /**
+   * A dataset without tilesync/ is the user's own format, and its generations.csv may list
+   * only some tiles (the pipeline's export leaves out tiles with no image): it is applied
+   * additively, every tile it lacks kept and every empty image cell left as it was. true
+   * makes its CSV the whole truth instead (`import --delete`). A dataset with tilesync/ is
+   * always the whole truth: its manifest records every row.
+   */
+  deleteMissing?: boolean
 }
 
 export interface RestoreResult {
@@ -43,6 +52,8 @@ export interface RestoreResult {
   /** In exact mode, the commit the dataset records (its id verified against its fields). */
   commit: ManifestCommit | null
   tiles: number
+  /** True when the dataset was applied additively (no tilesync/, no deleteMissing): nothing was deleted. */
+  additive: boolean
 }
 
 const bad = (label: string, why: string) => new TilesyncError('BAD_DATASET', `${label}: ${why}`, {hint: 'the dataset was damaged or tampered with; nothing was changed'})
@@ -194,7 +205,7 @@ async function exact(src: DatasetSource, ctx: RestoreContext, manifest: Manifest
   const {id, ...fields} = manifest.commit
   if (hashBytes(encodeCommit(fields)) !== id) throw bad(label, `the commit fields in ${MANIFEST_PATH} do not hash to commit ${id.slice(0, 12)}`)
   await ctx.md5.flush()
-  return {mode: 'exact', state: {snapshotId, snapshot, tables, tableIds}, manifest, commit: manifest.commit, tiles: tables.get(manifest.tileTable.name)!.rowCount}
+  return {mode: 'exact', state: {snapshotId, snapshot, tables, tableIds}, manifest, commit: manifest.commit, tiles: tables.get(manifest.tileTable.name)!.rowCount, additive: false}
 }
 
 async function buildTable(label: string, t: Pick<ManifestTable, 'name' | 'columns' | 'keyKind' | 'key' | 'layers' | 'partition'>, rows: Iterable<Row>, ctx: RestoreContext): Promise<{id: string; table: TableTree}> {
@@ -293,9 +304,13 @@ async function edited(src: DatasetSource, ctx: RestoreContext, manifest: Manifes
 
   const keyIsXY = c.tile.key.every((k) => k === xi || k === yi)
   const required = notNull.get(c.tileName) ?? new Set<string>()
+  const additive = !manifest && !ctx.deleteMissing
+  const defaults = columnDefaults(c.schema.find((e) => e.type === 'table' && e.name === c.tileName)?.sql ?? '')
   const rows: Row[] = []
+  const listed = new Set<string>()
   for (const rec of records) {
     const k = `${rec.x},${rec.y}`
+    listed.add(k)
     const base = byXY.get(k)
     if (base === null) throw bad(label, `tile ${k} matches several rows of "${c.tileName}"; edit those tiles with tilesync`)
     let types: string[]
@@ -304,9 +319,12 @@ async function edited(src: DatasetSource, ctx: RestoreContext, manifest: Manifes
       types = [...base.types]
       values = [...base.values]
     } else {
-      if (!keyIsXY) throw bad(label, `line ${rec.line}: tile ${k} is new, and "${c.tileName}" is keyed by more than x, y; add it with your pipeline and tilesync`)
-      types = c.tile.columns.map(() => 'n')
-      values = c.tile.columns.map(() => null)
+      if (!keyIsXY) {
+        throw new TilesyncError('BAD_DATASET', `${label}: line ${rec.line}: tile ${k} is new, and "${c.tileName}" is keyed by more than x, y`, {hint: 'add the tile to the database first (with your pipeline), then import again; nothing was changed'})
+      }
+      // Declared defaults first, as an INSERT naming only x, y and the images would get them.
+      types = c.tile.columns.map((col) => defaults.get(col.name)?.type ?? 'n')
+      values = c.tile.columns.map((col) => (defaults.get(col.name)?.value as Cell | undefined) ?? null)
       const asCell = (v: bigint): number | bigint => (Number.isSafeInteger(Number(v)) ? Number(v) : v)
       types[xi] = 'i'
       values[xi] = asCell(rec.x)
@@ -318,7 +336,8 @@ async function edited(src: DatasetSource, ctx: RestoreContext, manifest: Manifes
       if (p) {
         types[col] = 'b'
         values[col] = known.get(p)!
-      } else if (types[col] === 'b') {
+      } else if (types[col] === 'b' && !additive) {
+        // Additively an empty cell carries nothing: the image stays.
         types[col] = 'n'
         values[col] = null
       }
@@ -326,10 +345,20 @@ async function edited(src: DatasetSource, ctx: RestoreContext, manifest: Manifes
     if (!base) {
       const missing = c.tile.columns.filter((col, i) => required.has(col.name) && types[i] === 'n').map((col) => col.name)
       if (missing.length) {
-        throw bad(label, `line ${rec.line}: tile ${k} is new but "${c.tileName}" requires ${missing.join(', ')} (NOT NULL), which the dataset cannot supply; add the tile with your pipeline and tilesync`)
+        throw new TilesyncError('DB_CONSTRAINT', `${label}: line ${rec.line}: tile ${k} is new, and "${c.tileName}" requires ${missing.join(', ')} (NOT NULL), which generations.csv cannot supply`, {
+          hint: `add the tile to the database first (with your pipeline), then import again; nothing was changed`,
+          data: {line: rec.line, tile: k, columns: missing},
+        })
       }
     }
     rows.push({types: types.join(''), values})
+  }
+  // Tiles the CSV does not list: kept as they are, unless its list is the whole truth.
+  if (additive) {
+    for (const {row} of c.tileRows) {
+      const listedHere = row.types[xi] === 'i' && row.types[yi] === 'i' && listed.has(`${BigInt(row.values[xi] as number | bigint)},${BigInt(row.values[yi] as number | bigint)}`)
+      if (!listedHere) rows.push(row)
+    }
   }
 
   const tables = new Map<string, TableTree>()
@@ -355,5 +384,5 @@ async function edited(src: DatasetSource, ctx: RestoreContext, manifest: Manifes
   }
   const snapshotId = await ctx.store.put(encodeSnapshot(snapshot))
   await ctx.md5.flush()
-  return {mode: 'edited', state: {snapshotId, snapshot, tables, tableIds}, manifest, commit: null, tiles: rows.length}
+  return {mode: 'edited', state: {snapshotId, snapshot, tables, tableIds}, manifest, commit: null, tiles: records.length, additive}
 }

@@ -38,13 +38,14 @@ export function tooLarge(label: string, p: string, size: number, max: number): T
 /**
  * A dataset folder on disk. Opening walks it once without following anything: a symbolic
  * link anywhere is refused (HOSTILE_PATH), as is anything that is not a plain file or folder.
- * An oxen clone's `.oxen/` folder at the top is ignored.
+ * Dotfiles and dot-folders (.DS_Store, an oxen clone's .oxen/) are skipped.
  */
 export class DirectorySource implements DatasetSource {
   readonly verifyAll = true
   readonly stats = {files: 0, bytes: 0}
 
-  private constructor(readonly root: string, readonly label: string, readonly files: Map<string, number>) {}
+  /** `ignored`: the dotfiles and dot-folders skipped (e.g. .DS_Store), for messages. */
+  private constructor(readonly root: string, readonly label: string, readonly files: Map<string, number>, readonly ignored: string[] = []) {}
 
   static async open(dir: string): Promise<DirectorySource> {
     const root = path.resolve(dir)
@@ -56,12 +57,18 @@ export class DirectorySource implements DatasetSource {
     }
     if (!st.isDirectory()) throw new TilesyncError('BAD_DATASET', `${dir} is not a folder`)
     const files = new Map<string, number>()
+    const ignored: string[] = []
     const walk = async (rel: string, depth: number): Promise<void> => {
       if (depth > 4) throw new TilesyncError('BAD_DATASET', `${dir}: unexpected nested folder ${rel}`, {hint: 'the dataset has only a few levels of folders'})
       const entries = await fs.readdir(path.join(root, rel), {withFileTypes: true})
       for (const e of entries) {
         const child = rel ? `${rel}/${e.name}` : e.name
-        if (!rel && e.name === '.oxen' && e.isDirectory()) continue
+        // Dotfiles are the system's or another tool's (.DS_Store, ._x.png, .oxen/, .git/):
+        // never part of the dataset, never read or followed, only listed.
+        if (e.name.startsWith('.')) {
+          if (!(!rel && e.name === '.oxen')) ignored.push(child)
+          continue
+        }
         checkDatasetPath(child, dir)
         const ls = await fs.lstat(path.join(root, child))
         if (ls.isSymbolicLink()) {
@@ -75,7 +82,7 @@ export class DirectorySource implements DatasetSource {
       }
     }
     await walk('', 0)
-    return new DirectorySource(root, dir, files)
+    return new DirectorySource(root, dir, files, ignored.sort())
   }
 
   /** Refuses files outside the layout (given the image folders) and absurd sizes. */

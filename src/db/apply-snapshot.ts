@@ -33,6 +33,11 @@ export interface ApplyPlan {
   ignore?: IgnoreRules
   /** Target header fields and AUTOINCREMENT counters (absent for snapshots that did not keep them). */
   targetHeader?: DatabaseHeader
+  /**
+   * Tables the database holds only part of (a partial clone's tile table): their row count
+   * is checked against what was there plus inserts less deletes, not the target's count.
+   */
+  partialTables?: ReadonlySet<string>
 }
 
 export interface ApplyResult {
@@ -233,7 +238,7 @@ export async function applyToDatabase(db: Db, plan: ApplyPlan, reader: TreeReade
       const shapeOld = (before ?? after)!
       const writable = writableColumns(db, name, after ?? before, rules)
       const fallbacks = fallbacksFor(name, plan.targetSchema, current)
-      const startCount = plan.targetSchema ? 0 : countRows(db, name)
+      const startCount = plan.targetSchema && !plan.partialTables?.has(name) ? 0 : countRows(db, name)
       // Exact lookups: under COLLATE NOCASE `=` alone would also find 'A' for 'a'.
       const keyValues = async (t: TableTree, row: Row): Promise<unknown[]> => keyParams(t, await Promise.all(t.key.map((i) => bindValue(row.types[i], row.values[i], reader.objects))), t.key.map((i) => row.types[i]))
       const del = db.prepare(`DELETE FROM ${quoteIdent(name)} WHERE ${exactKeyWhere(shapeOld)}`)
@@ -282,7 +287,7 @@ export async function applyToDatabase(db: Db, plan: ApplyPlan, reader: TreeReade
         keep?.()
       }
       const target = plan.targetTables?.get(name)
-      expectedCounts.set(name, plan.targetSchema && target ? target.rowCount : startCount + inserted - deleted)
+      expectedCounts.set(name, plan.targetSchema && target && !plan.partialTables?.has(name) ? target.rowCount : startCount + inserted - deleted)
     }
     if (plan.targetHeader) writeHeader(db, plan.targetHeader, new Set([...(plan.targetTables?.keys() ?? [])].filter((t) => !rules.tableIgnored(t))))
     const present = new Set((db.prepare(`SELECT type || ' ' || name AS k FROM sqlite_master`).all() as Array<{k: string}>).map((r) => r.k))

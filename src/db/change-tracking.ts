@@ -2,7 +2,7 @@ import {randomBytes} from 'node:crypto'
 
 import {CHANGES_TABLE, isKeyTrigger, isOwnName, isOwnTable, isOwnTrigger, listTables, MARKER_BODY, OWN_TABLE_SQL, ownTriggerName, quoteIdent, STATE_TABLE, tableColumns, TRIGGER_OPS} from './introspect.js'
 import {TilesyncError} from '../core/errors.js'
-import {type Db, translated} from './open-database.js'
+import {type Db, translated, waitingForLock} from './open-database.js'
 import {counterAtWriteStart} from './outside-writes.js'
 import type {TableSpec} from './table-spec.js'
 
@@ -103,6 +103,13 @@ export function triggersIntact(db: Db, specs: TableSpec[]): boolean {
   return true
 }
 
+/** Tables whose every change the record holds now: trackable, with their three triggers as tilesync made them. */
+export function recordedTables(db: Db, specs: TableSpec[]): Set<string> {
+  if (!readTrackingState(db).installed) return new Set()
+  const present = new Map(ownObjects(db).filter((o) => o.type === 'trigger').map((r) => [r.name, r.sql]))
+  return new Set(specs.filter((s) => isTrackable(db, s) && triggerSql(s).every((t) => present.get(t.name) === t.sql)).map((s) => s.name))
+}
+
 /** Ordinary user tables whose rows the record does not hold: ignored ones, and versioned ones it cannot track. */
 export function markedTables(db: Db, specs: TableSpec[]): string[] {
   const tracked = new Set(specs.filter((s) => isTrackable(db, s)).map((s) => s.name))
@@ -122,10 +129,10 @@ export function installMarkers(db: Db, specs: TableSpec[]): void {
   const present = new Set(ownObjects(db).filter((o) => o.type === 'trigger').map((o) => o.name))
   const missing = markedTables(db, specs).flatMap(markerSql).filter((t) => !present.has(t.name))
   if (missing.length === 0) return
-  translated(db, () => db.transaction(() => {
+  translated(db, () => waitingForLock(db, db.transaction(() => {
     db.prepare(`INSERT OR IGNORE INTO ${STATE_TABLE} (key, value) VALUES ('other_writes', '0')`).run()
     for (const t of missing) db.exec(t.sql)
-  }).immediate())
+  }).immediate))
 }
 
 /**
@@ -140,10 +147,10 @@ export function strayTrackedTables(db: Db, specs: TableSpec[]): string[] {
 
 /** Removes tilesync's triggers from a table and forgets the keys recorded for it, in one short write transaction. */
 export function untrackTable(db: Db, table: string): void {
-  translated(db, () => db.transaction(() => {
+  translated(db, () => waitingForLock(db, db.transaction(() => {
     for (const o of ownObjects(db)) if (o.type === 'trigger' && o.tblName === table) db.exec(`DROP TRIGGER IF EXISTS ${quoteIdent(o.name)}`)
     if (tableExists(db, CHANGES_TABLE)) db.prepare(`DELETE FROM ${CHANGES_TABLE} WHERE tbl = ?`).run(table)
-  }).immediate())
+  }).immediate))
 }
 
 /**
@@ -162,7 +169,7 @@ export function installTracking(db: Db, specs: TableSpec[], trackingId?: string)
     for (const spec of specs) if (isTrackable(db, spec)) for (const t of triggerSql(spec)) db.exec(t.sql)
     for (const table of markedTables(db, specs)) for (const t of markerSql(table)) db.exec(t.sql)
   })
-  translated(db, () => tx.immediate())
+  translated(db, () => waitingForLock(db, tx.immediate))
   return id
 }
 
@@ -198,7 +205,7 @@ function removeTrackingObjects(db: Db): void {
 
 /** `tilesync tracking off`: removes every trace of tracking from the database. */
 export function uninstallTracking(db: Db): void {
-  translated(db, () => db.transaction(() => removeTrackingObjects(db)).immediate())
+  translated(db, () => waitingForLock(db, db.transaction(() => removeTrackingObjects(db)).immediate))
   // sqlite_sequence is SQLite's own table for AUTOINCREMENT; drop our row from it.
   if (tableExists(db, 'sqlite_sequence')) db.prepare('DELETE FROM sqlite_sequence WHERE name = ?').run(CHANGES_TABLE)
 }
@@ -208,13 +215,13 @@ export function maxSeq(db: Db): number {
   return r.s ?? 0
 }
 
-/** Distinct changed keys per table up to `seq`, as raw SQLite values (bigints for integers). */
-export function changedKeys(db: Db, upTo: number): Map<string, unknown[][]> {
+/** Distinct changed keys per table recorded after `after` up to `upTo`, as raw SQLite values (bigints for integers). */
+export function changedKeys(db: Db, upTo: number, after = 0): Map<string, unknown[][]> {
   const out = new Map<string, unknown[][]>()
   // DISTINCT compares numbers by value, so it would fold the INTEGER 1 and the REAL 1.0 (two
   // different keys of an untyped column) into one: the types are part of what is distinct.
-  const stmt = db.prepare(`SELECT DISTINCT tbl, k0, k1, k2, k3, typeof(k0), typeof(k1), typeof(k2), typeof(k3) FROM ${CHANGES_TABLE} WHERE seq <= ?`).raw(true).safeIntegers(true)
-  for (const r of stmt.iterate(upTo) as Iterable<unknown[]>) {
+  const stmt = db.prepare(`SELECT DISTINCT tbl, k0, k1, k2, k3, typeof(k0), typeof(k1), typeof(k2), typeof(k3) FROM ${CHANGES_TABLE} WHERE seq <= ? AND seq > ?`).raw(true).safeIntegers(true)
+  for (const r of stmt.iterate(upTo, after) as Iterable<unknown[]>) {
     const tbl = r[0] as string
     const list = out.get(tbl) ?? []
     list.push(r.slice(1, 5))
@@ -255,7 +262,7 @@ export function resetBaseline(db: Db, baseline: string, upTo: number, observed?:
     noteCounter(db, counter)
   }
   if (db.inTransaction) run()
-  else translated(db, () => db.transaction(run).immediate())
+  else translated(db, () => waitingForLock(db, db.transaction(run).immediate))
 }
 
 /**

@@ -1,5 +1,8 @@
 import {TilesyncError} from '../core/errors.js'
-import type {Db} from './open-database.js'
+// better-sqlite3's type, not open-database's alias: open-database imports this module.
+import type Database from 'better-sqlite3'
+
+type Db = Database.Database
 
 /** What to do about a damaged database: its pages cannot be trusted, so it is rebuilt from a commit. */
 export const CORRUPT_HINT = 'write the last commit into a new file with `tilesync checkout HEAD --into restored.db`, check it, then put it in place of the damaged one (changes not committed cannot be read back from damaged pages; `tilesync status --rescan` shows which rows still read)'

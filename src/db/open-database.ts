@@ -15,6 +15,55 @@ export function busyTimeoutMs(): number {
   return Number.isFinite(v) && v >= 0 ? v : 5_000
 }
 
+/** After this long waiting for a lock, tilesync says that it waits. */
+export const WAIT_NOTICE_MS = 1_000
+const WAIT_SLICE_MS = 100
+
+let waitNotice: (text: string) => void = (text) => {
+  try {
+    process.stderr.write(`tilesync: ${text}\n`)
+  } catch {}
+}
+
+/** Where "waiting for the database" goes (stderr by default; tests collect it). */
+export function setWaitNotice(fn: (text: string) => void): (text: string) => void {
+  const before = waitNotice
+  waitNotice = fn
+  return before
+}
+
+const isBusy = (error: unknown): boolean => /^SQLITE_(BUSY|LOCKED)/.test((error as {code?: string}).code ?? '')
+
+/**
+ * Runs `fn` (one statement, or a whole transaction that rolls back on failure) until it gets
+ * the lock it needs, for up to the busy timeout: SQLite waits in slices of 100 ms, so that
+ * after a second tilesync can say it is waiting for another program (a pipeline in the middle
+ * of a write transaction) instead of looking hung. Throws SQLite's BUSY error after that.
+ */
+export function waitingForLock<T>(db: Db, fn: () => T): T {
+  const limit = busyTimeoutMs()
+  const started = Date.now()
+  let told = false
+  const before = Number(db.pragma('busy_timeout', {simple: true}))
+  db.pragma(`busy_timeout = ${Math.min(WAIT_SLICE_MS, limit)}`)
+  try {
+    for (;;) {
+      try {
+        return fn()
+      } catch (error) {
+        const waited = Date.now() - started
+        if (!isBusy(error) || waited >= limit) throw error
+        if (!told && waited >= WAIT_NOTICE_MS) {
+          told = true
+          waitNotice(`waiting for the database ${db.name}: another program is writing it (up to ${(limit / 1000).toFixed(limit % 1000 ? 1 : 0)} s, TILESYNC_BUSY_TIMEOUT_MS)`)
+        }
+      }
+    }
+  } finally {
+    db.pragma(`busy_timeout = ${before}`)
+  }
+}
+
 /**
  * Opens the user's database after checking it really is SQLite, so a wrong path or a
  * truncated file is refused before anything reads or writes it.
@@ -131,8 +180,8 @@ export function assertSqliteFile(file: string): void {
 export function translateSqliteError(error: unknown, file: string): unknown {
   const code = (error as {code?: string}).code ?? ''
   if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
-    return new TilesyncError('DB_LOCKED', `the database ${file} is locked by another process`, {
-      hint: 'wait for the other writer to finish (or raise TILESYNC_BUSY_TIMEOUT_MS) and run the command again; nothing was changed',
+    return new TilesyncError('DB_LOCKED', `the database ${file} is busy: it is locked by another process (another program is writing it) and stayed so for the ${busyTimeoutMs() / 1000} s tilesync waits`, {
+      hint: 'try again when that program is between writes, or set TILESYNC_BUSY_TIMEOUT_MS to wait longer (e.g. TILESYNC_BUSY_TIMEOUT_MS=30000); nothing was changed',
       cause: error,
     })
   }

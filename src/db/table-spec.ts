@@ -56,6 +56,13 @@ export function detectTileTable(db: Db, wanted?: string): string {
 }
 
 /** The versioned tables: every user table but those `ignore` names, each without its ignored columns. */
+/** `init --images`: every name must be a column of the tile table. */
+export function checkImageColumns(spec: TableSpec, images: string[] | undefined): void {
+  for (const l of images ?? []) {
+    if (!spec.columns.some((c) => c.name === l)) throw new TilesyncError('BAD_ARGUMENT', `table "${spec.name}" has no image column "${l}"`, {hint: `check --images: its columns are ${spec.columns.map((c) => c.name).join(', ')}`})
+  }
+}
+
 export function resolveTableSpecs(db: Db, config: Pick<RepoConfig, 'tileTable' | 'keyColumns' | 'imageColumns' | 'xyColumns' | 'ignore'>): TableSpec[] {
   const tables = listUserTables(db)
   if (!tables.includes(config.tileTable)) {
@@ -107,10 +114,9 @@ function resolveTableSpec(db: Db, name: string, tile: TileTableOptions | undefin
   let layers: number[] = []
   let partition: Partition = {kind: 'hash'}
   if (tile) {
-    const layerNames = tile.imageColumns?.length ? tile.imageColumns.filter((n) => !ignored.has(n)) : columns.filter((c) => isBlobType(c.declType)).map((c) => c.name)
-    for (const l of layerNames) {
-      if (indexOf(l) < 0) throw new TilesyncError('BAD_ARGUMENT', `table "${name}" has no image column "${l}"`, {hint: 'check --images at `tilesync init`'})
-    }
+    // A listed image column the app has since dropped is no longer a layer (the commit reports
+    // the column dropped); `init` refuses a name the table never had (checkImageColumns).
+    const layerNames = tile.imageColumns?.length ? tile.imageColumns.filter((n) => !ignored.has(n) && indexOf(n) >= 0) : columns.filter((c) => isBlobType(c.declType)).map((c) => c.name)
     layers = layerNames.map(indexOf)
     const xy = tile.xyColumns ?? (keyNames.length === 2 ? [keyNames[0], keyNames[1]] as [string, string] : XY_NAMES.find(([x, y]) => indexOf(x) >= 0 && indexOf(y) >= 0))
     // Spatial leaves need the partition to follow from the key alone, so x and y must be key columns.

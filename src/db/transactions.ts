@@ -1,4 +1,4 @@
-import {type Db, translateSqliteError} from './open-database.js'
+import {type Db, translateSqliteError, waitingForLock} from './open-database.js'
 import {clearWriteStart, noteWriteStart} from './outside-writes.js'
 
 /**
@@ -8,7 +8,9 @@ import {clearWriteStart, noteWriteStart} from './outside-writes.js'
 export async function inTransaction<T>(db: Db, mode: 'read' | 'write', fn: () => Promise<T>): Promise<T> {
   if (db.inTransaction) return fn()
   try {
-    db.exec(mode === 'write' ? 'BEGIN IMMEDIATE' : 'BEGIN')
+    // A write transaction takes the write lock at once, waiting (visibly) for another writer.
+    if (mode === 'write') waitingForLock(db, () => db.exec('BEGIN IMMEDIATE'))
+    else db.exec('BEGIN')
     // The write lock is held and nothing is written yet: the file's change counter is the
     // committed one (see outside-writes.ts).
     if (mode === 'write') noteWriteStart(db)
@@ -17,7 +19,10 @@ export async function inTransaction<T>(db: Db, mode: 'read' | 'write', fn: () =>
   }
   try {
     const result = await fn()
-    db.exec('COMMIT')
+    // In rollback-journal mode COMMIT waits for readers to finish; a COMMIT that got BUSY
+    // leaves the transaction open, so it can simply be tried again.
+    if (mode === 'write') waitingForLock(db, () => db.exec('COMMIT'))
+    else db.exec('COMMIT')
     return result
   } catch (error) {
     if (db.inTransaction) db.exec('ROLLBACK')

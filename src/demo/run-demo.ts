@@ -75,7 +75,9 @@ console.log(`  ${made.quadrants} quadrants, ${made.images} PNG images, ${(made.b
 tilesync(project, 'init')
 tilesync(project, 'commit', '-m', 'first snapshot of the city')
 
-console.log('\n# The pipeline generates two tiles, re-renders one and clears another; its queue moves on;')
+// What this block says must be what it does: test/demo.test.ts checks each claim against `status`.
+console.log('\n# The pipeline regenerates two tiles, re-renders a third (with a note), takes the generation')
+console.log('# off a fourth and bumps metadata.schema_version; its queue moves on (ignored, not shown);')
 console.log('# the app adds a dark_mode image layer and fills it for two tiles:')
 const db = new Database(path.join(project, dbRel))
 db.prepare('UPDATE quadrants SET generation = ? WHERE quadrant_x = 0 AND quadrant_y = 0').run(makeTilePng(128, 1001, 0.2))
@@ -90,7 +92,7 @@ db.prepare('UPDATE quadrants SET dark_mode = ? WHERE quadrant_x = -2 AND quadran
 db.close()
 
 tilesync(project, 'status')
-tilesync(project, 'commit', '-m', 'night run: 2 tiles generated, 1 re-rendered, dark mode started')
+tilesync(project, 'commit', '-m', 'night run: 2 tiles regenerated, 1 re-rendered, dark mode started')
 tilesync(project, 'diff', 'HEAD~1', 'HEAD')
 tilesync(project, 'log', '--oneline')
 const queueBefore = queueFingerprint(path.join(project, dbRel))
@@ -128,4 +130,4 @@ if (original !== cloned || original !== latest) {
   console.error('The clone differs from the original.')
   process.exit(1)
 }
-console.log(`The clone equals the original. Everything is in ${out}.`)
+console.log(`The clone equals the original in every versioned table (the ignored queue is not cloned). Everything is in ${out}.`)

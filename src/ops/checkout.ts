@@ -13,8 +13,10 @@ import {sameVersionedSchema} from '../snapshot/versioned-schema.js'
 import {advanceCounter, maxSeq, readTrackingState} from '../db/change-tracking.js'
 import {firstUnexpectedRow, tablesReplacedWhole} from '../db/verify-rows.js'
 import type {Db} from '../db/open-database.js'
+import {databaseUsers, type DatabaseUser} from '../db/database-users.js'
 import {inTransaction} from '../db/transactions.js'
 import {previewApply} from './apply-preview.js'
+import {changesInRegion, partialTables} from '../workspace/outside-region.js'
 import {saveWorking} from '../workspace/save-working.js'
 import {markBaseline, type ScanResult, Workspace} from '../workspace/workspace.js'
 import {sameTables, type TreeState} from '../snapshot/tree-state.js'
@@ -27,6 +29,8 @@ export interface CheckoutOptions {
   bbox?: BBox
   /** Report what would be written (the same counts), writing nothing: not the database, the store or HEAD. */
   dryRun?: boolean
+  /** Told, before anything is written, which other processes have the database open. */
+  onInUse?: (users: DatabaseUser[]) => void
 }
 
 export interface CheckoutResult {
@@ -42,6 +46,8 @@ export interface CheckoutResult {
   /** Set by a dry run: nothing was written; `wouldSave` when --force would first save uncommitted changes. */
   dryRun?: boolean
   wouldSave?: boolean
+  /** Other processes that had the database open when the checkout began (a running pipeline). */
+  inUse?: DatabaseUser[]
 }
 
 export function parseTile(text: string): [number, number] {
@@ -93,21 +99,44 @@ export async function checkout(ws: Workspace, options: CheckoutOptions): Promise
   if (options.dryRun) return previewCheckout(ws, options, partial)
   return ws.repo.withLock('checkout', async () => {
     const {targetId, target, headId, headState, bbox} = await prepareCheckout(ws, options)
+    const inUse = databaseUsers(ws.repo.databasePath)
+    if (inUse.length) options.onInUse?.(inUse)
     const db = ws.openDb(false)
     try {
       await ws.ensureTracking(db)
-      // Scan, check and write in ONE write transaction: no other writer can slip in between.
-      const {result, head} = await inTransaction(db, 'write', () => checkoutLocked(ws, db, options, {targetId, target, headId, headState, bbox, partial}))
+      const ctx = {targetId, target, headId, headState, bbox, partial}
+      const whole = partial ? new Set<string>() : tablesReplacedWhole(db, target.snapshot.schema)
+      let outcome: {result: CheckoutResult; head: Head | null} | null = null
+      if (whole.size === 0) {
+        // The scan holds no lock (a pipeline keeps writing meanwhile); the write transaction
+        // holds the lock only for the rows written, and first checks each of them is still
+        // what the plan was made from. A row changed meanwhile means scanning again.
+        for (let attempt = 1; attempt <= STEPPED_ATTEMPTS && !outcome; attempt++) {
+          const assessed = await scanAndAssess(ws, db, options, ctx, true, {verify: false})
+          outcome = await inTransaction(db, 'write', async () => {
+            if (await firstUnexpectedRow(db, assessed.changes, assessed.working.reader.objects) !== null) return null
+            return writeCheckout(ws, db, options, ctx, assessed, assessed.working.tracking.upTo)
+          })
+        }
+      }
+      // Tables replaced whole (a checkout across a schema change) are read and rewritten in
+      // one write transaction: every row they hold is about to go, so none may slip in. So is
+      // everything when the pipeline kept rewriting the very rows the checkout overwrites (the
+      // scan from the record is short; the blobs read before are stored already).
+      outcome ??= await inTransaction(db, 'write', async () => writeCheckout(ws, db, options, ctx, await scanAndAssess(ws, db, options, ctx, true), null))
       // HEAD moves only once the database holds the target. After a crash in between, the
       // database equals the target and HEAD is behind; the same checkout run again finds
       // nothing to overwrite and just moves HEAD.
-      if (head) await ws.repo.refs.setHead(head, `checkout: moving to ${options.revision}`)
-      return result
+      if (outcome.head) await ws.repo.refs.setHead(outcome.head, `checkout: moving to ${options.revision}`)
+      return {...outcome.result, inUse}
     } finally {
       db.close()
     }
   })
 }
+
+/** How many times a checkout scans outside its write transaction before it scans inside it. */
+const STEPPED_ATTEMPTS = 2
 
 /**
  * What a checkout would write, and whether it would overwrite uncommitted changes (refused
@@ -141,20 +170,33 @@ async function assessCheckout(reader: TreeReader, working: TreeState, options: C
  * whole database is read again, so that what is overwritten is saved (or refused) like any
  * other uncommitted change. Tables the checkout replaces whole are read in full from the start.
  */
-async function scanAndAssess(ws: Workspace, db: Db, options: CheckoutOptions, ctx: {target: TreeState; headId: string | null; headState: TreeState; bbox?: BBox; partial: boolean}, store: boolean): Promise<{working: ScanResult; changes: RawChanges; dirty: boolean}> {
+async function scanAndAssess(ws: Workspace, db: Db, options: CheckoutOptions, ctx: {target: TreeState; headId: string | null; headState: TreeState; bbox?: BBox; partial: boolean}, store: boolean, how: {verify?: boolean; rescan?: boolean} = {}): Promise<Assessed> {
   const fullTables = ctx.partial ? undefined : tablesReplacedWhole(db, ctx.target.snapshot.schema)
-  let working = await ws.scan(db, {store, fullTables})
-  let assessed = await assessCheckout(working.reader, working.state, options, ctx)
-  if (working.tracking.used && await firstUnexpectedRow(db, assessed.changes, working.reader.objects, fullTables) !== null) {
+  // A partial clone's database holds the region's tiles only: nothing is written outside it.
+  const region = (a: {changes: RawChanges; dirty: boolean}) => ({...a, changes: changesInRegion(a.changes, ctx.target.snapshot.tileTable, ws.repo.partial)})
+  let working = await ws.scan(db, {store, fullTables, rescan: how.rescan})
+  let assessed = region(await assessCheckout(working.reader, working.state, options, ctx))
+  if ((how.verify ?? true) && working.tracking.used && await firstUnexpectedRow(db, assessed.changes, working.reader.objects, fullTables) !== null) {
     working = await ws.scan(db, {store, rescan: true})
-    assessed = await assessCheckout(working.reader, working.state, options, ctx)
+    assessed = region(await assessCheckout(working.reader, working.state, options, ctx))
   }
   return {working, ...assessed}
 }
 
-async function checkoutLocked(ws: Workspace, db: Db, options: CheckoutOptions, ctx: {targetId: string; target: TreeState; headId: string | null; headState: TreeState; bbox?: BBox; partial: boolean}): Promise<{result: CheckoutResult; head: Head | null}> {
-  const {targetId, target, headId, headState, bbox, partial} = ctx
-  const {working, changes, dirty} = await scanAndAssess(ws, db, options, ctx, true)
+interface Assessed {
+  working: ScanResult
+  changes: RawChanges
+  dirty: boolean
+}
+
+/**
+ * Writes a checkout inside the caller's write transaction. `scannedUpTo`: when the scan ran
+ * before the transaction, the record's sequence number at its moment; changes recorded after
+ * it (the pipeline's since, and this checkout's own writes) stay in the record.
+ */
+async function writeCheckout(ws: Workspace, db: Db, options: CheckoutOptions, ctx: {targetId: string; target: TreeState; headId: string | null; headState: TreeState; bbox?: BBox; partial: boolean}, assessed: Assessed, scannedUpTo: number | null): Promise<{result: CheckoutResult; head: Head | null}> {
+  const {targetId, target, headId, partial} = ctx
+  const {working, changes, dirty} = assessed
   if (working.tracking.installed && !working.tracking.used) markBaseline(db, working.state.snapshotId, working.tracking.upTo)
   const savedAs = dirty ? await saveWorking(ws, working.state, headId) : null
   const progress = await createProgress('rows')
@@ -167,18 +209,20 @@ async function checkoutLocked(ws: Workspace, db: Db, options: CheckoutOptions, c
       targetTables: target.tables,
       targetHeader: partial ? undefined : target.snapshot.header,
       ignore: ws.ignoreRules(),
+      partialTables: partialTables(target.snapshot.tileTable, ws.repo.partial),
     }, ws.reader, () => progress.increment())
   } finally {
     progress.stop()
   }
-  // After a full checkout the database equals the target: the change record restarts there.
-  if (!partial) markBaseline(db, target.snapshotId, readTrackingState(db).installed ? maxSeq(db) : 0)
+  // After a full checkout the database equals the target (apart from what was recorded since
+  // the scan, when it ran before this transaction): the change record restarts there.
+  if (!partial) {
+    const installed = readTrackingState(db).installed
+    markBaseline(db, target.snapshotId, !installed ? 0 : scannedUpTo ?? maxSeq(db))
+  }
   else if (readTrackingState(db).installed) advanceCounter(db, !working.tracking.used || working.tracking.outside === 'none')
   let head: Head | null = null
-  if (!partial) {
-    const branch = await ws.repo.refs.read(`refs/heads/${options.revision}`).catch(() => null)
-    head = branch === targetId ? {kind: 'branch', ref: `refs/heads/${options.revision}`, branch: options.revision} : {kind: 'detached', id: targetId}
-  }
+  if (!partial) head = await headAfterCheckout(ws, options.revision, targetId)
   const detached = head?.kind === 'detached'
   const tileTable = target.snapshot.tileTable ?? ''
   return {head, result: {
@@ -194,22 +238,40 @@ async function checkoutLocked(ws: Workspace, db: Db, options: CheckoutOptions, c
 }
 
 /**
+ * Where HEAD points after a full checkout: a branch named by the revision (at the target),
+ * the branch HEAD is on for `checkout HEAD` (`--force` throwing changes away stays on it, as
+ * in git), else detached at the target.
+ */
+async function headAfterCheckout(ws: Workspace, revision: string, targetId: string): Promise<Head> {
+  const branch = await ws.repo.refs.read(`refs/heads/${revision}`).catch(() => null)
+  if (branch === targetId) return {kind: 'branch', ref: `refs/heads/${revision}`, branch: revision}
+  if (revision === 'HEAD' || revision === '@') {
+    const current = await ws.repo.refs.readHead()
+    if (current.kind === 'branch' && (await ws.repo.refs.read(current.ref)) === targetId) return current
+  }
+  return {kind: 'detached', id: targetId}
+}
+
+/**
  * checkout --dry-run: the same checks and the same counts as the real checkout, from a
  * read-only look. The database is opened read-only, the working tree is hashed in memory
  * (nothing stored), and neither HEAD nor refs/saved move.
  */
 async function previewCheckout(ws: Workspace, options: CheckoutOptions, partial: boolean): Promise<CheckoutResult> {
   const {targetId, target, headId, headState, bbox} = await prepareCheckout(ws, options)
+  const inUse = databaseUsers(ws.repo.databasePath)
+  if (inUse.length) options.onInUse?.(inUse)
   const db = ws.openDb(true)
   try {
-    return await inTransaction(db, 'read', async () => {
+    // The scan holds no long lock; the counts are computed from its moment.
+    {
       const {changes, dirty} = await scanAndAssess(ws, db, options, {target, headId, headState, bbox, partial}, false)
       const counts = previewApply(db, changes, partial ? undefined : target.snapshot.schema, target.tables, ws.ignoreRules())
-      const branch = partial ? null : await ws.repo.refs.read(`refs/heads/${options.revision}`).catch(() => null)
+      const after = partial ? null : await headAfterCheckout(ws, options.revision, targetId)
       return {
         target: targetId,
         head: partial ? headId ?? targetId : targetId,
-        detached: !partial && branch !== targetId,
+        detached: after?.kind === 'detached',
         partial,
         rowsWritten: counts.rowsWritten,
         rowsDeleted: counts.rowsDeleted,
@@ -217,8 +279,9 @@ async function previewCheckout(ws: Workspace, options: CheckoutOptions, partial:
         savedAs: null,
         dryRun: true,
         wouldSave: dirty,
+        inUse,
       }
-    })
+    }
   } finally {
     db.close()
   }

@@ -1,4 +1,4 @@
-import {existsSync} from 'node:fs'
+import {existsSync, rmSync} from 'node:fs'
 import * as fs from 'node:fs/promises'
 import * as os from 'node:os'
 import * as path from 'node:path'
@@ -8,11 +8,15 @@ import type {RemoteConfig} from '../repo/config.js'
 import {Repository} from '../repo/repository.js'
 import {defaultNameOf, openTransport, storedRemoteUrl, type TransportTuning} from '../remote/registry.js'
 import type {TreeReader} from '../snapshot/tree-reader.js'
+import {onInterrupt} from '../util/interrupt-cleanup.js'
 import {createProgress} from '../util/progress.js'
 import {Workspace} from '../workspace/workspace.js'
 import {DEFAULT_DB} from './init.js'
 import {appendSyncLog} from './sync-log.js'
 import {writeNewDatabase} from './write-new-database.js'
+import {fetchRegion, objectsOf, regionState} from './partial-clone.js'
+import {writePartial} from '../repo/partial.js'
+import type {BBox} from '../snapshot/tree-reader.js'
 
 export interface CloneOptions {
   url: string
@@ -30,6 +34,12 @@ export interface CloneOptions {
   remote?: Omit<RemoteConfig, 'url'>
   /** Knobs for the remote's transport (tests, tuning). */
   transport?: TransportTuning
+  /**
+   * A partial clone: the whole history and every tree, but of the tip's images only those
+   * of tiles inside x0,y0,x1,y1; the database holds those tiles. The rest is read from
+   * origin when a command needs it (see src/ops/partial-clone.ts, .tilesync/partial.json).
+   */
+  bbox?: BBox
 }
 
 export interface CloneResult {
@@ -42,6 +52,8 @@ export interface CloneResult {
   bytes: number
   rows: number
   dryRun: boolean
+  /** A partial clone's region and the tip's images left on the origin (outside it). */
+  partial?: {bbox: BBox; imagesInside: number; imagesOutside: number}
 }
 
 export function defaultCloneDir(url: string): string {
@@ -61,6 +73,8 @@ export async function clone(options: CloneOptions): Promise<CloneResult> {
   const remoteConfig: RemoteConfig = {url: storedRemoteUrl(options.url), ...Object.fromEntries(Object.entries(options.remote ?? {}).filter(([, v]) => v !== undefined))}
   const remote = await openTransport(remoteConfig, {name: 'origin', tuning: options.transport})
   try {
+    // A partial clone reads objects by id: refused up front where the remote has no such reads.
+    const objects = options.bbox ? objectsOf(remote) : undefined
     if (options.commit && !remote.fetchesCommits) {
       throw new TilesyncError('REMOTE_UNSUPPORTED', `cloning a pinned commit (a release) is not supported from ${remote.kind} remotes`, {hint: 'clone the release from the bucket or directory it was published to'})
     }
@@ -84,6 +98,12 @@ export async function clone(options: CloneOptions): Promise<CloneResult> {
       const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'tilesync-dry-'))
       try {
         const probe = new Workspace(await Repository.create(tmp, {version: 1, database: 'x.db', tileTable: 'quadrants', remotes: {}}))
+        const tipId = options.commit ?? branch.commit
+        if (objects && options.bbox && tipId) {
+          // The commits and trees are read (into memory) to find the region's images; those are only counted.
+          const region = await fetchRegion(probe, objects, tipId, options.bbox, {dryRun: true})
+          return {root, database, branch: branchName, head: tipId, commits: region.commits, objects: region.objects, bytes: region.bytes, rows: 0, dryRun: true, partial: {bbox: options.bbox, imagesInside: region.blobs.inside, imagesOutside: region.blobs.outside}}
+        }
         const [got] = await remote.fetch(probe, [tip], {dryRun: true})
         return {root, database, branch: branchName, head: got.commit ?? '', commits: got.commits, objects: got.objects, bytes: got.bytes, rows: 0, dryRun: true}
       } finally {
@@ -94,6 +114,12 @@ export async function clone(options: CloneOptions): Promise<CloneResult> {
     const createdRoot = !existsSync(root)
     const createdDbDir = topmostMissing(root, path.dirname(dbPath))
     await fs.mkdir(root, {recursive: true})
+    // Ctrl-C removes it as a failure does (the handler exits before the catch below could run).
+    const forgetInterrupt = onInterrupt(() => {
+      rmSync(createdRoot ? root : path.join(root, '.tilesync'), {recursive: true, force: true})
+      if (!createdRoot && createdDbDir) rmSync(createdDbDir, {recursive: true, force: true})
+      rmSync(`${dbPath}.tilesync-clone.tmp`, {force: true})
+    })
     try {
       const repo = await Repository.create(root, {
         version: 1, database: database.split(path.sep).join('/'), tileTable: meta.tileTable ?? 'quadrants',
@@ -120,9 +146,26 @@ export async function clone(options: CloneOptions): Promise<CloneResult> {
         rows = await writeNewDatabase(tmpDb, {snapshotId: commit.tree, snapshot, tables, tableIds}, reader, ws)
       }
       let got
+      let partial: CloneResult['partial']
       try {
-        const progress = await createProgress('objects')
-        ;[got] = await repo.store.withTrustWindow(() => remote.fetch(ws, [tip], {progress, alongside: buildDatabase, hardLinks: !options.noHardLinks}))
+        if (objects && options.bbox) {
+          const tipId = options.commit ?? branch.commit
+          if (!tipId) throw new TilesyncError('REMOTE_EMPTY', `${remote.location} has no tile data on branch ${branch.name}`, {hint: 'push to it first'})
+          await writePartial(repo.layout.dir, {remote: 'origin', bbox: options.bbox})
+          const region = await fetchRegion(ws, objects, tipId, options.bbox)
+          const state = await regionState(ws, await ws.stateOf(tipId), options.bbox)
+          if (state.snapshot.tileTable && state.snapshot.tileTable !== repo.config.tileTable) {
+            repo.config.tileTable = state.snapshot.tileTable
+            await repo.writeConfig()
+          }
+          // The region's rows; the change record's baseline is the whole snapshot (regionState keeps its id).
+          rows = await writeNewDatabase(tmpDb, {snapshotId: state.snapshotId, snapshot: state.snapshot, tables: state.tables, tableIds: state.tableIds}, ws.reader, ws)
+          got = {commit: tipId, commits: region.commits, objects: region.objects, bytes: region.bytes}
+          partial = {bbox: options.bbox, imagesInside: region.blobs.inside, imagesOutside: region.blobs.outside}
+        } else {
+          const progress = await createProgress('objects')
+          ;[got] = await repo.store.withTrustWindow(() => remote.fetch(ws, [tip], {progress, alongside: buildDatabase, hardLinks: !options.noHardLinks}))
+        }
         if (!got.commit) throw new TilesyncError('REMOTE_EMPTY', `${remote.location} has no tile data on branch ${branch.name}`, {hint: 'push to it first'})
         await fs.rename(tmpDb, dbPath)
       } catch (error) {
@@ -136,11 +179,13 @@ export async function clone(options: CloneOptions): Promise<CloneResult> {
       if (!options.commit || (branch.name === branchName && branch.commit === head)) await repo.refs.update(`refs/remotes/origin/${branchName}`, head, `clone: from ${options.url}`)
       await repo.refs.setHead({kind: 'branch', ref: `refs/heads/${branchName}`, branch: branchName}, `clone: from ${options.url}`)
       await appendSyncLog(repo, {time: new Date(start).toISOString(), op: 'clone', remote: 'origin', branch: branchName, from: null, to: head, objects: got.objects, bytes: got.bytes, durationMs: Date.now() - start, result: 'ok'})
-      return {root, database: repo.config.database, branch: branchName, head, commits: got.commits, objects: got.objects, bytes: got.bytes, rows, dryRun: false}
+      return {root, database: repo.config.database, branch: branchName, head, commits: got.commits, objects: got.objects, bytes: got.bytes, rows, dryRun: false, ...(partial ? {partial} : {})}
     } catch (error) {
       await fs.rm(createdRoot ? root : path.join(root, '.tilesync'), {recursive: true, force: true}).catch(() => undefined)
       if (!createdRoot && createdDbDir) await fs.rm(createdDbDir, {recursive: true, force: true}).catch(() => undefined)
       throw error
+    } finally {
+      forgetInterrupt()
     }
   } finally {
     await remote.close()

@@ -24,8 +24,8 @@ export interface CommitResult {
   tileTable: string | null
   layers: string[]
   bytesRead: number
-  /** How the database was read: from the change record, or in full (and why). */
-  scan: {incremental: boolean; reason: string}
+  /** How the database was read: from the change record, or in full (and why); `notes`: what else to know (a table read under a lock). */
+  scan: {incremental: boolean; reason: string; notes: string[]}
 }
 
 /** Snapshots the working database as a new commit on the current branch. */
@@ -65,7 +65,7 @@ async function commitScanned(ws: Workspace, db: Db, options: {message: string; a
   } finally {
     progress.stop()
   }
-  const scan = {incremental: scanned.tracking.used, reason: scanned.tracking.reason}
+  const scan = {incremental: scanned.tracking.used, reason: scanned.tracking.reason, notes: scanned.notes}
   const nothing = (): CommitResult => {
     restartRecord(db, scanned.state.snapshotId, scanned.tracking.upTo, scanned.tracking.counter)
     return {committed: false, id: parent, parent, branch, message: options.message, summary: {tilesAdded: 0, tilesModified: 0, tilesDeleted: 0, rowsChanged: 0}, schema: [], tileTable: null, layers: [], bytesRead: scanned.bytes, scan}

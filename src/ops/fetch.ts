@@ -3,6 +3,7 @@ import type {TransportTuning} from '../remote/registry.js'
 import type {Transport} from '../remote/transport.js'
 import {createProgress} from '../util/progress.js'
 import type {Workspace} from '../workspace/workspace.js'
+import {fetchRegion} from './partial-clone.js'
 import {defaultRemoteName, openRemote} from './remotes.js'
 import {recordSync} from './sync-log.js'
 
@@ -28,7 +29,12 @@ export async function fetchRemote(ws: Workspace, options: {remote?: string; bran
   const name = defaultRemoteName(ws.repo, options.remote)
   const remote = await openRemote(ws.repo, name, options.transport)
   try {
-    return await recordSync(ws.repo, {op: 'fetch', remote: name, branch: options.branch}, () => fetchFrom(ws, remote, name, options))
+    // The log names what was fetched (or, with --dry-run, would be): the branch and where its
+    // tracking ref goes, or the names of several.
+    return await recordSync(ws.repo, {op: 'fetch', remote: name, branch: options.branch}, () => fetchFrom(ws, remote, name, options), (r) => {
+      const one = r.branches.length === 1 ? r.branches[0] : undefined
+      return {branch: r.branches.map((b) => b.branch).join(',') || undefined, from: one?.from ?? null, to: one?.to ?? null}
+    })
   } finally {
     await remote.close()
   }
@@ -47,7 +53,11 @@ export async function fetchFrom(ws: Workspace, remote: Transport, name: string, 
   for (const b of branches) {
     const trackingRef = `refs/remotes/${name}/${b.name}`
     const before = await ws.repo.refs.read(trackingRef)
-    const [got] = await remote.fetch(ws, [b], {dryRun, progress: await createProgress('objects')})
+    // A partial clone fetches from its origin as it cloned: the tip's images inside its region only.
+    const filter = ws.repo.partial
+    const [got] = filter?.remote === name && remote.objects && b.commit && !dryRun
+      ? [{commit: b.commit, ...(await fetchRegion(ws, remote.objects, b.commit, filter.bbox))}]
+      : await remote.fetch(ws, [b], {dryRun, progress: await createProgress('objects')})
     result.objects += got.objects
     result.bytes += got.bytes
     if (dryRun) {

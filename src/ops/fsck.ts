@@ -5,6 +5,7 @@ import * as path from 'node:path'
 
 import {isTilesyncError, TilesyncError} from '../core/errors.js'
 import {hashBytes, isObjectId} from '../core/hash.js'
+import {databaseUsers, describeUsers} from '../db/database-users.js'
 import {CORRUPT_HINT, integrityProblems} from '../db/integrity.js'
 import {openDatabase, translateSqliteError} from '../db/open-database.js'
 import type {Repository} from '../repo/repository.js'
@@ -52,6 +53,10 @@ export interface FsckResult {
   unreferenced: {objects: number; bytes: number}
   /** With --repair: objects fetched or uploaded again, corrupt files removed. */
   repaired: number
+  /** A partial clone: blobs left on its origin by design (not problems), and the origin. */
+  promised?: {objects: number; remote: string}
+  /** Why SQLite's check of the database was left out (another process has it open). */
+  databaseSkipped?: string
 }
 
 const PROBLEM_KINDS = new Set(['missing', 'corrupt', 'malformed'])
@@ -64,8 +69,16 @@ const FETCHABLE = new Set([...PROBLEM_KINDS, 'missing-parent'])
  * parent of every commit is there (except below shallow roots). Reflog-only commits are
  * checked too and listed as recoverable. Every object is read once.
  */
-export async function fsckLocal(ws: Workspace, options: {repair?: boolean} = {}): Promise<FsckResult> {
-  const database = checkDatabase(ws)
+export async function fsckLocal(ws: Workspace, options: {repair?: boolean; database?: boolean} = {}): Promise<FsckResult> {
+  // SQLite's check reads the whole file in one statement: a pipeline writing the database would
+  // wait for all of it (rollback-journal mode), so beside one it is left out unless asked for.
+  const users = options.database ? [] : databaseUsers(ws.repo.databasePath)
+  const skipped = users.length ? `SQLite's check of the database was skipped: it is open in ${describeUsers(users)}, and the check reads the whole file in one read transaction, which that program's writes would wait for; run \`tilesync fsck\` when it is idle, or \`tilesync fsck --database\` to check it now` : undefined
+  const result = await fsckLocalWith(ws, options, users.length ? null : checkDatabase(ws))
+  return skipped ? {...result, databaseSkipped: skipped} : result
+}
+
+async function fsckLocalWith(ws: Workspace, options: {repair?: boolean}, database: FsckProblem | null): Promise<FsckResult> {
   const withDatabase = (r: FsckResult): FsckResult => (database ? {...r, ok: false, problems: [...r.problems, database]} : r)
   let result = await checkLocal(ws.repo)
   if (!options.repair || result.ok) return withDatabase(result)
@@ -120,6 +133,7 @@ async function checkLocal(repo: Repository): Promise<FsckResult> {
   const pool = lazyPool(repo)
   try {
     const walk = new ObjectWalk(source, pool.hash)
+    walk.promisedBlobs = repo.partial !== null
     const roots = await collectRoots(repo, {baseline: false})
     const shallow = repo.shallow
     const repairHint = localRepairHint(repo)
@@ -186,6 +200,7 @@ async function checkLocal(repo: Repository): Promise<FsckResult> {
     return {
       ok: problems.length === 0, where: 'local', refs, commits: history.commits.size, objects: walk.objects, bytes: walk.bytes,
       problems, recoverable, shallow: [...history.shallowRoots], unreferenced: {objects: unrefObjects, bytes: unrefBytes}, repaired: 0,
+      ...(repo.partial ? {promised: {objects: walk.promised, remote: repo.partial.remote}} : {}),
     }
   } finally {
     await pool.close()

@@ -5,7 +5,7 @@ import {IgnoreRules} from '../snapshot/ignore-rules.js'
 import {openDatabase} from '../db/open-database.js'
 import {describeShapes, refuseUnsupportedShapes, type ShapeReport} from '../db/shapes.js'
 import {type IgnoreProposal, proposeIgnores} from '../db/queue-detect.js'
-import {detectTileTable, resolveTableSpecs, type TableSpec} from '../db/table-spec.js'
+import {checkImageColumns, detectTileTable, resolveTableSpecs, type TableSpec} from '../db/table-spec.js'
 import type {RepoConfig} from '../repo/config.js'
 import {checkEntry} from './ignore.js'
 import {Repository} from '../repo/repository.js'
@@ -69,6 +69,8 @@ export async function initRepository(options: InitOptions): Promise<InitResult> 
     if (options.autoIgnore !== false) proposed = proposeIgnores(db, tileTable).filter((p) => !given.tableIgnored(p.table))
     ignore = given.union(new IgnoreRules(proposed.map((p) => p.table)))
     specs = resolveTableSpecs(db, {tileTable, keyColumns: options.key, imageColumns: options.images, xyColumns: options.xy, ignore: ignore.entries()})
+    const tileSpec = specs.find((s) => s.isTileTable)
+    if (tileSpec) checkImageColumns(tileSpec, options.images)
     // Refused before .tilesync/ exists: nothing is set up for a database tilesync cannot keep.
     refuseUnsupportedShapes(db, specs, {data: true})
     report = describeShapes(db, specs, {ignore})

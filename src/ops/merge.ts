@@ -3,6 +3,7 @@ import * as fs from 'node:fs/promises'
 
 import {TilesyncError} from '../core/errors.js'
 import {applyToDatabase} from '../db/apply-snapshot.js'
+import {changesInRegion, partialTables} from '../workspace/outside-region.js'
 import type {Db} from '../db/open-database.js'
 import {isAncestor, mergeBase} from '../history/graph.js'
 import {writeCommit} from '../history/write-commit.js'
@@ -76,12 +77,20 @@ export function refuseIfInProgress(ws: Workspace): void {
  */
 export async function uncommitted(ws: Workspace, db: Db, head: TreeState): Promise<TreeState | null> {
   const working = await ws.scan(db, {store: false})
+  scannedUpTo.set(db, working.tracking.upTo)
   return (await sameContent(head, working.state, working.reader)) ? null : working.state
 }
 
+/**
+ * The change record's sequence number at the moment `uncommitted` read the database: a
+ * pipeline writing meanwhile leaves records after it, which must outlive the baseline's move
+ * (those rows are not what the written state says).
+ */
+const scannedUpTo = new WeakMap<Db, number>()
+
 /** Writes the difference between two states into the database (one transaction). */
 export async function writeState(ws: Workspace, db: Db, from: TreeState, to: TreeState): Promise<number> {
-  const changes = await rawChanges(from, to, ws.reader)
+  const changes = changesInRegion(await rawChanges(from, to, ws.reader), to.snapshot.tileTable, ws.repo.partial)
   const progress = await createProgress('rows')
   progress.start([...changes.values()].reduce((s, c) => s + c.changes.length, 0), 'write')
   try {
@@ -94,8 +103,8 @@ export async function writeState(ws: Workspace, db: Db, from: TreeState, to: Tre
           hint: 'commit it first with `tilesync commit --rescan -m ...`, then run the command again',
         })
       }
-      const r = await applyToDatabase(db, {changes, targetSchema: to.snapshot.schema, targetTables: to.tables, targetHeader: to.snapshot.header, ignore: ws.ignoreRules()}, ws.reader, () => progress.increment())
-      markBaseline(db, to.snapshotId, readTrackingState(db).installed ? maxSeq(db) : 0)
+      const r = await applyToDatabase(db, {changes, targetSchema: to.snapshot.schema, targetTables: to.tables, targetHeader: to.snapshot.header, ignore: ws.ignoreRules(), partialTables: partialTables(to.snapshot.tileTable, ws.repo.partial)}, ws.reader, () => progress.increment())
+      markBaseline(db, to.snapshotId, readTrackingState(db).installed ? scannedUpTo.get(db) ?? maxSeq(db) : 0)
       return r.rowsWritten + r.rowsDeleted
     })
   } finally {

@@ -56,6 +56,13 @@ export class ObjectWalk {
   private readonly limit: ReturnType<typeof pLimit>
   objects = 0
   bytes = 0
+  /**
+   * Blobs absent by design (a partial clone leaves images on its origin): counted here
+   * instead of reported missing, when `promisedBlobs` is set.
+   */
+  promised = 0
+  promisedBlobs = false
+  private readonly promisedIds = new Set<string>()
 
   constructor(private readonly source: RawSource, private readonly hash: (bytes: Buffer) => Promise<string> = async (b) => hashBytes(b), concurrency = 16) {
     this.limit = pLimit(concurrency)
@@ -153,6 +160,11 @@ export class ObjectWalk {
 
   private async load(id: string, kind: ObjectKind, ctx: Context, problems: ObjectProblem[]): Promise<Buffer | null> {
     const bytes = await this.limit(() => this.source.read(id))
+    if (bytes === null && kind === 'blob' && this.promisedBlobs) {
+      if (!this.promisedIds.has(id)) this.promised++
+      this.promisedIds.add(id)
+      return Buffer.alloc(0)
+    }
     if (bytes === null) {
       problems.push({kind: 'missing', id, objectKind: kind, commit: ctx.commit, message: `${describe(kind, id, ctx)} is missing`})
       return null

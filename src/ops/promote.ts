@@ -16,6 +16,14 @@ export interface PromoteOptions {
   /** Promote this commit (full id, or a local revision) instead of the tip of `from`'s branch. */
   commit?: string
   dryRun?: boolean
+  /**
+   * Move `to`'s branch even when it is not an ancestor of the commit (a release rollback
+   * puts an older commit live). Still compare-and-swap: the branch moves only from where it
+   * was read (or from `expectedPrevious`, when given), never over a concurrent change.
+   */
+  force?: boolean
+  /** With force: the commit `to`'s branch must be at; REMOTE_MOVED otherwise. */
+  expectedPrevious?: string
 }
 
 export interface PromoteResult {
@@ -102,11 +110,17 @@ async function promoteBetween(ws: Workspace, from: Transport, to: Transport, bra
     objects: 0, bytes: 0, skipped: 0, copiedServerSide: false, upToDate: false, dryRun: Boolean(options.dryRun),
   }
   if (target?.commit === commit) return {...base, upToDate: true}
+  if (options.expectedPrevious !== undefined && target?.commit !== options.expectedPrevious) {
+    throw new TilesyncError('REMOTE_MOVED', `remote moved: ${options.to}/${branch} is at ${target?.commit ? target.commit.slice(0, 10) : '(no branch)'}, not at ${options.expectedPrevious.slice(0, 10)}; nothing was promoted`, {
+      hint: `read where ${options.to}/${branch} is now, then decide again`,
+      data: {branch, previous: target?.commit ?? null, expected: options.expectedPrevious, commit},
+    })
+  }
   if (!to.copyFrom) {
     throw new TilesyncError('REMOTE_UNSUPPORTED', `cannot promote to "${options.to}" (${to.location}): ${to.kind} remotes cannot take a commit from another remote`, {hint: 'push to it from a clone instead'})
   }
   const outcome = await to.copyFrom(ws, from, {
-    branch, tip: commit, have: target?.commit ? [target.commit] : [], expected: target, dryRun: options.dryRun, verb: 'promote',
+    branch, tip: commit, have: target?.commit ? [target.commit] : [], expected: target, dryRun: options.dryRun, verb: 'promote', force: options.force,
     progress: options.dryRun ? undefined : await createProgress('objects'),
   })
   if (outcome.status === 'moved') throw promoteRefused(options.from, options.to, branch, outcome.tip ?? '(deleted)', commit)

@@ -2,11 +2,11 @@ import {TilesyncError} from '../core/errors.js'
 import {isAncestor} from '../history/graph.js'
 import type {TransportTuning} from '../remote/registry.js'
 import type {Transport} from '../remote/transport.js'
-import {computeChangeSet} from '../snapshot/change-set.js'
 import {createProgress} from '../util/progress.js'
 import type {Workspace} from '../workspace/workspace.js'
 import {fetchFrom, type FetchResult} from './fetch.js'
 import {mergeCommit, type MergeResult} from './merge.js'
+import {previewPull, type PullPreview} from './pull-preview.js'
 import {defaultRemoteName, openRemote} from './remotes.js'
 import {recordSync} from './sync-log.js'
 
@@ -22,6 +22,8 @@ export interface PullResult {
   dryRun: boolean
   /** With --dry-run: what the merge would change, when it is a fast-forward. */
   wouldChange?: {tilesAdded: number; tilesModified: number; tilesDeleted: number; rowsChanged: number}
+  /** With --dry-run: the tiles that would change (their side's changes when it would merge). */
+  preview?: PullPreview
 }
 
 /** fetch + merge of the remote branch into the current branch. */
@@ -45,8 +47,10 @@ export async function pull(ws: Workspace, options: {remote?: string; branch?: st
       const theirs = fetched.branches[0]?.to
       const result: PullResult = {remote: name, branch, fetch: fetched, merge: null, from: before, to: before, objects: fetched.objects, bytes: fetched.bytes, dryRun: Boolean(options.dryRun)}
       if (options.dryRun) {
-        if (theirs && (await ws.repo.store.has(theirs))) {
-          result.wouldChange = (await computeChangeSet(await ws.stateOf(before), await ws.stateOf(theirs), ws.reader)).summary
+        const preview = theirs ? await previewPull(ws, remote, before, theirs) : null
+        if (preview) {
+          result.preview = preview
+          if (preview.fastForward) result.wouldChange = preview.changes.summary
         }
         return result
       }
@@ -77,7 +81,11 @@ async function pullCommit(ws: Workspace, remote: Transport, name: string, branch
     })
   }
   if (dryRun) {
-    if (local) result.wouldChange = (await computeChangeSet(await ws.stateOf(before), await ws.stateOf(commit), ws.reader)).summary
+    const preview = await previewPull(ws, remote, before, commit)
+    if (preview) {
+      result.preview = preview
+      if (preview.fastForward) result.wouldChange = preview.changes.summary
+    }
     return result
   }
   result.merge = await mergeCommit(ws, commit, `${name} ${commit.slice(0, 10)}`)

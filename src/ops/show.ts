@@ -6,6 +6,9 @@ import {writeFileAtomic} from '../util/write-file-atomic.js'
 import * as path from 'node:path'
 import {type ChangeSet, computeChangeSet} from '../snapshot/change-set.js'
 import {log, type LogEntry} from './log.js'
+import {checkLayer, layerNames, listTileImages, tileTableOf} from './tile-images.js'
+import {formatCoord} from '../dataset/layout.js'
+import type {BBox} from '../snapshot/tree-reader.js'
 import type {Workspace} from '../workspace/workspace.js'
 
 export interface ShowCommitResult {
@@ -73,6 +76,42 @@ export async function showTile(ws: Workspace, options: {revision: string; x: num
     await fs.mkdir(path.dirname(out), {recursive: true})
     await writeFileAtomic(path.dirname(out), out, bytes, false)
     result.output = out
+  }
+  return result
+}
+
+export interface ShowRegionResult {
+  revision: string
+  bbox: BBox
+  layer: string
+  dir: string
+  /** Images written (tiles with no image in the layer are skipped), and their bytes. */
+  files: number
+  bytes: number
+}
+
+/**
+ * `show REV --bbox x0,y0,x1,y1 -o DIR`: the region's images of one layer as PNG files,
+ * DIR/<x>_<y>.png with coordinates written as the dataset names them (0012, -012). Each file
+ * is written whole (temp file, rename); a file already holding those bytes is left alone.
+ */
+export async function showRegion(ws: Workspace, options: {revision: string; bbox: BBox; layer?: string; output: string}): Promise<ShowRegionResult> {
+  const id = await ws.resolve(options.revision)
+  const state = await ws.stateOf(id)
+  const table = tileTableOf(state)
+  if (!table) throw new TilesyncError('TILE_MISSING', 'this revision has no tile table with x,y coordinates', {hint: 'check `tilesync init` settings'})
+  const layer = options.layer ?? layerNames(table).at(-1) ?? ''
+  checkLayer(table, layer)
+  const dir = path.resolve(options.output)
+  await fs.mkdir(dir, {recursive: true})
+  const result: ShowRegionResult = {revision: id, bbox: options.bbox, layer, dir, files: 0, bytes: 0}
+  for (const image of await listTileImages(state, ws.reader, [layer], options.bbox)) {
+    const bytes = await ws.repo.store.get(image.id)
+    const out = path.join(dir, `${formatCoord(image.x)}_${formatCoord(image.y)}.png`)
+    const current = await fs.readFile(out).catch(() => null)
+    if (!current || !current.equals(bytes)) await writeFileAtomic(dir, out, bytes, false)
+    result.files++
+    result.bytes += bytes.length
   }
   return result
 }

@@ -22,12 +22,16 @@ export interface SyncLogEntry {
  */
 export async function recordSync<T extends {from?: string | null; to?: string | null; objects?: number; bytes?: number; dryRun?: boolean}>(
   repo: Repository, what: {op: string; remote: string; branch?: string}, fn: () => Promise<T>,
+  /** What the operation learnt as it ran (fetch of every branch: which branch, from -> to). */
+  learnt?: (result: T) => {branch?: string; from?: string | null; to?: string | null},
 ): Promise<T> {
   const start = Date.now()
   try {
     const result = await fn()
+    const more = learnt?.(result) ?? {}
     await appendSyncLog(repo, {
-      time: new Date(start).toISOString(), ...what, from: result.from ?? null, to: result.to ?? null,
+      time: new Date(start).toISOString(), ...what, ...(more.branch ? {branch: more.branch} : {}),
+      from: (more.from !== undefined ? more.from : result.from) ?? null, to: (more.to !== undefined ? more.to : result.to) ?? null,
       objects: result.objects, bytes: result.bytes, durationMs: Date.now() - start, result: result.dryRun ? 'dry-run' : 'ok',
     })
     return result

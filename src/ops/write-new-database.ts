@@ -6,8 +6,7 @@ import {createDatabase} from '../db/open-database.js'
 import type {TreeReader} from '../snapshot/tree-reader.js'
 import {flushWhileWriting} from '../util/flush-while-writing.js'
 import {createProgress} from '../util/progress.js'
-import {rawChanges} from '../snapshot/change-set.js'
-import {EMPTY_STATE, type TreeState} from '../snapshot/tree-state.js'
+import type {TreeState} from '../snapshot/tree-state.js'
 import {markBaseline, type Workspace} from '../workspace/workspace.js'
 
 /**
@@ -33,8 +32,10 @@ export async function writeNewDatabase(file: string, target: TreeState, reader: 
       ws.repo.config.ignore = rules.entries()
       await ws.repo.writeConfig()
     }
-    const changes = await rawChanges(EMPTY_STATE, target, reader)
-    const applied = await applyToDatabase(db, {changes, targetSchema: target.snapshot.schema, targetTables: target.tables, targetHeader: target.snapshot.header, ignore: rules}, reader, () => progress.increment())
+    // Every table of a new database is created from its target tree, its rows streamed from
+    // the tree as they are written; a list of every row as a change (what rawChanges from an
+    // empty state gives) would only hold a city's rows in memory at once for nothing.
+    const applied = await applyToDatabase(db, {changes: new Map(), targetSchema: target.snapshot.schema, targetTables: target.tables, targetHeader: target.snapshot.header, ignore: rules}, reader, () => progress.increment())
     progress.stop()
     if (await ws.ensureTracking(db)) markBaseline(db, target.snapshotId, 0)
     // The user's later writes get SQLite's usual rollback journal.

@@ -29,6 +29,13 @@ async function checkReleaseOn(remote: Transport, m: ReleaseManifest, where: stri
     tiles = snapshot.tileTable ? tables.get(snapshot.tileTable)?.rowCount ?? 0 : 0
   } catch (error) {
     if (!isTilesyncError(error, 'OBJECT_MISSING')) throw error
+    // A remote a prune has cut: the release was there and its objects were removed.
+    if ((await remote.objects.shallowRoots()).size > 0) {
+      throw new TilesyncError('OBJECT_MISSING', `release "${m.name}" (commit ${m.commit.slice(0, 10)}) was pruned from ${where}: \`tilesync prune\` removed its objects`, {
+        hint: 'clone a release that is still there, which `tilesync release list --production REMOTE` marks, or clone this one from a remote that still has it, such as the staging URL the manifest names',
+        data: {commit: m.commit, pruned: true},
+      })
+    }
     throw new TilesyncError('OBJECT_MISSING', `release "${m.name}" (commit ${m.commit.slice(0, 10)}) is not on ${where}`, {
       hint: 'it is there once `tilesync release publish` has run; or give the staging URL the manifest names',
       data: {commit: m.commit},

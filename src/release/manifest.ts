@@ -36,6 +36,12 @@ export interface ReleaseManifest {
   /** The database path inside the tilesync repository. */
   database: string
   createdAt: string
+  /**
+   * Set by `release rollback`: production goes back to `commit` from the release it served
+   * when the rollback was prepared (`from`, a commit id). Publish moves production's branch
+   * back only from there, so an old release is never put live by accident.
+   */
+  rollback?: {from: string}
 }
 
 function bad(source: string, problem: string): TilesyncError {
@@ -77,11 +83,17 @@ export function validateManifest(value: unknown, source: string): ReleaseManifes
   for (const k of ['endpoint', 'region', 'host'] as const) if (typeof r[k] === 'string') remote[k] = r[k] as string
   const createdAt = str('createdAt')
   if (Number.isNaN(Date.parse(createdAt))) throw bad(source, `"createdAt" is not a date: "${createdAt}"`)
+  let rollback: ReleaseManifest['rollback']
+  if (m.rollback !== undefined) {
+    const from = (m.rollback as {from?: unknown} | null)?.from
+    if (typeof from !== 'string' || !isObjectId(from)) throw bad(source, '"rollback" must be {"from": <64-digit commit id>}')
+    rollback = {from}
+  }
   return {
     format: MANIFEST_FORMAT, version: 1, name: str('name'), remote, branch, commit,
     message: typeof m.message === 'string' ? m.message : '',
     tiles: count('tiles'), rows: count('rows'), blobs: count('blobs'), bytes: count('bytes'),
-    database: str('database'), createdAt,
+    database: str('database'), createdAt, ...(rollback ? {rollback} : {}),
   }
 }
 
@@ -100,6 +112,7 @@ export function serializeManifest(m: ReleaseManifest): string {
   const ordered: ReleaseManifest = {
     format: m.format, version: m.version, name: m.name, remote: m.remote, branch: m.branch, commit: m.commit,
     message: m.message, tiles: m.tiles, rows: m.rows, blobs: m.blobs, bytes: m.bytes, database: m.database, createdAt: m.createdAt,
+    ...(m.rollback ? {rollback: {from: m.rollback.from}} : {}),
   }
   return JSON.stringify(ordered, null, 2) + '\n'
 }

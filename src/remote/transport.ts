@@ -1,3 +1,4 @@
+import type {DatasetSource} from '../dataset/source.js'
 import type {TreeReader} from '../snapshot/tree-reader.js'
 import type {Progress} from '../util/progress.js'
 import type {Workspace} from '../workspace/workspace.js'
@@ -53,7 +54,8 @@ export interface Transport {
   /**
    * Promotion: pushes `request.tip` as held by `source` (another remote) without the bytes
    * passing through the local store, server-side when both are buckets of one account.
-   * Never overwrites: a branch that is not an ancestor of the tip is reported as moved.
+   * Never overwrites: a branch that is not an ancestor of the tip is reported as moved, unless
+   * the request says force (a release rollback), which still moves it by compare-and-swap.
    */
   copyFrom?(local: Workspace, source: Transport, request: PushRequest): Promise<PushOutcome>
 
@@ -65,6 +67,12 @@ export interface Transport {
 
   /** Removes a branch if it is still at `expected`; false when it had moved (nothing removed). */
   deleteBranch?(name: string, expected: RemoteBranch): Promise<boolean>
+  /**
+   * The files at a branch's head as a dataset (remotes that publish browsable files, such as
+   * oxen): `tilesync import` reads datasets written with other tools from it. Without
+   * `branch`, the remote's default branch.
+   */
+  openDataset?(branch?: string): Promise<{source: DatasetSource; branch: string; revision: string}>
 }
 
 export interface RemoteBranch {

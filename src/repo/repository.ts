@@ -8,6 +8,7 @@ import {loadConfig, type RepoConfig, writeNewConfig} from './config.js'
 import {RepoLayout, STORE_DIR_NAME} from './layout.js'
 import {Refs} from './refs.js'
 import {acquireRepoLock} from './repo-lock.js'
+import {loadPartial, type PartialFilter} from './partial.js'
 import {loadShallow} from './shallow.js'
 
 export const DEFAULT_BRANCH = 'main'
@@ -32,6 +33,14 @@ export class Repository {
   get shallow(): Set<string> {
     return loadShallow(this.layout.shallow)
   }
+
+  /** The filter of a partial clone (`clone --bbox`); null for a full repository. */
+  get partial(): PartialFilter | null {
+    if (this.partialFilter === undefined) this.partialFilter = loadPartial(this.layout.dir)
+    return this.partialFilter
+  }
+
+  private partialFilter?: PartialFilter | null
 
   /** Absolute path of the versioned database. */
   get databasePath(): string {

@@ -244,7 +244,7 @@ export class LocalObjectStore implements ObjectStore {
       if (packed && hashBytes(packed) === id) return packed
     }
     const bytes = await this.readRaw(id)
-    if (bytes === null) throw this.missing(id)
+    if (bytes === null) return this.fetchMissing(id)
     if (this.verified?.has(id)) return bytes
     const actual = hashBytes(bytes)
     if (actual !== id) {
@@ -253,6 +253,24 @@ export class LocalObjectStore implements ObjectStore {
         data: {id, actual},
       })
     }
+    return bytes
+  }
+
+  /**
+   * Where an object this store never received is read from: a partial clone's origin
+   * (set by src/ops/partial-clone.ts). Null when it does not have it either.
+   */
+  fallback?: (id: string) => Promise<Buffer | null>
+
+  /** A missing object from the fallback, verified by its hash and kept; OBJECT_MISSING without one. */
+  private async fetchMissing(id: string): Promise<Buffer> {
+    const bytes = this.fallback ? await this.fallback(id) : null
+    if (bytes === null) throw this.missing(id)
+    const actual = hashBytes(bytes)
+    if (actual !== id) {
+      throw new TilesyncError('OBJECT_CORRUPT', `object ${id} read from the origin is corrupt (its bytes hash to ${actual.slice(0, 12)}…)`, {hint: 'nothing was changed; check the remote with `tilesync fsck --remote origin`', data: {id, actual}})
+    }
+    await this.put(bytes, id)
     return bytes
   }
 

@@ -7,6 +7,7 @@ import type {Db} from '../db/open-database.js'
 import {type ChangeSet, compareOptions, computeChangeSet, ignoreOf, layerPhrase} from '../snapshot/change-set.js'
 import {diff} from '../ops/diff.js'
 import {log, type LogEntry} from '../ops/log.js'
+import {perceptualDiff, type ImageVerdict} from '../ops/perceptual-diff.js'
 import type {TreeState} from '../snapshot/tree-state.js'
 import type {Workspace} from '../workspace/workspace.js'
 import type {BlobRef, Row, TableTree} from '../snapshot/model.js'
@@ -208,6 +209,18 @@ export class RepoView {
     const fromId = await this.ws.resolve(from)
     const working = await this.side(WORKING)
     return {from: fromId, to: WORKING, changes: await computeChangeSet(await this.ws.stateOf(fromId), working.state, working.reader)}
+  }
+
+  /**
+   * What happened to the images of each modified tile between two revisions (TO may be
+   * `working`), as `tilesync diff --perceptual` decides it; signatures not yet cached are made now.
+   */
+  async perceptual(from: string, to: string): Promise<{from: string; to: string; threshold: number; tiles: Array<{x: number; y: number; verdict: ImageVerdict}>}> {
+    const {from: fromId, to: toId, changes} = await this.diff(from, to)
+    const working = to === WORKING ? (await this.side(WORKING)).state : undefined
+    const result = await perceptualDiff(this.ws, changes, {working})
+    const tiles = result.tiles.filter((t) => t.x !== undefined && t.y !== undefined).map((t) => ({x: t.x!, y: t.y!, verdict: t.verdict}))
+    return {from: fromId, to: toId, threshold: result.threshold, tiles}
   }
 
   log(revision: string | undefined, limit: number): Promise<LogEntry[]> {

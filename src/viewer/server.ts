@@ -29,6 +29,8 @@ export interface RunningServer {
   port: number
   /** Resolves once HEAD's pyramid is built (immediately when warming is off or there are no commits). */
   warmed: Promise<void>
+  /** Resolves once every image of HEAD has its perceptual hash cached, after `warmed`. */
+  signed: Promise<void>
   /** Calls the worker's ViewerApi directly (tests, the bench). */
   call(method: string, ...args: unknown[]): Promise<ApiReply>
   close(): Promise<void>
@@ -113,14 +115,19 @@ export async function startServer(ws: Workspace, options: ServeOptions = {}): Pr
   const port = (server.address() as AddressInfo).port
   const shown = host.includes(':') ? `[${host}]` : host
   let warmed: Promise<void> = Promise.resolve()
+  let signed: Promise<void> = Promise.resolve()
   if (options.warm ?? true) {
     warmed = (async () => {
       if (!(await ws.repo.refs.headCommit())) return
       await worker.call('build', 'HEAD')
     })().catch(() => {})
+    // Then the perceptual hashes of HEAD's images, for the compare view's re-encoded marks and `similar`.
+    signed = warmed.then(async () => {
+      if (await ws.repo.refs.headCommit()) await worker.call('warmSignatures', 'HEAD')
+    }).catch(() => {})
   }
   return {
-    url: `http://${shown}:${port}/`, host, port, warmed,
+    url: `http://${shown}:${port}/`, host, port, warmed, signed,
     call: (method, ...args) => worker.call(method, ...args),
     close: async () => {
       server.closeAllConnections()
@@ -177,6 +184,7 @@ export function viewerRoutes({assets, worker, readCache}: RouteDeps): Router {
     return reply(res, worker.call('log', rev === null ? null : revision(rev, false), clampInt(query.get('limit'), 1, 10_000, 200)))
   })
   router.get('/api/diff', ({req, res, query}) => reply(res, worker.call('diff', revision(query.get('from') ?? 'HEAD', false), revision(query.get('to') ?? WORKING, true))))
+  router.get('/api/perceptual', ({req, res, query}) => reply(res, worker.call('perceptual', revision(query.get('from') ?? 'HEAD', false), revision(query.get('to') ?? WORKING, true))))
   router.get('/api/tiles', ({req, res, query}) => {
     const box = (query.get('bbox') ?? '').split(',').map((v) => coordinate(v))
     if (box.length !== 4) throw new HttpError(400, 'bbox must be x0,y0,x1,y1')

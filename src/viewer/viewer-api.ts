@@ -7,6 +7,7 @@ import {isPng} from './images.js'
 import {PyramidBuilder} from './pyramid/builder.js'
 import {PyramidCache} from './pyramid/pyramid-cache.js'
 import {RepoView} from './repo-view.js'
+import {startSignatureWarmer} from '../ops/signature-warmer.js'
 
 /** An answer: a JSON document (already serialised), or bytes of a content type. */
 export type ApiReply = {json: string} | {bytes: Buffer; type: string}
@@ -37,7 +38,10 @@ export class ViewerApi {
     this.pyramid = new PyramidBuilder(this.view, this.cache, {concurrency: options.concurrency})
   }
 
+  private readonly warmers = new Set<{stop(): void}>()
+
   close(): void {
+    for (const w of this.warmers) w.stop()
     this.view.close()
     this.cache.close()
   }
@@ -53,6 +57,17 @@ export class ViewerApi {
         return json({commits: await this.view.log(rev, n(1))})
       }
       case 'diff': return json(await this.view.diff(s(0), s(1)))
+      case 'perceptual': return json(await this.view.perceptual(s(0), s(1)))
+      case 'warmSignatures': {
+        // Later `similar` and `diff --perceptual` runs, and the compare view, then only read the cache.
+        const warmer = startSignatureWarmer(this.ws, {revision: s(0)})
+        this.warmers.add(warmer)
+        try {
+          return json(await warmer.done)
+        } finally {
+          this.warmers.delete(warmer)
+        }
+      }
       case 'tiles': return json(await this.view.tiles(s(0), args[1] as BBox))
       case 'tileHistory': return json(await this.view.tileHistory(s(0), n(1), n(2)))
       case 'knows': return json(await this.view.knows(s(0)))

@@ -1,14 +1,15 @@
-import {type Db, openDatabase} from '../db/open-database.js'
+import {type Db, openDatabase, translated, waitingForLock} from '../db/open-database.js'
 import {randomBytes} from 'node:crypto'
 
-import {changedKeys, installMarkers, installTracking, isTrackable, maxSeq, readTrackingState, resetBaseline, strayTrackedTables, triggersIntact, untrackTable} from '../db/change-tracking.js'
+import {changedKeys, installMarkers, installTracking, isTrackable, maxSeq, readTrackingState, recordedTables, resetBaseline, strayTrackedTables, triggersIntact, untrackTable} from '../db/change-tracking.js'
+import {databaseUsers, describeUsers} from '../db/database-users.js'
 import {assertIntact} from '../db/integrity.js'
 import {IgnoreRules} from '../snapshot/ignore-rules.js'
 import {readSchema} from '../db/introspect.js'
 import {refuseUnsupportedShapes} from '../db/shapes.js'
 import {fileChangeCounter, type OutsideWrites, outsideWritesSince} from '../db/outside-writes.js'
 import {sameVersionedSchema} from '../snapshot/versioned-schema.js'
-import {type IncrementalBase, snapshotDatabase, type SnapshotResult} from '../db/snapshot-database.js'
+import {type IncrementalBase, readDetector, type ScanMoment, ScanMoved, snapshotDatabase, type SnapshotResult} from '../db/snapshot-database.js'
 import {inTransaction} from '../db/transactions.js'
 import {resolveTableSpecs, type TableSpec} from '../db/table-spec.js'
 import {resolveRevision} from '../history/revisions.js'
@@ -19,6 +20,7 @@ import {TreeReader} from '../snapshot/tree-reader.js'
 import {HashingPool} from '../store/hashing-pool.js'
 import {hashOnlyWriter, OverlayStore} from '../store/overlay-store.js'
 import type {Progress} from '../util/progress.js'
+import {carryOutsideRegion} from './outside-region.js'
 
 /**
  * What most commands start from: the repository, a tree reader over its store, and ways to
@@ -68,44 +70,85 @@ export class Workspace {
    * written to the object store (commit, checkout's safety copy); otherwise they are only
    * hashed and kept in memory (status, diff). When change tracking can be trusted, only the
    * rows changed since its baseline are read; otherwise (or with `rescan`) every row is.
+   *
+   * Inside the caller's transaction (a merge, an import) the scan is that transaction's
+   * moment. Otherwise it holds no lock for long: it reads a step at a time and fixes the
+   * snapshot to one moment with the change record (see db/snapshot-database.ts), so a
+   * pipeline writing the database meanwhile neither waits nor fails. Should the schema change
+   * under it three times in a row, the fourth attempt reads in one transaction.
    */
-  async scan(db: Db, options: {store: boolean; progress?: Progress; rescan?: boolean; fullTables?: ReadonlySet<string>; outside?: 'rescan' | 'report'}): Promise<ScanResult> {
-    const specs = this.specs(db)
-    refuseUnsupportedShapes(db, specs)
-    // A full rescan asked for is a full check too: damage outside the rows read would stay unseen.
-    if (options.rescan) assertIntact(db)
+  async scan(db: Db, options: ScanOptions): Promise<ScanResult> {
+    if (db.inTransaction) return this.scanOnce(db, options, false)
+    // How tilesync read before it read in steps, kept for `npm run bench` to compare with.
+    if (process.env.TILESYNC_SCAN_IN_ONE_TRANSACTION === '1') return inTransaction(db, 'read', () => this.scanOnce(db, options, false))
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      try {
+        return await this.scanOnce(db, options, true)
+      } catch (error) {
+        if (!(error instanceof ScanMoved)) throw error
+        if (attempt === 3) {
+          const result = await inTransaction(db, 'read', () => this.scanOnce(db, options, false))
+          result.notes.push(`the database was read inside one read transaction (writers waited): ${error.message}, three times in a row`)
+          return result
+        }
+      }
+    }
+    throw new Error('unreachable')
+  }
+
+  private async scanOnce(db: Db, options: ScanOptions, stepped: boolean): Promise<ScanResult> {
+    const notes: string[] = []
+    // The first read waits (visibly) while another program holds the database.
+    if (!db.inTransaction) translated(db, () => waitingForLock(db, () => db.prepare('SELECT count(*) FROM sqlite_master').get()))
+    // What the scan starts from, in one short read transaction (or the caller's).
+    const start = await inTransaction(db, 'read', async () => {
+      const specs = this.specs(db)
+      refuseUnsupportedShapes(db, specs)
+      const tracking = await this.trackingBase(db, specs, options)
+      return {specs, tracking, moment: stepped ? momentOf(db, specs, tracking.upTo, options) : undefined, counter: fileChangeCounter(db)}
+    })
+    const {specs, tracking, moment} = start
+    // A full rescan asked for is a full check too: damage outside the rows read would stay
+    // unseen. SQLite's check reads the whole file in one statement, which would hold every
+    // writer for its duration: beside another program using the database it is left to
+    // `tilesync fsck`, and the scan says so.
+    if (options.rescan) {
+      const others = stepped ? databaseUsers(db.name) : []
+      if (others.length === 0) assertIntact(db)
+      else notes.push(`SQLite's integrity check was skipped: the database is open in ${describeUsers(others)}; run \`tilesync fsck\` when it is idle`)
+    }
     const overlay = options.store ? undefined : new OverlayStore(this.repo.store)
     const reader = overlay ? new TreeReader(overlay) : this.reader
     let bytes = 0
-    return inTransaction(db, 'read', async () => {
-      const tracking = await this.trackingBase(db, specs, options)
-      const counter = fileChangeCounter(db)
-      // A full read hashes on every core; a few changed rows are cheaper inline.
-      const pool = tracking.base ? undefined : new HashingPool(this.repo.store, options.store ? 'store' : 'hash', {packed: true})
-      let result: SnapshotResult
-      try {
-        result = await snapshotDatabase(db, specs, this.repo.config.tileTable, {
-          trees: overlay ?? this.repo.store,
-          blobs: pool ?? (options.store ? this.repo.store : hashOnlyWriter),
-          reader,
-          onRow: (b) => {
-            bytes += b
-            options.progress?.increment(1)
-          },
-        }, tracking.base)
-      } finally {
-        await pool?.close()
-      }
-      return {
-        state: {snapshotId: result.id, snapshot: result.snapshot, tables: result.tables, tableIds: result.tableIds, ignore: this.ignoreRules()},
-        reader, bytes,
-        tracking: {installed: tracking.installed, used: tracking.base !== undefined, upTo: tracking.upTo, reason: tracking.reason, counter, outside: tracking.outside},
-      }
-    })
+    // A full read hashes on every core; a few changed rows are cheaper inline.
+    const pool = tracking.base ? undefined : new HashingPool(this.repo.store, options.store ? 'store' : 'hash', {packed: true})
+    let result: SnapshotResult
+    try {
+      result = await snapshotDatabase(db, specs, this.repo.config.tileTable, {
+        trees: overlay ?? this.repo.store,
+        blobs: pool ?? (options.store ? this.repo.store : hashOnlyWriter),
+        reader,
+        onRow: (b) => {
+          bytes += b
+          options.progress?.increment(1)
+        },
+      }, tracking.base, moment)
+    } finally {
+      await pool?.close()
+    }
+    if (result.heldLock.length) notes.push(`${result.heldLock.map((t) => `"${t}"`).join(', ')} ${result.heldLock.length === 1 ? 'was' : 'were'} read inside one read transaction (writers waited): another program kept writing ${result.heldLock.length === 1 ? 'it' : 'them'} and the change record does not follow ${result.heldLock.length === 1 ? 'it' : 'them'} (${this.repo.config.tracking?.enabled === false ? 'change tracking is off: `tilesync tracking on`' : 'give the table a PRIMARY KEY'})`)
+    let state: TreeState = {snapshotId: result.id, snapshot: result.snapshot, tables: result.tables, tableIds: result.tableIds, ignore: this.ignoreRules()}
+    const partial = this.repo.partial
+    if (partial) state = await carryOutsideRegion(state, (await this.headState()).state, partial.bbox, {reader, store: overlay ?? this.repo.store})
+    return {
+      state,
+      reader, bytes, notes,
+      tracking: {installed: tracking.installed, used: tracking.base !== undefined, upTo: result.upTo ?? tracking.upTo, reason: tracking.reason, counter: result.counter !== undefined ? result.counter : start.counter, outside: tracking.outside},
+    }
   }
 
   /** Decides whether the change record can stand in for a full read, and why not if it cannot. */
-  private async trackingBase(db: Db, specs: TableSpec[], options: {rescan?: boolean; fullTables?: ReadonlySet<string>; outside?: 'rescan' | 'report'}): Promise<{installed: boolean; upTo: number; base?: IncrementalBase; reason: string; outside: OutsideWrites}> {
+  private async trackingBase(db: Db, specs: TableSpec[], options: ScanOptions): Promise<{installed: boolean; upTo: number; base?: IncrementalBase; reason: string; outside: OutsideWrites}> {
     const state = readTrackingState(db)
     if (!state.installed) return {installed: false, upTo: 0, reason: 'change tracking is not installed', outside: 'unavailable'}
     const upTo = maxSeq(db)
@@ -150,10 +193,41 @@ export class Workspace {
   }
 }
 
+export interface ScanOptions {
+  store: boolean
+  progress?: Progress
+  rescan?: boolean
+  fullTables?: ReadonlySet<string>
+  outside?: 'rescan' | 'report'
+  /** Called between the short read transactions of a stepped scan (tests write the database there). */
+  between?: ScanMoment['between']
+  limits?: ScanMoment['limits']
+}
+
+/** Where a stepped scan starts from: read inside the short transaction that decided how to read. */
+function momentOf(db: Db, specs: TableSpec[], upTo: number, options: ScanOptions): ScanMoment {
+  const installed = readTrackingState(db).installed
+  // The counting triggers explain writes to the other tables only when all of them are there.
+  const detector = installed && triggersIntact(db, specs) ? 'other_writes' : 'data_version'
+  return {
+    seq: upTo,
+    schemaVersion: Number(db.pragma('schema_version', {simple: true})),
+    recorded: recordedTables(db, specs),
+    detector,
+    detectorValue: readDetector(db, detector),
+    counter: fileChangeCounter(db),
+    otherWrites: installed ? readDetector(db, 'other_writes') : null,
+    between: options.between,
+    limits: options.limits,
+  }
+}
+
 export interface ScanResult {
   state: TreeState
   reader: TreeReader
   bytes: number
+  /** What the user should know about how the database was read (an integrity check skipped, a table read under a lock). */
+  notes: string[]
   /**
    * `counter`: the file change counter the scan saw; `outside`: whether the file was written
    * outside the change record since the baseline (see db/outside-writes.ts).

@@ -104,7 +104,8 @@ export class ObjectStoreTransport implements Transport {
    * Promotion: every commit and tree is read from `source` (verified by hash) to plan the
    * copy, every blob to copy is found there by listing before anything is written, and each
    * object is copied inside the storage service when both are buckets of one account.
-   * Never overwrites: a branch that is not an ancestor of the tip is reported as moved.
+   * Never overwrites: a branch that is not an ancestor of the tip is reported as moved, unless
+   * the request says force (a release rollback), which still moves it by compare-and-swap.
    */
   async copyFrom(local: Workspace, source: Transport, request: PushRequest): Promise<PushOutcome> {
     if (!(source instanceof ObjectStoreTransport)) {

@@ -25,7 +25,7 @@ export interface HistorySource extends ObjectSource {
   meta(branch: string): Promise<Record<string, unknown> | null>
   /** Before anything is written: checks that the source holds every blob of `blobs`. */
   assertComplete?(commit: string, blobs: string[], plan: ObjectPlan): Promise<void>
-  /** Refuse to move a branch that is not an ancestor of the tip (promotion never overwrites). */
+  /** Refuse to move a branch that is not an ancestor of the tip (promotion never overwrites, unless the request says force: a release rollback). */
   fastForwardOnly?: boolean
   /** The stored bytes of an object when the source holds it (unverified), else null: the layout upgrade reads what it can here. */
   tryGet?(id: string): Promise<Buffer | null>
@@ -41,7 +41,7 @@ export interface HistorySource extends ObjectSource {
  */
 export async function sendCommits(source: HistorySource, target: RemoteStore, request: PushRequest, journalDir: string): Promise<PushOutcome> {
   const {branch, tip, have, expected} = request
-  if (source.fastForwardOnly && expected?.commit && !(await isAncestor(source.reader, expected.commit, tip))) return {status: 'moved', tip: expected.commit}
+  if (source.fastForwardOnly && !request.force && expected?.commit && !(await isAncestor(source.reader, expected.commit, tip))) return {status: 'moved', tip: expected.commit}
   // A pruned target lacks what lies below its shallow roots: that counts as not there.
   const commits = await commitsNotIn(source.reader, tip, have, have.length ? await readRemoteShallow(target) : undefined)
   const plan = await planCommits(source.reader, commits)

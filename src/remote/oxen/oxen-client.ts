@@ -8,11 +8,13 @@ import {resolveOxenToken} from './oxen-auth.js'
 import {OxenHttp, type OxenRequest, type OxenRetryEvent} from './oxen-http.js'
 import {DEFAULT_OXEN_HOST, resolveOxenOrigin} from './oxen-origin.js'
 import type {NewOxenCommit, OxenBranch, OxenChanges, OxenCommit, OxenEntry, OxenRepository, OxenUploadFile, OxenWorkspace} from './oxen-types.js'
+import {xxh3_128Hex} from '../../dataset/xxh3.js'
 import {encodeMultipart} from './multipart.js'
 import {badUploadPath, planUploadBatches} from './upload-batches.js'
 
 const gzip = promisify(zlib.gzip)
 const MiB = 1024 * 1024
+const CHANGES_PAGE = 1_000_000
 
 export interface OxenClientOptions {
   namespace: string
@@ -25,8 +27,13 @@ export interface OxenClientOptions {
   concurrency?: number
   /** Upload request size before gzip (default 10 MiB, the official client's). */
   batchBytes?: number
-  /** Largest single file sent through a workspace (default 10 MiB, the hub's per-part cap). */
+  /**
+   * Largest file sent as a gzipped multipart part (default 10 MiB: the hub inflates a part to
+   * at most that and silently drops a bigger one). Larger files go through the chunk API.
+   */
   maxFileBytes?: number
+  /** Chunk size of the chunk API (default 10 MiB, the official client's stream_segment_size). */
+  chunkBytes?: number
   /** Attempts to get every file staged when the hub's `paths` answer leaves some out (default 3). */
   uploadTries?: number
   /** Retries after 5xx or network failures (default 3). */
@@ -67,6 +74,7 @@ export class OxenClient {
   private readonly concurrency: number
   private readonly batchBytes: number
   private readonly maxFileBytes: number
+  private readonly chunkBytes: number
   private readonly uploadTries: number
   /** Set once any repository-scoped call succeeded: a later 404 then means "no such path". */
   private repoSeen = false
@@ -83,7 +91,8 @@ export class OxenClient {
     this.base = `/api/repos/${encodeURIComponent(options.namespace)}/${encodeURIComponent(options.repo)}`
     this.concurrency = Math.max(1, options.concurrency ?? 8)
     this.batchBytes = Math.max(1, options.batchBytes ?? 10 * MiB)
-    this.maxFileBytes = options.maxFileBytes ?? 10 * MiB
+    this.maxFileBytes = Math.min(options.maxFileBytes ?? 10 * MiB, 10 * MiB)
+    this.chunkBytes = Math.max(1, options.chunkBytes ?? 10 * MiB)
     this.uploadTries = Math.max(1, options.uploadTries ?? 3)
     this.http = new OxenHttp({
       origin,
@@ -154,10 +163,29 @@ export class OxenClient {
     return field<OxenBranch>(res.body, 'branch', this.location)
   }
 
-  /** Creates `name` from another branch or a commit (the hub answers an existing branch as is). */
+  /**
+   * Creates `name` from another branch or a commit. From a branch, an existing `name` is
+   * answered as it is; from a commit, the hub answers a generic 500 for an existing name
+   * (srv/controllers/branches.rs create_from_commit), which becomes REF_EXISTS here, as an
+   * unknown commit becomes UNKNOWN_REVISION and a refused name BAD_NAME.
+   */
   async createBranch(name: string, from: {branch: string} | {commitId: string}): Promise<OxenBranch> {
     const json = 'branch' in from ? {new_name: name, from_name: from.branch} : {new_name: name, commit_id: from.commitId}
-    const res = await this.call({method: 'POST', path: `${this.base}/branches`, json, what: `create branch ${name}`}, 'UNKNOWN_REVISION')
+    // Not retried on a 500: that is how the hub says "already exists", not an outage.
+    const res = await this.call({method: 'POST', path: `${this.base}/branches`, json, what: `create branch ${name}`, accept: [500]}, 'UNKNOWN_REVISION')
+    if (res.status === 500) {
+      const said = this.http.serverMessage(res.body)
+      if (/already exists/i.test(said)) {
+        throw new TilesyncError('REF_EXISTS', `hub branch ${name} already exists on ${this.location}`, {hint: 'someone created it meanwhile: fetch, then push again', data: {status: 500, serverMessage: said}})
+      }
+      if (/could not find commit/i.test(said)) {
+        throw new TilesyncError('UNKNOWN_REVISION', `${this.location} has no commit ${'commitId' in from ? from.commitId.slice(0, 12) : ''} to start branch ${name} from`, {hint: 'fetch the remote, then push again', data: {status: 500, serverMessage: said}})
+      }
+      if (/not a valid branch name/i.test(said)) {
+        throw new TilesyncError('BAD_NAME', `the hub refuses "${name}" as a branch name`, {hint: 'oxen branch names may not contain "..", "~", "^", ":", "?", "[", "*", "\\", spaces or "@{"', data: {status: 500, serverMessage: said}})
+      }
+      throw new TilesyncError('REMOTE_UNREACHABLE', `${this.host} failed to create branch ${name}: HTTP 500${said ? `: ${said}` : ''}`, {hint: 'retry later', data: {status: 500, serverMessage: said}})
+    }
     return field<OxenBranch>(res.body, 'branch', this.location)
   }
 
@@ -223,10 +251,64 @@ export class OxenClient {
    * first commit on `branch`. Without `name` the workspace is deleted after its commit.
    */
   async createWorkspace(branch: string, id: string, options: {name?: string} = {}): Promise<OxenWorkspace> {
-    const json: Record<string, unknown> = {workspace_id: id, branch_name: branch}
-    if (options.name !== undefined) json.name = options.name
-    const res = await this.call({method: 'PUT', path: `${this.base}/workspaces`, json, what: `open a workspace on ${branch}`}, 'UNKNOWN_REVISION')
-    return field<OxenWorkspace>(res.body, 'workspace', this.location)
+    // As the official client's workspaces::create_with_path sends it; the open-source server
+    // reads only workspace_id, branch_name and name, the hosted hub may read the rest.
+    const json: Record<string, unknown> = {workspace_id: id, branch_name: branch, resource_path: '/', entity_type: 'user', name: options.name ?? null, force: true}
+    try {
+      const res = await this.call({method: 'PUT', path: `${this.base}/workspaces`, json, what: `open a workspace on ${branch}`}, 'UNKNOWN_REVISION')
+      return field<OxenWorkspace>(res.body, 'workspace', this.location)
+    } catch (err) {
+      // srv/controllers/workspaces.rs get_or_create: a missing branch of a non-empty repository is a 400.
+      const said = String((err as TilesyncError).data?.serverMessage ?? '')
+      if (statusOf(err) === 400 && /branch not found/i.test(said)) {
+        throw new TilesyncError('REF_MISSING', `hub branch ${branch} does not exist on ${this.location}; the hub opens workspaces only on existing branches`, {
+          hint: 'create the branch first (push does), then push again', data: {status: 400, serverMessage: said},
+        })
+      }
+      throw err
+    }
+  }
+
+  /**
+   * The steps the official client takes around a push (POST workspaces/{id}/validate,
+   * action/started|completed/push_workspace, commits/{id}/complete). The open-source server
+   * only answers them; a hub without them (404, 405) or failing them is no reason to stop.
+   */
+  async validateWorkspace(workspaceId: string, size: number): Promise<void> {
+    await this.courtesy({method: 'POST', path: `${this.base}/workspaces/${encodeURIComponent(workspaceId)}/validate`, json: {size}, what: 'validate the workspace'})
+  }
+
+  async reportAction(state: 'started' | 'completed', action: string): Promise<void> {
+    await this.courtesy({method: 'POST', path: `${this.base}/action/${state}/${encodeURIComponent(action)}`, json: {}, what: `report ${action} ${state}`})
+  }
+
+  async completeCommit(commitId: string, branch: {name: string; commit_id: string}): Promise<void> {
+    await this.courtesy({method: 'POST', path: `${this.base}/commits/${encodeURIComponent(commitId)}/complete`, json: {branch}, what: `complete commit ${commitId.slice(0, 10)}`})
+  }
+
+  /**
+   * What committing the workspace onto `branch` would meet (GET workspaces/{id}/merge/{branch}):
+   * the commits the branch gained since the workspace's base and the conflicting paths. null
+   * when the hub does not answer it (older or other servers): the caller checks afterwards.
+   */
+  async mergeability(workspaceId: string, branch: string): Promise<{mergeable: boolean; conflicts: string[]; commits: OxenCommit[]} | null> {
+    try {
+      const res = await this.http.json({method: 'GET', path: `${this.base}/workspaces/${encodeURIComponent(workspaceId)}/merge/${encodePath(branch)}`, what: `check the workspace against ${branch}`})
+      if (!Array.isArray(res.body.commits)) return null
+      const conflicts = Array.isArray(res.body.conflicts) ? (res.body.conflicts as Array<{path?: unknown}>).map((c) => String(c?.path ?? '')) : []
+      return {mergeable: res.body.is_mergeable !== false && conflicts.length === 0, conflicts, commits: res.body.commits as OxenCommit[]}
+    } catch (err) {
+      if (isTilesyncError(err, 'REMOTE_AUTH')) throw err
+      return null
+    }
+  }
+
+  /**
+   * Deletes the whole repository (DELETE /api/repos/{namespace}/{repo}, as the official
+   * client's api::client::repositories::delete sends it). One already gone is fine.
+   */
+  async deleteRepo(): Promise<void> {
+    await this.http.json({method: 'DELETE', path: this.base, what: `delete repository ${this.namespace}/${this.repo}`, accept: [404], idempotent: false})
   }
 
   /**
@@ -238,19 +320,32 @@ export class OxenClient {
   async uploadFiles(workspaceId: string, dir: string, files: OxenUploadFile[], options: {onProgress?: (done: UploadResult) => void} = {}): Promise<UploadResult> {
     if (dir !== '') checkPath(dir)
     const unique = new Map<string, OxenUploadFile>()
+    const large: OxenUploadFile[] = []
+    const done: UploadResult = {files: 0, bytes: 0, requests: 0}
     for (const f of files) {
       checkPath(f.path)
-      if (f.bytes.length > this.maxFileBytes) {
-        throw new TilesyncError('TRANSFER_FAILED', `${joinPath(dir, f.path)} is ${(f.bytes.length / MiB).toFixed(1)} MiB; a workspace upload takes at most ${(this.maxFileBytes / MiB).toFixed(0)} MiB per file`)
-      }
       unique.set(f.path, f)
     }
-    const done: UploadResult = {files: 0, bytes: 0, requests: 0}
+    // A gzipped part inflating past 10 MiB is dropped by the hub with HTTP 200 (files.rs
+    // save_parts, decompress_gzip_capped): larger files go through the chunk API instead, as
+    // the official client's upload_multiple_files sends them.
+    for (const f of [...unique.values()]) {
+      if (f.bytes.length > this.maxFileBytes) {
+        large.push(f)
+        unique.delete(f.path)
+      }
+    }
+    for (const f of large) {
+      await this.uploadLarge(workspaceId, joinPath(dir, f.path), f.bytes, done)
+      done.files++
+      done.bytes += f.bytes.length
+      options.onProgress?.({...done})
+    }
     let pending = [...unique.values()]
     for (let round = 1; pending.length > 0; round++) {
       if (round > this.uploadTries) {
         const sample = pending.slice(0, 3).map((f) => joinPath(dir, f.path)).join(', ')
-        throw new TilesyncError('TRANSFER_FAILED', `${this.host} did not stage ${pending.length} of ${unique.size} files after ${this.uploadTries} tries (${sample}${pending.length > 3 ? ', ...' : ''})`, {
+        throw new TilesyncError('TRANSFER_FAILED', `${this.host} did not stage ${pending.length} of ${unique.size + large.length} files after ${this.uploadTries} tries (${sample}${pending.length > 3 ? ', ...' : ''})`, {
           hint: 'retry the push; files already staged are not sent again',
           data: {missing: pending.map((f) => joinPath(dir, f.path))},
         })
@@ -276,6 +371,64 @@ export class OxenClient {
     return done
   }
 
+  /**
+   * One file through the chunk API (srv/controllers/versions/chunks.rs): `versions/{hash}/create`,
+   * the raw chunks by offset (`PUT versions/{hash}/chunks?offset=N`, in parallel), then
+   * `versions/{hash}/complete`, which checks the XXH3-128 of the whole and stages it at
+   * `path` in the workspace. The hash goes unpadded: the hub stores the blob under the string
+   * as given and the tree looks it up unpadded.
+   */
+  async uploadLarge(workspaceId: string, path: string, bytes: Buffer, done: UploadResult = {files: 0, bytes: 0, requests: 0}): Promise<void> {
+    checkPath(path)
+    const hash = xxh3_128Hex(bytes)
+    const slash = path.lastIndexOf('/')
+    const fileName = path.slice(slash + 1)
+    const dstDir = slash < 0 ? null : path.slice(0, slash)
+    const versions = `${this.base}/versions/${encodeURIComponent(hash)}`
+    done.requests++
+    await this.call({method: 'POST', path: `${versions}/create`, json: {hash, file_name: fileName, size: bytes.length, dst_dir: dstDir}, what: `start the upload of ${path}`})
+    const count = Math.max(1, Math.ceil(bytes.length / this.chunkBytes))
+    const limit = pLimit(Math.min(this.concurrency, 4))
+    try {
+      await Promise.all(Array.from({length: count}, (_, i) => limit(async () => {
+        done.requests++
+        const offset = i * this.chunkBytes
+        // Raw bytes, no Content-Type; a chunk the hub already holds at that offset is kept by it.
+        await this.call({method: 'PUT', path: `${versions}/chunks`, query: {offset}, body: bytes.subarray(offset, offset + this.chunkBytes), what: `upload chunk ${i + 1}/${count} of ${path}`})
+      })))
+    } catch (err) {
+      limit.clearQueue()
+      throw err
+    }
+    done.requests++
+    try {
+      await this.call({
+        method: 'POST', path: `${versions}/complete`, what: `finish the upload of ${path}`,
+        json: {files: [{hash, file_name: fileName, dst_dir: dstDir, num_chunks: count}], workspace_id: workspaceId},
+      })
+    } catch (err) {
+      const said = String((err as TilesyncError).data?.serverMessage ?? '')
+      if (/hash mismatch/i.test(said)) {
+        throw new TilesyncError('TRANSFER_FAILED', `${this.host} put together ${path} from its chunks with the wrong content (${said.slice(0, 160)})`, {
+          hint: 'the hub keeps the damaged chunks of that file: ask the hub\'s operator to remove them, then push again', data: {status: statusOf(err), serverMessage: said},
+        })
+      }
+      if (/workspace not found/i.test(said)) {
+        throw new TilesyncError('TRANSFER_FAILED', `the workspace of this push is gone from ${this.host} (${path} was uploaded but not staged)`, {hint: 'push again', data: {status: statusOf(err), serverMessage: said}})
+      }
+      throw err
+    }
+  }
+
+  /** A request the official client makes and the hub may lack: failures are ignored, except a refused token. */
+  private async courtesy(req: OxenRequest): Promise<void> {
+    try {
+      await this.http.json({...req, accept: [404, 405, 501]})
+    } catch (err) {
+      if (isTilesyncError(err, 'REMOTE_AUTH')) throw err
+    }
+  }
+
   /** Stages removals. Returns the paths the hub did not find (HTTP 206). */
   async removeFiles(workspaceId: string, paths: string[]): Promise<{notFound: string[]}> {
     for (const p of paths) checkPath(p)
@@ -292,7 +445,9 @@ export class OxenClient {
   async workspaceChanges(workspaceId: string): Promise<OxenChanges> {
     const out: OxenChanges = {added: [], modified: [], removed: []}
     for (let page = 1; ; page++) {
-      const res = await this.call({method: 'GET', path: `${this.base}/workspaces/${encodeURIComponent(workspaceId)}/changes`, query: {page, page_size: 100}, what: 'read workspace changes'})
+      // The hub builds these lists from a HashMap: the order changes between calls, so paging
+      // could skip or repeat paths. One page large enough for any push avoids that.
+      const res = await this.call({method: 'GET', path: `${this.base}/workspaces/${encodeURIComponent(workspaceId)}/changes`, query: {page, page_size: CHANGES_PAGE}, what: 'read workspace changes'})
       const staged = (res.body.staged ?? {}) as Record<string, {entries?: Array<{filename?: string}>; total_pages?: number}>
       let pages = 1
       for (const [key, list] of [['added_files', out.added], ['modified_files', out.modified], ['removed_files', out.removed]] as const) {
@@ -319,18 +474,29 @@ export class OxenClient {
       this.repoSeen = true
       return field<OxenCommit>(res.body, 'commit', this.location)
     } catch (err) {
+      // srv/controllers/workspaces.rs commit, its failures in the order it checks them.
       const status = statusOf(err)
+      const detail = String((err as TilesyncError).data?.serverMessage ?? '')
       if (status === 409) {
         throw new TilesyncError('REMOTE_MOVED', `hub branch ${branch} moved / workspace is behind: pull first`, {
-          hint: 'run pull, then push again', data: {status},
+          hint: 'run pull, then push again', data: {status, serverMessage: detail},
         })
       }
       if (status === 422) {
-        const detail = String((err as TilesyncError).data?.serverMessage ?? '')
-        if (!detail || /nothing|no changes|no_changes/i.test(detail)) {
-          throw new TilesyncError('NOTHING_TO_COMMIT', `nothing to commit to ${branch} on ${this.host}: the workspace has no changes`, {data: {status}})
+        // OxenError::NoChanges, written with {:?}: "NoChanges" (older servers: "nothing to commit").
+        if (!detail || /nochanges|nothing|no changes|no_changes/i.test(detail.replace(/\s+/g, ''))) {
+          throw new TilesyncError('NOTHING_TO_COMMIT', `nothing to commit to ${branch} on ${this.host}: the workspace has no changes`, {data: {status, serverMessage: detail}})
         }
-        throw new TilesyncError('REMOTE_PROTOCOL', `${this.host} could not commit to ${branch} (HTTP 422): ${detail}`, {data: {status}})
+        throw new TilesyncError('REMOTE_PROTOCOL', `${this.host} could not commit to ${branch} (HTTP 422): ${detail}`, {data: {status, serverMessage: detail}})
+      }
+      if (status === 404 && /workspace not found/i.test(detail)) {
+        throw new TilesyncError('TRANSFER_FAILED', `the workspace of this push is gone from ${this.host}; nothing was committed`, {hint: 'push again', data: {status, serverMessage: detail}})
+      }
+      // A missing branch is a 404 whose status_description is the bare branch name.
+      if (status === 404 && detail === branch) {
+        throw new TilesyncError('REF_MISSING', `hub branch ${branch} no longer exists on ${this.location}; nothing was committed`, {
+          hint: 'it was deleted during the push: push again to create it', data: {status, serverMessage: detail},
+        })
       }
       throw await this.refineNotFound(err, 'UNKNOWN_REVISION')
     }

@@ -1,3 +1,4 @@
+import {TilesyncError} from '../../core/errors.js'
 import {buildDataset, type DatasetPlan} from '../../dataset/build-dataset.js'
 import {BLOBS_DIR, LIMITS, MANIFEST_PATH, ROWS_DIR} from '../../dataset/layout.js'
 import {parseManifest} from '../../dataset/manifest.js'
@@ -9,7 +10,7 @@ import type {Workspace} from '../../workspace/workspace.js'
 import type {PushOutcome, PushRequest} from '../transport.js'
 import {type HubFile, HubSource, listAll} from './hub-source.js'
 import type {OxenClient} from './oxen-client.js'
-import {loadHubFiles, type OxenSyncState, saveHubFiles, saveOxenState} from './oxen-state.js'
+import {loadHubFiles, type OxenSyncState, type PendingPush, saveHubFiles, saveOxenState} from './oxen-state.js'
 import type {OxenUploadFile} from './oxen-types.js'
 
 /**
@@ -67,8 +68,18 @@ export async function pushToHub(p: HubPush, request: PushRequest): Promise<PushO
   let view: Map<string, HubFile>
   if (!head) {
     // A branch the hub does not have yet starts at the hub commit of the nearest ancestor.
-    head = await branchPoint(ws, client, state, commits[0])
-    if (head && !dryRun) await client.createBranch(branch, {commitId: head})
+    head = await branchPoint(ws, client, state, commits[0], request.tip)
+    // The hub opens workspaces only on existing branches of a non-empty repository
+    // (get_or_create answers 400 "Branch not found ... create the branch first").
+    if (head && !dryRun) {
+      try {
+        await client.createBranch(branch, {commitId: head})
+      } catch (err) {
+        if ((err as {code?: string}).code !== 'REF_EXISTS') throw err
+        // Created meanwhile (by another push): fine only if it still starts where we would.
+        if ((await client.getBranch(branch))?.commit_id !== head) return {status: 'moved', tip: null}
+      }
+    }
     view = head ? await listAll(client, head) : new Map()
   } else {
     const cache = await loadHubFiles(ws.repo, name, branch)
@@ -121,13 +132,14 @@ export async function pushToHub(p: HubPush, request: PushRequest): Promise<PushO
  * on the hub, else a commit holding no tile data (the hub's first), else any branch's head.
  * null on an empty repository, where opening the workspace makes the first commit.
  */
-async function branchPoint(ws: Workspace, client: OxenClient, state: OxenSyncState, first: string | undefined): Promise<string | null> {
+async function branchPoint(ws: Workspace, client: OxenClient, state: OxenSyncState, first: string | undefined, tip: string): Promise<string | null> {
   const branches = await client.listBranches().catch(() => [])
   if (branches.length === 0) return null
   const hubOf = new Map<string, string>()
   for (const [hub, ts] of Object.entries(state.commits)) if (ts) hubOf.set(ts, hub)
   const seen = new Set<string>()
-  const queue = first ? [...(await ws.reader.commit(first)).parents] : []
+  // Nothing to send (the tip is on the hub already, under another branch): start at the tip.
+  const queue = first ? [...(await ws.reader.commit(first)).parents] : [tip]
   while (queue.length > 0) {
     const id = queue.shift()!
     if (seen.has(id)) continue
@@ -241,10 +253,19 @@ async function pushOne(ws: Workspace, client: OxenClient, state: OxenSyncState, 
     ? previous.workspace
     : `tilesync-${id.slice(0, 24)}-${(p.head ?? 'root').slice(0, 12)}`
   if (previous && previous.workspace !== workspaceId) await client.deleteWorkspace(previous.workspace).catch(() => {})
-  state.pending[branch] = {workspace: workspaceId, base: p.head ?? '', tilesync: id}
+  const pending: PendingPush = previous && previous.workspace === workspaceId ? previous : {workspace: workspaceId, base: p.head ?? '', tilesync: id}
+  state.pending[branch] = pending
   await saveOxenState(ws.repo, p.name, state)
 
   const workspace = await client.createWorkspace(branch, workspaceId)
+  if (p.head !== null && workspace.commit.id !== p.head) {
+    // The hub opens a new workspace on the branch's CURRENT head: the branch moved since it was
+    // read, and what this push would upload was worked out against the old head.
+    await client.deleteWorkspace(workspaceId).catch(() => {})
+    delete state.pending[branch]
+    await saveOxenState(ws.repo, p.name, state)
+    throw new TilesyncError('REMOTE_MOVED', `hub branch ${branch} moved since ${p.head.slice(0, 10)}`, {hint: 'pull first'})
+  }
   let base = p.head
   if (base === null) {
     // On an empty repository the hub made its first commit for the workspace: that is our base.
@@ -253,58 +274,85 @@ async function pushOne(ws: Workspace, client: OxenClient, state: OxenSyncState, 
     state.pending[branch].base = base
     await saveOxenState(ws.repo, p.name, state)
   }
-  // A workspace left by an interrupted push already holds some files: compare with it.
+  const {uploads, removals} = diffPlan(plan, p.view, p.prune)
+  // A workspace left by an interrupted push already holds some files. What it holds is read
+  // from its changes (paths only: the hub's hash there is always empty) and from the journal
+  // of what this push staged; a path in both, with the content planned now, is not sent again.
+  const journal = pending.sent ?? {}
+  pending.sent = journal
   const staged = await client.workspaceChanges(workspaceId)
-  const resumed = staged.added.length + staged.modified.length + staged.removed.length > 0
-  const current = resumed ? await listAll(client, workspaceId) : p.view
-  const {uploads, removals} = diffPlan(plan, current, p.prune)
-  result.skipped += plan.texts.length + plan.blobs.size - uploads.length
+  const stagedPaths = new Set([...staged.added, ...staged.modified])
+  const stagedRemovals = new Set(staged.removed)
+  const identity = (u: Upload) => (u.blob ? `b:${u.blob}` : `x:${xxh3_128Hex(u.bytes!)}`)
+  const toSend = uploads.filter((u) => !(stagedPaths.has(u.path) && journal[u.path] === identity(u)))
+  const toRemove = removals.filter((r) => !stagedRemovals.has(r))
+  result.skipped += plan.texts.length + plan.blobs.size - toSend.length
+  await client.validateWorkspace(workspaceId, toSend.reduce((n, u) => n + u.size, 0))
 
   // Images and blobs first, then the rows files, then the CSV, README and manifest.
   const rank = (path: string) => (path.startsWith(`${ROWS_DIR}/`) ? 1 : path.includes('/') && !path.startsWith('tilesync/manifest') ? 0 : 2)
   const byDir = new Map<string, Upload[]>()
-  for (const u of [...uploads].sort((a, b) => rank(a.path) - rank(b.path) || (a.path < b.path ? -1 : 1))) {
+  for (const u of [...toSend].sort((a, b) => rank(a.path) - rank(b.path) || (a.path < b.path ? -1 : 1))) {
     const dir = u.path.includes('/') ? u.path.slice(0, u.path.lastIndexOf('/')) : ''
     byDir.set(dir, [...(byDir.get(dir) ?? []), u])
   }
-  p.progress.start(uploads.length, `push ${id.slice(0, 10)}`)
+  p.progress.start(toSend.length, `push ${id.slice(0, 10)}`)
   const hashes = new Map<string, string>()
+  for (const t of plan.texts) hashes.set(t.path, xxh3_128Hex(t.bytes))
   for (const [dir, group] of byDir) {
-    let slice: OxenUploadFile[] = []
+    let slice: Upload[] = []
+    let files: OxenUploadFile[] = []
     let size = 0
     const send = async () => {
-      if (slice.length === 0) return
-      const done = await client.uploadFiles(workspaceId, dir, slice)
+      if (files.length === 0) return
+      const done = await client.uploadFiles(workspaceId, dir, files)
       result.objects += done.files
       result.bytes += done.bytes
-      p.progress.increment(slice.length)
+      p.progress.increment(files.length)
+      // Journaled once the hub said it staged them, before anything else is sent.
+      for (const u of slice) journal[u.path] = identity(u)
+      await saveOxenState(ws.repo, p.name, state)
       slice = []
+      files = []
       size = 0
     }
     for (const u of group) {
       const bytes = u.bytes ?? await ws.repo.store.get(u.blob!)
       hashes.set(u.path, xxh3_128Hex(bytes))
-      slice.push({path: dir ? u.path.slice(dir.length + 1) : u.path, bytes})
+      slice.push(u)
+      files.push({path: dir ? u.path.slice(dir.length + 1) : u.path, bytes})
       size += bytes.length
       if (size >= SLICE_BYTES) await send()
     }
     await send()
   }
-  for (let i = 0; i < removals.length; i += 500) await client.removeFiles(workspaceId, removals.slice(i, i + 500))
+  for (let i = 0; i < toRemove.length; i += 500) await client.removeFiles(workspaceId, toRemove.slice(i, i + 500))
   result.removed += removals.length
 
   const commit = await ws.reader.commit(id)
   const who = commit.author.name && commit.author.email ? commit.author : p.identity ?? commit.author
   p.progress.stop()
-  const landed = await client.commitWorkspace(workspaceId, branch, {message: commit.message, author: who.name, email: who.email})
-  if (resumed) {
-    p.view.clear()
-    for (const [k, v] of current) p.view.set(k, v)
+  // A branch that moved without touching our paths would take this commit on top of someone
+  // else's (the hub's parent is the branch's current head): ask first, and refuse.
+  const mergeable = await client.mergeability(workspaceId, branch)
+  if (mergeable && (mergeable.commits.length > 0 || !mergeable.mergeable)) {
+    throw new TilesyncError('REMOTE_MOVED', `hub branch ${branch} moved since ${base.slice(0, 10)}`, {hint: 'pull first'})
   }
+  await client.reportAction('started', 'push_workspace')
+  const landed = await client.commitWorkspace(workspaceId, branch, {message: commit.message, author: who.name, email: who.email})
+  delete state.pending[branch]
+  if ((landed.parent_ids?.[0] ?? '') !== base) {
+    // It moved between the question and the commit (or the hub cannot be asked): the new hub
+    // commit holds someone else's work too, so it is not recorded as this tilesync commit.
+    await saveOxenState(ws.repo, p.name, state)
+    await client.reportAction('completed', 'push_workspace')
+    throw new TilesyncError('REMOTE_MOVED', `hub branch ${branch} moved during the push: hub commit ${landed.id.slice(0, 10)} was made on top of ${String(landed.parent_ids?.[0] ?? '').slice(0, 10)}, not ${base.slice(0, 10)}`, {hint: 'pull first'})
+  }
+  await client.completeCommit(landed.id, {name: branch, commit_id: landed.id})
+  await client.reportAction('completed', 'push_workspace')
   applyToView(p.view, uploads, removals, hashes)
   state.commits[landed.id] = id
   state.branches[branch] = {oxen: landed.id, tilesync: id}
-  delete state.pending[branch]
   await saveOxenState(ws.repo, p.name, state)
   return landed.id
 }

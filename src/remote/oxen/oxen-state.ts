@@ -18,7 +18,21 @@ export interface OxenSyncState {
   location: string
   commits: Record<string, string>
   branches: Record<string, {oxen: string; tilesync: string}>
-  pending: Record<string, {workspace: string; base: string; tilesync: string}>
+  pending: Record<string, PendingPush>
+}
+
+/**
+ * The push in progress on one branch: its workspace, the hub commit it started from, the
+ * tilesync commit it carries, and a journal of what was staged in the workspace (path ->
+ * `b:<blob id>` or `x:<xxh3>` of the content), so a resumed push sends only what is missing
+ * without listing the workspace (the hub's listing of a workspace mixes the base commit with
+ * staged files; its changes list gives paths only).
+ */
+export interface PendingPush {
+  workspace: string
+  base: string
+  tilesync: string
+  sent?: Record<string, string>
 }
 
 /** The hub's files at one commit of a branch (path -> xxh3, size), to skip a full listing. */

@@ -143,5 +143,19 @@ export class OxenTransport implements Transport {
     return true
   }
 
+  /** A branch's head commit as a dataset (files listed lazily, downloaded on demand). */
+  async openDataset(branch?: string): Promise<{source: HubSource; branch: string; revision: string}> {
+    await this.checkRepo()
+    let name = branch
+    if (!name) {
+      const all = await this.client.listBranches()
+      name = all.find((b) => b.name === 'main')?.name ?? all[0]?.name
+      if (!name) throw new TilesyncError('REMOTE_EMPTY', `${this.client.location} has no branches yet`, {hint: 'nothing to import'})
+    }
+    const head = await this.client.getBranch(name)
+    if (!head) throw new TilesyncError('REF_MISSING', `${this.client.location} has no branch ${name}`, {hint: 'list its branches with `oxen branch --remote`, or name one as oxen://NS/REPO@BRANCH'})
+    return {source: new HubSource(this.client, head.commit_id), branch: name, revision: head.commit_id}
+  }
+
   async close(): Promise<void> {}
 }

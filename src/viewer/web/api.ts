@@ -1,4 +1,4 @@
-import type {BuildStatus, CommitView, DiffResponse, PyramidIndex, RefsView, TileHistoryView} from './protocol.js'
+import type {BuildStatus, CommitView, DiffResponse, PerceptualResponse, PyramidIndex, RefsView, TileHistoryView} from './protocol.js'
 import {query} from './dom.js'
 
 /** The server's JSON, typed (see protocol.ts); a failure carries the server's one-line message. */
@@ -15,6 +15,7 @@ export const api = {
   pyramid: (rev: string, layer?: string | null) => getJson<PyramidIndex>(`/api/pyramid?${query({rev, layer})}`),
   status: () => getJson<BuildStatus>('/api/pyramid/status'),
   diff: (from: string, to: string) => getJson<DiffResponse>(`/api/diff?${query({from, to})}`),
+  perceptual: (from: string, to: string) => getJson<PerceptualResponse>(`/api/perceptual?${query({from, to})}`),
   tileHistory: (rev: string, x: number, y: number) => getJson<TileHistoryView>(`/api/tile-history?${query({rev, x, y})}`),
 }
 

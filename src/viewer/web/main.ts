@@ -1,5 +1,5 @@
 import {api} from './api.js'
-import {KIND_STYLES, kindOf, styleOf} from './change-kinds.js'
+import {kindOf, kindOfVerdict, styleOf} from './change-kinds.js'
 import {ChangesLayer} from './changes-layer.js'
 import {byId, el, short} from './dom.js'
 import {renderHistory} from './history-view.js'
@@ -209,6 +209,7 @@ async function showCompare(): Promise<void> {
     return
   }
   setStatus(`comparing ${short(state.from)} with ${short(state.to)}…`)
+  body.dataset.perceptualState = 'pending'
   try {
     const [before, after, diff] = await Promise.all([api.pyramid(state.from, state.layer), api.pyramid(state.to, state.layer), api.diff(state.from, state.to)])
     if (mine !== seq) return
@@ -246,6 +247,7 @@ async function showCompare(): Promise<void> {
     body.dataset.compareState = 'ready'
     const n = diff.changes.tiles.length
     setStatus(`${n} changed tile${n === 1 ? '' : 's'}, ${short(diff.from)} → ${short(diff.to)}`)
+    void markPerceptual(mine, diff, swipe)
   } catch (error) {
     failed(mine, error)
   }
@@ -284,6 +286,41 @@ function union(a: [number, number, number, number] | null, b: [number, number, n
   return [Math.min(a[0], b[0]), Math.min(a[1], b[1]), Math.max(a[2], b[2]), Math.max(a[3], b[3])]
 }
 
+/**
+ * Asks the server which modified tiles only re-encoded their images (or barely changed them)
+ * and outlines those by that kind. It comes after the comparison is shown: the server may
+ * have to decode images it has not seen yet, and the map need not wait for it.
+ */
+async function markPerceptual(mine: number, diff: DiffResponse, swipe: boolean): Promise<void> {
+  try {
+    const verdicts = await api.perceptual(diff.from, diff.to)
+    if (mine !== seq) return
+    const byTile = new Map(verdicts.tiles.map((t) => [`${t.x},${t.y}`, t.verdict]))
+    for (const t of diff.changes.tiles) {
+      const kind = t.status === 'modified' && t.kind === undefined ? kindOfVerdict(byTile.get(`${t.x},${t.y}`) ?? '') : null
+      if (kind) t.kind = kind
+    }
+    paneA.setChanges(diff.changes.tiles)
+    if (!swipe) paneB.setChanges(diff.changes.tiles)
+    showLegend(diff)
+    // The list of changes, in place: the panel may be showing a tile the user opened meanwhile.
+    for (const li of document.querySelectorAll<HTMLElement>('#changes li')) {
+      const kind = kindOfVerdict(byTile.get(`${li.dataset.x},${li.dataset.y}`) ?? '')
+      if (!kind || li.dataset.status !== 'modified') continue
+      li.dataset.kind = kind
+      const badge = li.querySelector<HTMLElement>('.status')
+      if (badge) {
+        badge.textContent = kind
+        badge.style.color = styleOf(kind).colour
+      }
+    }
+    body.dataset.perceptualState = 'ready'
+  } catch {
+    // Without verdicts the tiles stay outlined as modified; the comparison itself stands.
+    if (mine === seq) body.dataset.perceptualState = 'unavailable'
+  }
+}
+
 function changedBounds(diff: DiffResponse): [number, number, number, number] | null {
   let b: [number, number, number, number] | null = null
   for (const t of diff.changes.tiles) if (t.x !== undefined && t.y !== undefined) b = union(b, [t.x, t.y, t.x, t.y])
@@ -293,7 +330,8 @@ function changedBounds(diff: DiffResponse): [number, number, number, number] | n
 function showLegend(diff: DiffResponse): void {
   const legend = byId('legend')
   legend.textContent = ''
-  const counts = new Map<string, number>(Object.keys(KIND_STYLES).map((k) => [k, 0]))
+  // The three statuses always, with their counts; finer kinds only where a tile has one.
+  const counts = new Map<string, number>(['added', 'modified', 'deleted'].map((k) => [k, 0]))
   for (const t of diff.changes.tiles) counts.set(kindOf(t), (counts.get(kindOf(t)) ?? 0) + 1)
   for (const [kind, n] of counts) {
     const swatch = el('span', {class: 'swatch'})

@@ -121,3 +121,11 @@ export interface RefsView {
   branches: Array<{name: string; id: string}>
   tags: Array<{name: string; id: string}>
 }
+
+/** `/api/perceptual`: what happened to the images of each modified tile (see `tilesync diff --perceptual`). */
+export interface PerceptualResponse {
+  from: string
+  to: string
+  threshold: number
+  tiles: Array<{x: number; y: number; verdict: 'pixels-identical' | 'nearly-identical' | 'changed'}>
+}
