@@ -1,6 +1,8 @@
+import * as fs from 'node:fs'
 import * as path from 'node:path'
 
 import {TilesyncError} from '../../core/errors.js'
+import {RepoLayout} from '../../repo/layout.js'
 import {TreeReader} from '../../snapshot/tree-reader.js'
 import type {Workspace} from '../../workspace/workspace.js'
 import type {Backend} from '../backend.js'
@@ -27,8 +29,10 @@ export class ObjectStoreTransport implements Transport {
   readonly objects: RemoteObjects
   private meta: Promise<Record<string, unknown> | null> | undefined
 
-  constructor(backend: Backend, readonly kind: string, readonly location: string, name: string) {
+  /** `cwd`: the repository the remote is opened from, if any (its pack index cache is used by every reader). */
+  constructor(backend: Backend, readonly kind: string, readonly location: string, name: string, cwd?: string) {
     const store = new RemoteStore(backend, name)
+    if (cwd && fs.existsSync(path.join(cwd, '.tilesync'))) store.cacheDir = path.join(new RepoLayout(cwd).remoteState(name), 'packs')
     this.store = store
     this.objects = {
       read: (id) => store.getObject(id),

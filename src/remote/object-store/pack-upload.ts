@@ -155,7 +155,7 @@ async function copyWholePacks(from: RemoteStore, remote: RemoteStore, ids: strin
       return
     }
     await remote.backend.copyFrom!(from.backend, packKeys.index(name))
-    index.noteKnown(fromIndex.packs.get(name)!)
+    index.noteKnown(fromIndex.packs.get(name)!, fromIndex.indexBytes(name))
     for (const id of packIds) {
       journal.record(id)
       stats.objects++

@@ -40,6 +40,8 @@ export class RemotePackIndex {
   readonly packs = new Map<string, RemotePack>()
   private readonly byId = new Map<string, RemotePacked>()
   private readonly fresh = new Map<string, Buffer>()
+  /** Every index read or written here, by pack: a promotion caches the indexes of the packs it copied. */
+  private readonly raw = new Map<string, Buffer>()
   private loading: Promise<this> | null = null
 
   constructor(private readonly backend: Backend, private readonly remoteName: string, private readonly cacheDir?: string) {}
@@ -122,11 +124,22 @@ export class RemotePackIndex {
     if (this.packs.has(name)) return
     this.add({name, kind: kindOfPack(name), size: packSize, lastModified: Date.now(), entries: decodeIndex(index)})
     this.fresh.set(name, index)
+    this.raw.set(name, index)
   }
 
   /** Records a pack known from elsewhere (copied from another remote's, whose index was verified there). */
-  noteKnown(p: RemotePack): void {
-    if (!this.packs.has(p.name)) this.add({...p, lastModified: Date.now()})
+  noteKnown(p: RemotePack, index?: Buffer): void {
+    if (this.packs.has(p.name)) return
+    this.add({...p, lastModified: Date.now()})
+    if (index) {
+      this.fresh.set(p.name, index)
+      this.raw.set(p.name, index)
+    }
+  }
+
+  /** The bytes of a pack's index, when this process read or wrote it. */
+  indexBytes(name: string): Buffer | undefined {
+    return this.raw.get(name)
   }
 
   private add(p: RemotePack): void {
@@ -147,7 +160,9 @@ export class RemotePackIndex {
       const cached = await fs.readFile(path.join(this.cacheDir, `${name}.idx`)).catch(() => null)
       if (cached && hashBytes(cached) === name.slice(2)) {
         try {
-          return decodeIndex(cached)
+          const entries = decodeIndex(cached)
+          this.raw.set(name, cached)
+          return entries
         } catch {
           // A damaged cache entry is read again from the remote.
         }
@@ -167,6 +182,7 @@ export class RemotePackIndex {
       })
     }
     this.fresh.set(name, bytes)
+    this.raw.set(name, bytes)
     return entries
   }
 }

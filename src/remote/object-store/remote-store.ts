@@ -28,6 +28,8 @@ export interface BranchRef {
  */
 export class RemoteStore {
   private index: RemotePackIndex | null = null
+  /** Where pack indexes are cached when a caller names no place (the repository the remote was opened from). */
+  cacheDir?: string
 
   constructor(readonly backend: Backend, readonly name: string) {}
 
@@ -36,7 +38,7 @@ export class RemoteStore {
    * are kept, verified, between runs). Later calls return the same index.
    */
   async packIndex(cacheDir?: string): Promise<RemotePackIndex> {
-    this.index ??= new RemotePackIndex(this.backend, this.name, cacheDir)
+    this.index ??= new RemotePackIndex(this.backend, this.name, cacheDir ?? this.cacheDir)
     return this.index.load()
   }
 
