@@ -8,12 +8,13 @@ import {fsckLocal} from '../src/ops/fsck.js'
 import {initRepository} from '../src/ops/init.js'
 import {push} from '../src/ops/push.js'
 import {addRemote} from '../src/ops/remotes.js'
+import {decodeIndex} from '../src/store/pack-format.js'
 import {Workspace} from '../src/workspace/workspace.js'
 import {dumpDatabase, DB_REL, makeProject, tmpDir} from './support/fixtures.js'
 
 const author = {name: 'H', email: 'h@example.com'}
 
-/** A directory remote holding one commit of noisy 96 px tiles (blobs big enough to hash on workers). */
+/** A directory remote holding one commit of noisy 96 px tiles (blobs big enough to hash on workers); its data packs. */
 async function remoteWithTiles(): Promise<{remote: string; db: string; blobFiles: string[]}> {
   const {dir, db} = makeProject({imageSize: 96, noise: 1})
   await initRepository({dir})
@@ -22,25 +23,20 @@ async function remoteWithTiles(): Promise<{remote: string; db: string; blobFiles
   const remote = tmpDir('link-remote')
   addRemote(ws.repo, 'origin', remote)
   await push(ws, {remote: 'origin'})
-  const blobFiles: string[] = []
-  const objects = path.join(remote, 'objects')
-  for (const d of fs.readdirSync(objects)) {
-    for (const f of fs.readdirSync(path.join(objects, d))) {
-      const file = path.join(objects, d, f)
-      if (fs.statSync(file).size > 16 * 1024) blobFiles.push(file)
-    }
-  }
-  expect(blobFiles.length).to.be.greaterThan(20)
+  const packs = path.join(remote, 'packs')
+  const blobFiles = fs.readdirSync(packs).filter((f) => /^d-[0-9a-f]{64}\.pack$/.test(f)).map((f) => path.join(packs, f))
+  expect(blobFiles.length).to.be.greaterThan(0)
   return {remote, db, blobFiles}
 }
 
+/** A remote pack keeps its name in the clone, less its kind and cut to a local pack's name. */
 const localCopyOf = (target: string, remoteFile: string): string =>
-  path.join(target, '.tilesync', 'objects', path.basename(path.dirname(remoteFile)), path.basename(remoteFile))
+  path.join(target, '.tilesync', 'objects', 'pack', `pack-${path.basename(remoteFile).slice(2, 26)}.pack`)
 
 describe('clone from a directory remote: hard links', function () {
   this.timeout(120_000)
 
-  it('links blobs instead of copying them, and the clone is whole and identical', async () => {
+  it('links the data packs instead of copying them, and the clone is whole and identical', async () => {
     const {remote, db, blobFiles} = await remoteWithTiles()
     const target = path.join(tmpDir('link-clone'), 'copy')
     await clone({url: remote, dir: target})
@@ -64,9 +60,11 @@ describe('clone from a directory remote: hard links', function () {
 
   it('a corrupted object on the remote stops the clone with OBJECT_CORRUPT and leaves nothing behind', async () => {
     const {remote, blobFiles} = await remoteWithTiles()
-    const victim = blobFiles[3]
+    const victim = blobFiles[0]
     const bytes = fs.readFileSync(victim)
-    bytes[bytes.length - 10] ^= 0xff
+    // Inside a tile image (not a record's header, which the index makes redundant).
+    const entries = decodeIndex(fs.readFileSync(victim.replace(/\.pack$/, '.idx')))
+    bytes[entries[entries.length >> 1].offset + 100] ^= 0xff
     fs.writeFileSync(victim, bytes)
     const parent = tmpDir('link-clone')
     const target = path.join(parent, 'copy')
@@ -79,7 +77,7 @@ describe('clone from a directory remote: hard links', function () {
     expect(fs.readFileSync(victim).equals(bytes), 'the remote file is untouched').to.equal(true)
   })
 
-  it('a remote object that is a symlink is copied (and verified), never linked', async () => {
+  it('a remote pack that is a symlink is read (and verified), never linked', async () => {
     const {remote, db, blobFiles} = await remoteWithTiles()
     const victim = blobFiles[0]
     const outside = path.join(tmpDir('link-outside'), 'elsewhere.bin')
@@ -88,9 +86,11 @@ describe('clone from a directory remote: hard links', function () {
     fs.symlinkSync(outside, victim)
     const target = path.join(tmpDir('link-clone'), 'copy')
     await clone({url: remote, dir: target})
-    const local = localCopyOf(target, victim)
-    expect(fs.lstatSync(local).isSymbolicLink()).to.equal(false)
-    expect(fs.statSync(local).ino).to.not.equal(fs.statSync(outside).ino)
+    const walk = (d: string): string[] => fs.readdirSync(d, {withFileTypes: true}).flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]))
+    for (const f of walk(path.join(target, '.tilesync', 'objects'))) {
+      expect(fs.lstatSync(f).isSymbolicLink(), f).to.equal(false)
+      expect(fs.statSync(f).ino, f).to.not.equal(fs.statSync(outside).ino)
+    }
     expect(dumpDatabase(path.join(target, DB_REL))).to.deep.equal(dumpDatabase(db))
   })
 })

@@ -82,7 +82,7 @@ describe('fsck', () => {
     await addRemote(ws.repo, 'origin', remote)
     await push(ws, {})
     const blob = await someBlobOf(ws, ids[1])
-    fs.rmSync(ws.repo.store.pathOf(blob))
+    await ws.repo.store.delete(blob)
     const r = cli(ws.repo.root, ['fsck'])
     expect(r.code).to.equal(1)
     expect(r.stdout).to.match(new RegExp(`object ${blob.slice(0, 10)} \\(tile -?\\d+,-?\\d+ (render|generation) at commit [0-9a-f]{10}\\) is missing: run \`tilesync fsck --repair\` to download it again from origin`))
@@ -117,7 +117,7 @@ describe('fsck', () => {
     const snap = await ws.reader.snapshot((await ws.reader.commit(ids[0])).tree)
     // The table tree's file replaced by a tile image's bytes.
     const blob = await someBlobOf(ws, ids[0])
-    const bytes = fs.readFileSync(ws.repo.store.pathOf(blob))
+    const bytes = (await ws.repo.store.readRaw(blob))!
     fs.writeFileSync(ws.repo.store.pathOf(snap.tables[0].id), bytes)
     const r = await fsckLocal(ws)
     expect(r.problems.map((p) => p.message).join('\n')).to.include(`table tree ${snap.tables[0].id.slice(0, 10)}`)
@@ -231,7 +231,7 @@ describe('prune', () => {
     const store = new RemoteStore(await openBackend(remoteConfig(ws.repo, 'origin'), ws.repo.root), 'origin')
     const dry = await pruneRemote(ws.repo, 'origin', {keepLast: 2, dryRun: true, graceMs: 0})
     expect(dry.removed.objects).to.be.greaterThan(0)
-    expect(await store.backend.get(remoteKeys.object(ids[0]))).to.not.equal(null)
+    expect(await store.getObjectBytes(ids[0])).to.not.equal(null)
     // With the default grace period nothing just pushed goes.
     expect((await pruneRemote(ws.repo, 'origin', {keepLast: 2})).removed.objects).to.equal(0)
     ageObjects(remote)
@@ -239,7 +239,7 @@ describe('prune', () => {
     expect(out.code, out.stderr).to.equal(0)
     expect(out.stdout).to.match(/Kept 2 commit\(s\) on origin/)
     expect((await store.backend.get(SHALLOW_KEY))!.toString()).to.match(new RegExp(`^# pruned-before \\d+\\n${ids[4]}\\n$`))
-    expect(await store.backend.get(remoteKeys.object(ids[3]))).to.equal(null)
+    expect(await store.getObjectBytes(ids[3])).to.equal(null)
     const rf = await fsckRemote(ws, 'origin')
     expect(rf.ok, JSON.stringify(rf.problems)).to.equal(true)
     expect(rf.shallow).to.deep.equal([ids[4]])

@@ -12,6 +12,7 @@ import {initRepository} from '../src/ops/init.js'
 import {pull} from '../src/ops/pull.js'
 import {push} from '../src/ops/push.js'
 import {addRemote} from '../src/ops/remotes.js'
+import {openBackend} from '../src/remote/registry.js'
 import type {BlobRef} from '../src/snapshot/model.js'
 import {tileXY} from '../src/snapshot/rows.js'
 import {Workspace} from '../src/workspace/workspace.js'
@@ -20,6 +21,7 @@ import {spawn} from 'node:child_process'
 import {BIN, cli, type CliRun} from './support/cli.js'
 import {setGeneration} from './support/edit.js'
 import {makeProject, tmpDir, withDb} from './support/fixtures.js'
+import {remotePacks} from './support/packed-remote.js'
 import {S3RVER_KEY, S3RVER_SECRET, startS3Server, type S3TestServer} from './support/s3-server.js'
 
 const author = {name: 'Tester', email: 't@example.com'}
@@ -85,7 +87,23 @@ describe('partial clone (clone --bbox): only the region\'s images, the rest from
   })
 
   /** GET requests for object `id` on the bucket (one key per object, or a ranged read of a pack naming it). */
-  const gets = (id: string) => server.requestLog.entries.filter((e) => e.method === 'GET' && (e.url.includes(id) || e.url.includes(`${id.slice(0, 2)}/${id.slice(2)}`))).length
+  /** Where each object sits in the remote's packs (see learnPacks): a ranged GET of a pack reads the objects its range covers. */
+  let places = new Map<string, {pack: string; start: number; end: number}>()
+  const learnPacks = async (url: string): Promise<void> => {
+    const backend = await openBackend({url, endpoint: server.endpoint})
+    places = new Map()
+    for (const p of await remotePacks(backend)) for (const e of p.entries) places.set(e.id, {pack: p.name, start: e.offset, end: e.offset + e.length - 1})
+    await backend.close?.()
+  }
+  const covers = (e: {url: string; range?: string}, id: string): boolean => {
+    if (e.url.includes(id) || e.url.includes(`${id.slice(0, 2)}/${id.slice(2)}`)) return true
+    const at = places.get(id)
+    if (!at || !e.url.includes(`/packs/${at.pack}.pack`)) return false
+    const m = /^bytes=(\d+)-(\d+)$/.exec(e.range ?? '')
+    // A GET of the whole pack reads every object in it.
+    return !m || (Number(m[1]) <= at.end && Number(m[2]) >= at.start)
+  }
+  const gets = (id: string) => server.requestLog.entries.filter((e) => e.method === 'GET' && covers(e, id)).length
 
   it('fetches only the region\'s blobs (counted on the remote); status, commit, push and fsck work; a command outside the region fetches what it needs', async () => {
     const {dir, db} = makeProject({seed: 7})
@@ -98,6 +116,7 @@ describe('partial clone (clone --bbox): only the region\'s images, the rest from
     const url = `s3://partial/p-${randomBytes(4).toString('hex')}`
     await addRemote(origin.repo, 'origin', url, {endpoint: server.endpoint})
     await push(origin, {})
+    await learnPacks(url)
     const head = await blobsAt(origin, 'HEAD')
     const older = await blobsAt(origin, 'HEAD~1')
     expect(head.inside.size).to.be.greaterThan(0)
@@ -158,6 +177,7 @@ describe('partial clone (clone --bbox): only the region\'s images, the rest from
     setGeneration(db, -2, -1, 602)
     await commit(origin, {message: 'inside and outside', author})
     await push(origin, {})
+    await learnPacks(url)
     const newInside = hashBytes(withDb(db, (d) => (d.prepare('SELECT generation FROM quadrants WHERE quadrant_x = 0 AND quadrant_y = 1').get() as {generation: Buffer}).generation))
     const newOutside = hashBytes(withDb(db, (d) => (d.prepare('SELECT generation FROM quadrants WHERE quadrant_x = -2 AND quadrant_y = -1').get() as {generation: Buffer}).generation))
     server.requestLog.reset()

@@ -303,7 +303,8 @@ describe('reviewed releases: prepare -> merge -> publish -> clone --release (S3 
     // Deciding whether the release is new, older or a step forward costs production the same
     // few reads whatever its history: not one more per release already there.
     expect(new Set(reads.slice(1)).size, `GETs on production per publish: ${reads.join(', ')}`).to.equal(1)
-    expect(reads[1]).to.be.at.most(6)
+    // One of them lists production's packs/ (what it holds is learnt from its pack indexes, cached here).
+    expect(reads[1]).to.be.at.most(7)
   })
 
   it('prepare refuses before pushing when git has staged changes or the branch exists', async () => {

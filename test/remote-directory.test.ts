@@ -14,9 +14,10 @@ import {pull} from '../src/ops/pull.js'
 import {push} from '../src/ops/push.js'
 import {addRemote} from '../src/ops/remotes.js'
 import {status} from '../src/ops/status.js'
-import {remoteKeys} from '../src/remote/object-store/remote-store.js'
+import {DirectoryBackend} from '../src/remote/directory-backend.js'
 import {Workspace} from '../src/workspace/workspace.js'
 import {dumpDatabase, makeProject, png, tmpDir} from './support/fixtures.js'
+import {idsStoredAt, tamperStored, TREE_PACK_KEY} from './support/packed-remote.js'
 import {runTransportConformance} from './support/transport-conformance.js'
 import {generationOf, setGeneration} from './support/edit.js'
 
@@ -53,36 +54,39 @@ runTransportConformance('directory', () => ({
   corruptCodes: ['OBJECT_CORRUPT'],
   async newRemote() {
     const root = path.join(tmpDir('remote'), 'tiles')
-    const objectFile = (blob: Buffer): string => path.join(root, ...remoteKeys.object(hashBytes(blob)).split('/'))
+    const backend = new DirectoryBackend(root)
     // A rename gives a file a new inode: a rewritten object shows as written even with the same name.
     const scan = (): Map<string, number> => {
       const out = new Map<string, number>()
-      const dir = path.join(root, 'objects')
-      if (!fs.existsSync(dir)) return out
-      for (const e of fs.readdirSync(dir, {withFileTypes: true, recursive: true})) {
-        if (e.isFile()) out.set(path.relative(root, path.join(e.parentPath, e.name)).split(path.sep).join('/'), fs.statSync(path.join(e.parentPath, e.name)).ino)
+      for (const sub of ['objects', 'packs']) {
+        const dir = path.join(root, sub)
+        if (!fs.existsSync(dir)) continue
+        for (const e of fs.readdirSync(dir, {withFileTypes: true, recursive: true})) {
+          if (e.isFile()) out.set(path.relative(root, path.join(e.parentPath, e.name)).split(path.sep).join('/'), fs.statSync(path.join(e.parentPath, e.name)).ino)
+        }
       }
       return out
     }
     let seen = new Map<string, number>()
     return {
       url: root,
-      written: async () => [...scan()].filter(([f, ino]) => seen.get(f) !== ino).map(([f]) => f).sort(),
+      written: async () => idsStoredAt(backend, [...scan()].filter(([f, ino]) => seen.get(f) !== ino).map(([f]) => f)),
       resetWritten: async () => {
         seen = scan()
       },
-      isUploadOf: (entry, blob) => entry === remoteKeys.object(hashBytes(blob)),
-      interrupt: async (blobs) => {
-        // A directory where the object's file belongs: its rename into place fails (EISDIR).
-        const blocked = objectFile(blobs.at(-1)!)
-        fs.mkdirSync(blocked, {recursive: true})
-        return async () => fs.rmdirSync(blocked)
+      isUploadOf: (entry, blob) => entry === hashBytes(blob),
+      interrupt: async () => {
+        // The images' pack lands; writing the trees' pack fails (the disk of a shared drive went away).
+        const put = DirectoryBackend.prototype.put
+        DirectoryBackend.prototype.put = async function (this: DirectoryBackend, key: string, bytes: Buffer) {
+          if (TREE_PACK_KEY.test(key)) throw Object.assign(new Error(`EIO: i/o error, write '${key}' (injected)`), {code: 'EIO'})
+          return put.call(this, key, bytes)
+        }
+        return async () => {
+          DirectoryBackend.prototype.put = put
+        }
       },
-      tamper: async (blob, how) => {
-        const f = objectFile(blob)
-        const bytes = fs.readFileSync(f)
-        fs.writeFileSync(f, how === 'append' ? Buffer.concat([bytes, Buffer.from('tampered')]) : bytes.subarray(0, bytes.length >> 1))
-      },
+      tamper: (blob, how) => tamperStored(backend, blob, how),
     }
   },
 }))

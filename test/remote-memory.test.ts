@@ -1,8 +1,8 @@
 import {hashBytes} from '../src/core/hash.js'
 import {MemoryBackend} from '../src/remote/memory-backend.js'
-import {remoteKeys} from '../src/remote/object-store/remote-store.js'
 import {runBackendConformance} from './support/backend-conformance.js'
 import {memoryBackends, registerMemoryRemotes} from './support/memory-remote.js'
+import {idsStoredAt, tamperStored, TREE_PACK_KEY} from './support/packed-remote.js'
 import {runTransportConformance} from './support/transport-conformance.js'
 
 registerMemoryRemotes()
@@ -20,17 +20,16 @@ runTransportConformance('memory', () => ({
     let mark = 0
     return {
       url: `memory://${bucket}`,
-      written: async () => backend.writes.slice(mark).filter((k) => k.startsWith(remoteKeys.objectsPrefix)),
+      written: async () => idsStoredAt(backend, backend.writes.slice(mark)),
       resetWritten: async () => {
         mark = backend.writes.length
       },
-      isUploadOf: (entry, blob) => entry === remoteKeys.object(hashBytes(blob)),
-      interrupt: async (blobs) => {
-        // One upload fails at once while the others are still on their way (30 ms each).
-        const key = remoteKeys.object(hashBytes(blobs[0]))
+      isUploadOf: (entry, blob) => entry === hashBytes(blob),
+      interrupt: async () => {
+        // The images' pack lands; the trees' pack fails while others are still on their way (30 ms each).
         const put = backend.put.bind(backend)
         backend.put = async (k, bytes) => {
-          if (k === key) throw new Error('connection reset by peer (injected)')
+          if (TREE_PACK_KEY.test(k)) throw new Error('connection reset by peer (injected)')
           await new Promise((resolve) => setTimeout(resolve, 30))
           return put(k, bytes)
         }
@@ -38,10 +37,7 @@ runTransportConformance('memory', () => ({
           backend.put = put
         }
       },
-      tamper: async (blob, how) => {
-        const e = backend.keys.get(remoteKeys.object(hashBytes(blob)))!
-        e.bytes = how === 'append' ? Buffer.concat([e.bytes, Buffer.from('tampered')]) : e.bytes.subarray(0, e.bytes.length >> 1)
-      },
+      tamper: (blob, how) => tamperStored(backend, blob, how),
     }
   },
 }))

@@ -23,8 +23,9 @@ import {openBackend} from '../src/remote/registry.js'
 import {RemoteStore, remoteKeys} from '../src/remote/object-store/remote-store.js'
 import {cli} from './support/cli.js'
 import {generationOf, setGeneration} from './support/edit.js'
-import {DB_REL, dumpDatabase, makeProject, png, tmpDir} from './support/fixtures.js'
+import {DB_REL, dumpDatabase, makeProject, png, tmpDir, withDb} from './support/fixtures.js'
 import {S3RVER_KEY, startS3Server, type S3TestServer} from './support/s3-server.js'
+import {idsStoredAt, tamperStored, TREE_PACK_KEY} from './support/packed-remote.js'
 import {runTransportConformance} from './support/transport-conformance.js'
 
 // nock patches http on import; it is switched on only inside the suite that uses it.
@@ -172,26 +173,21 @@ describe('S3 remote (s3rver, behind a front that can refuse chosen uploads)', ()
     async newRemote() {
       const prefix = uniquePrefix()
       const url = `s3://tiles/${prefix}`
-      const objects = `/tiles/${prefix}/${remoteKeys.objectsPrefix}`
+      const base = `/tiles/${prefix}/`
       return {
         url,
         extra: {endpoint: front.endpoint},
-        written: async () => server.requestLog.entries.filter((e) => e.method === 'PUT' && e.url.includes(objects)).map((e) => e.url.slice(e.url.indexOf(objects) + `/tiles/${prefix}/`.length).split('?')[0]),
+        written: async () => idsStoredAt((await rawRemote(url)).backend, server.requestLog.entries.filter((e) => e.method === 'PUT' && e.url.startsWith(base)).map((e) => e.url.slice(base.length).split('?')[0])),
         resetWritten: async () => server.requestLog.reset(),
-        isUploadOf: (entry, blob) => entry === remoteKeys.object(hashBytes(blob)),
-        interrupt: async (blobs) => {
-          const key = `/tiles/${prefix}/${remoteKeys.object(hashBytes(blobs.at(-1)!))}`
-          refuse = (r) => r.method === 'PUT' && r.url.split('?')[0] === key
+        isUploadOf: (entry, blob) => entry === hashBytes(blob),
+        interrupt: async () => {
+          // The images' pack lands; the trees' pack is refused.
+          refuse = (r) => r.method === 'PUT' && r.url.startsWith(base) && TREE_PACK_KEY.test(r.url.slice(base.length).split('?')[0])
           return async () => {
             refuse = null
           }
         },
-        tamper: async (blob, how) => {
-          const raw = await rawRemote(url)
-          const key = remoteKeys.object(hashBytes(blob))
-          const bytes = (await raw.backend.get(key))!
-          await raw.backend.put(key, how === 'append' ? Buffer.concat([bytes, Buffer.from('tampered')]) : bytes.subarray(0, bytes.length >> 1))
-        },
+        tamper: async (blob, how) => tamperStored((await rawRemote(url)).backend, blob, how),
       }
     },
   }))
@@ -216,15 +212,20 @@ describe('S3 remote end to end (s3rver)', function () {
     await commit(a, {message: 'three tiles', author})
     server.requestLog.reset()
     const r = await push(a, {})
-    const objectPuts = puts(`/${prefix}/objects/`)
-    const blobPuts = [101, 102, 103].map((s) => remoteKeys.object(hashBytes(png(s))))
-    expect(r.objects).to.equal(objectPuts.length)
-    for (const key of blobPuts) expect(objectPuts.filter((u) => u.includes(`/${prefix}/${key}`)), key).to.have.length(1)
+    const keyOf = (u: string): string => u.slice(u.indexOf(`/${prefix}/`) + prefix.length + 2).split('?')[0]
+    const packPuts = puts(`/${prefix}/packs/`).map(keyOf)
+    // The images in a data pack, trees and the commit in a tree pack, each pack then its index.
+    expect(packPuts.filter((k) => k.endsWith('.pack'))).to.have.length(2)
+    expect(packPuts.filter((k) => k.endsWith('.idx'))).to.have.length(2)
+    const stored = await idsStoredAt((await rawRemote(url)).backend, packPuts)
+    expect(r.objects).to.equal(stored.length)
+    for (const s of [101, 102, 103]) expect(stored.filter((id) => id === hashBytes(png(s))), `image ${s}`).to.have.length(1)
     // 3 blobs, then leaves (<= 3), level-1 nodes (<= 3), root, table, snapshot, commit.
-    expect(objectPuts.length - 3).to.be.within(6, 12)
+    expect(stored.length - 3).to.be.within(6, 12)
     expect(puts(`/${prefix}/refs/heads/main`)).to.have.length(1)
-    // Nothing else was written: no meta rewrite, no deletes, no multipart, no listing of objects.
-    expect(server.requestLog.count('PUT')).to.equal(objectPuts.length + 1)
+    // Nothing else was written: no meta rewrite, no deletes, no loose object, no listing of objects.
+    expect(server.requestLog.count('PUT')).to.equal(5)
+    expect(puts(`/${prefix}/objects/`)).to.deep.equal([])
     expect(Object.keys(server.requestLog.byMethod).sort()).to.deep.equal(['GET', 'PUT'])
     expect(server.requestLog.count('GET', '/objects/')).to.equal(0)
 
@@ -285,13 +286,13 @@ describe('S3 remote end to end (s3rver)', function () {
     }
   })
 
-  it('an interrupted push leaves the remote ref where it was; running it again uploads only the remaining objects', async () => {
-    const N = 4
+  it('a push interrupted mid-pack leaves the remote ref where it was; running it again sends only the packs that did not land', async () => {
     let failing = false
     let passed = 0
+    const dataPack = /\/packs\/d-[0-9a-f]{64}\.pack(\?|$)/
     const front = await startFront(async (r): Promise<Verdict> => {
-      if (!failing || r.method !== 'PUT' || !r.url.includes('/objects/')) return 'pass'
-      if (passed < N) {
+      if (!failing || r.method !== 'PUT' || !dataPack.test(r.url)) return 'pass'
+      if (passed < 1) {
         passed++
         return 'pass'
       }
@@ -300,39 +301,47 @@ describe('S3 remote end to end (s3rver)', function () {
       return {status: 500, code: 'InternalError'}
     })
     process.env.TILESYNC_REMOTE_RETRIES = '2'
+    // Packs of about 4 KiB: eight 2 KB images make several data packs.
+    process.env.TILESYNC_PACK_BYTES = '4096'
     try {
       const {a, aDb, url, prefix} = await pushedProject({endpoint: front.endpoint})
-      const before = await (await rawRemote(url)).readBranch('main')
-      for (let i = 0; i < 8; i++) setGeneration(aDb, (i % 4) - 2, Math.floor(i / 4), 400 + i)
+      const raw = await rawRemote(url)
+      const before = await raw.readBranch('main')
+      withDb(aDb, (d) => {
+        for (let i = 0; i < 8; i++) d.prepare('UPDATE quadrants SET generation = ? WHERE quadrant_x = ? AND quadrant_y = ?').run(randomBytes(2000), (i % 4) - 2, Math.floor(i / 4))
+      })
       const target = await commit(a, {message: 'eight tiles', author})
       const total = (await push(a, {dryRun: true})).objects
-      expect(total).to.be.greaterThan(N + 8)
+      expect(total).to.be.greaterThan(8)
 
       failing = true
       front.log.length = 0
       const err = await expectCode(push(a, {}), 'TRANSFER_FAILED')
-      expect(err.message).to.include(`stopped after ${N} of ${total} objects`)
+      const keyOf = (u: string): string => u.slice(u.indexOf(`/${prefix}/`) + prefix.length + 2).split('?')[0]
+      const landed = front.log.filter((e) => e.method === 'PUT' && e.url.includes('/packs/') && e.status === 200).map((e) => keyOf(e.url))
+      const landedIds = await idsStoredAt(raw.backend, landed)
+      expect(landedIds.length, 'one data pack landed').to.be.within(2, 7)
+      expect(err.message).to.include(`stopped after ${landedIds.length} of ${total} objects`)
       expect(err.hint).to.include('run the same command again')
-      const firstRun = front.log.filter((e) => e.method === 'PUT' && e.url.includes('/objects/') && e.status === 200).map((e) => e.url)
-      expect(firstRun).to.have.length(N)
       expect(front.log.some((e) => e.url.includes('/refs/heads/') && e.method === 'PUT')).to.equal(false)
-      expect((await (await rawRemote(url)).readBranch('main'))?.id).to.equal(before!.id)
+      expect((await raw.readBranch('main'))?.id).to.equal(before!.id)
       const stale = await cloneOf(url)
       expect(await stale.ws.repo.refs.headCommit()).to.equal(before!.id)
 
       failing = false
       front.log.length = 0
       const resumed = await push(a, {})
-      const secondRun = front.log.filter((e) => e.method === 'PUT' && e.url.includes(`/${prefix}/objects/`)).map((e) => e.url)
-      expect(resumed.skipped).to.equal(N)
-      expect(resumed.objects).to.equal(total - N)
-      expect(secondRun).to.have.length(total - N)
-      expect(secondRun.filter((u) => firstRun.includes(u))).to.deep.equal([])
+      const secondRun = front.log.filter((e) => e.method === 'PUT' && e.url.includes(`/${prefix}/packs/`)).map((e) => keyOf(e.url))
+      expect(resumed.skipped).to.equal(landedIds.length)
+      expect(resumed.objects).to.equal(total - landedIds.length)
+      expect(secondRun.filter((k) => landed.includes(k)), 'no landed pack sent again').to.deep.equal([])
+      expect((await idsStoredAt(raw.backend, secondRun)).filter((id) => landedIds.includes(id)), 'no landed object sent again').to.deep.equal([])
       expect(resumed.to).to.equal(target.id)
       const fresh = await cloneOf(url)
       expect(dumpDatabase(fresh.db)).to.deep.equal(dumpDatabase(aDb))
     } finally {
       delete process.env.TILESYNC_REMOTE_RETRIES
+      delete process.env.TILESYNC_PACK_BYTES
       await front.stop()
     }
   })
@@ -358,9 +367,9 @@ describe('S3 push faults (nock in front of s3rver)', function () {
     setGeneration(aDb, 0, 0, 801)
     setGeneration(aDb, 1, 0, 802)
     await commit(a, {message: 'two tiles', author})
-    const blob = `/tiles/${prefix}/${remoteKeys.object(hashBytes(png(801)))}`
+    // The data pack holding both images.
     const once = nock(server.endpoint, {allowUnmocked: true})
-      .put(blob).query(true)
+      .put((uri) => uri.startsWith(`/tiles/${prefix}/packs/d-`) && uri.split('?')[0].endsWith('.pack')).query(true)
       .reply(500, '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InternalError</Code><Message>We encountered an internal error.</Message></Error>', {'content-type': 'application/xml'})
     const r = await push(a, {})
     expect(once.isDone(), 'the 500 was served').to.equal(true)
@@ -417,6 +426,7 @@ describe('promotion between two buckets (push --from)', function () {
     return out
   }
 
+  const dataPackGets = (): number => server.requestLog.entries.filter((e) => e.method === 'GET' && e.url.includes('/staging/') && e.url.includes('/packs/d-') && e.url.split('?')[0].endsWith('.pack')).length
   const blobGets = (blobs: Set<string>): number => server.requestLog.entries.filter((e) => e.method === 'GET' && [...blobs].some((id) => e.url.includes(id.slice(2)))).length
 
   it('copies server-side with no blob passing through the client; the production clone equals the source; a second run copies nothing', async () => {
@@ -435,11 +445,15 @@ describe('promotion between two buckets (push --from)', function () {
     expect(r.bytes).to.equal(dry.bytes)
     expect(r.objects).to.be.greaterThan(blobs.size)
     expect(blobGets(blobs), 'blob GETs through the client').to.equal(0)
-    // Commits and trees were read (and hash-checked) from staging, once each at most.
-    const treeGets = server.requestLog.entries.filter((e) => e.method === 'GET' && e.url.includes('/staging/') && e.url.includes('/objects/'))
-    expect(treeGets.length).to.be.within(1, r.objects - blobs.size)
-    // One copy per object, then the meta file and the ref.
-    expect(puts('/production/')).to.have.length(r.objects + 2)
+    expect(dataPackGets(), 'no data pack read through the client').to.equal(0)
+    // Commits and trees were read (and hash-checked) from staging's tree pack, in a request or two.
+    const treeGets = server.requestLog.entries.filter((e) => e.method === 'GET' && e.url.includes('/staging/') && e.url.includes('/packs/t-'))
+    expect(treeGets.length).to.be.within(1, 2)
+    // One copy per pack (its file, then its index), then the meta file and the ref.
+    const copies = puts('/production/').filter((u) => u.includes('/packs/'))
+    expect(copies.filter((u) => u.split('?')[0].endsWith('.pack'))).to.have.length(2)
+    expect(copies.filter((u) => u.split('?')[0].endsWith('.idx'))).to.have.length(2)
+    expect(puts('/production/')).to.have.length(copies.length + 2)
     expect(puts('/staging/')).to.have.length(0)
 
     const p = await cloneOf(production)
@@ -461,7 +475,9 @@ describe('promotion between two buckets (push --from)', function () {
     expect(inc.objects).to.equal(pushed.objects)
     expect(inc.commits).to.equal(1)
     expect(blobGets(blobIdsOf(aDb))).to.equal(0)
-    expect(puts('/production/')).to.have.length(inc.objects + 1)
+    expect(dataPackGets()).to.equal(0)
+    // The increment's data pack and tree pack, each with its index, then the ref.
+    expect(puts('/production/')).to.have.length(5)
     await pull(p.ws, {})
     expect(dumpDatabase(p.db)).to.deep.equal(dumpDatabase(aDb))
 

@@ -131,10 +131,16 @@ describe('S3 faults (nock)', () => {
     expect(err.message).to.include('after 2 tries').and.include('502')
   })
 
+  /** The bucket holds no packs: an object is then read by its own key (the layout before packs). */
+  const noPacks = (): void => {
+    nock(ENDPOINT).get('/tiles/').query((q) => q['list-type'] === '2').reply(200, '<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>tiles</Name><Prefix>p/packs/</Prefix><KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated></ListBucketResult>', {'content-type': 'application/xml'})
+  }
+
   it('refuses a tampered download with OBJECT_CORRUPT', async () => {
     const bytes = Buffer.from('a real tile, honestly')
     const id = hashBytes(bytes)
     nock(ENDPOINT).get(`/tiles/p/${remoteKeys.object(id)}`).query(true).reply(200, Buffer.from('a real tile, h0nestly'))
+    noPacks()
     const store = new RemoteStore(await open(), 'origin')
     const err = await failure(store.getObject(id))
     expect(err.code).to.equal('OBJECT_CORRUPT')
@@ -144,6 +150,7 @@ describe('S3 faults (nock)', () => {
     const bytes = Buffer.alloc(4096, 7)
     const id = hashBytes(bytes)
     nock(ENDPOINT).get(`/tiles/p/${remoteKeys.object(id)}`).query(true).reply(200, bytes.subarray(0, 1000))
+    noPacks()
     const store = new RemoteStore(await open(), 'origin')
     const err = await failure(store.getObject(id))
     expect(err.code).to.equal('OBJECT_CORRUPT')

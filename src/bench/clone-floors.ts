@@ -1,6 +1,6 @@
 /**
  * `node dist/src/bench/clone-floors.js hash|insert DIR`: how long one part of a clone takes on
- * its own, for every file under DIR, with the bytes already in memory. It prints that time
+ * its own, for every object under DIR (a loose file, or each object of a pack), with the bytes already in memory. It prints that time
  * alone, in seconds: no process start, no reads of DIR, no fsync. Run it where a clone would
  * write: the insert's database is made in the working directory, and removed.
  * - `hash`: the project's BLAKE3 (native where it loads, else blake3-wasm; see core/hash.ts) on all
@@ -16,6 +16,7 @@ import {isMainThread, parentPort, Worker, workerData} from 'node:worker_threads'
 
 import {hashBytes} from '../core/hash.js'
 import {createDatabase} from '../db/open-database.js'
+import {decodeIndex} from '../store/pack-format.js'
 
 interface Share {files: string[]}
 interface Timed {seconds: number; bytes: number}
@@ -29,12 +30,31 @@ function filesUnder(dir: string, out: string[] = []): string[] {
   return out
 }
 
+/**
+ * The objects stored in `files`, each as its own buffer: a loose object file is one, a pack
+ * (with its index beside it) holds many, and an index is none.
+ */
+function objectsIn(files: string[]): Buffer[] {
+  const out: Buffer[] = []
+  for (const f of files) {
+    if (f.endsWith('.idx')) continue
+    const bytes = readFileSync(f)
+    if (!f.endsWith('.pack')) {
+      out.push(bytes)
+      continue
+    }
+    for (const e of decodeIndex(readFileSync(f.replace(/\.pack$/, '.idx')))) out.push(bytes.subarray(e.offset, e.offset + e.length))
+  }
+  return out
+}
+
 const seconds = (start: bigint): number => Number(process.hrtime.bigint() - start) / 1e9
 
 async function hashFloor(files: string[]): Promise<Timed & {cores: number}> {
   const cores = Math.max(1, os.availableParallelism())
   const shares: Share[] = Array.from({length: cores}, () => ({files: []}))
-  files.forEach((f, i) => shares[i % cores].files.push(f))
+  // A pack goes to one worker with its index (its objects are hashed there).
+  files.filter((f) => !f.endsWith('.idx')).forEach((f, i) => shares[i % cores].files.push(f))
   const done = await Promise.all(shares.map((share) => new Promise<Timed>((resolve, reject) => {
     const w = new Worker(new URL(import.meta.url), {workerData: share})
     w.once('message', resolve)
@@ -45,7 +65,7 @@ async function hashFloor(files: string[]): Promise<Timed & {cores: number}> {
 }
 
 function hashShare(share: Share): Timed {
-  const buffers = share.files.map((f) => readFileSync(f))
+  const buffers = objectsIn(share.files)
   const start = process.hrtime.bigint()
   let bytes = 0
   for (const b of buffers) {
@@ -56,7 +76,7 @@ function hashShare(share: Share): Timed {
 }
 
 function insertFloor(files: string[]): Timed {
-  const buffers = files.map((f) => readFileSync(f))
+  const buffers = objectsIn(files)
   // In the working directory: on the disk a clone would write to.
   const dir = mkdtempSync(path.join(process.cwd(), 'tilesync-floor-'))
   try {

@@ -25,6 +25,7 @@ import {destroyCase, syncApiCase} from './remote-data-cases.js'
 import {similarCase} from './similar-case.js'
 import {pipelineCase} from './pipeline-case.js'
 import {viewerCases} from './viewer-bench.js'
+import {wanCases} from './wan-case.js'
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
 const BIN = path.join(repoRoot, 'bin', 'run.js')
@@ -50,6 +51,13 @@ if (process.argv.includes('--help') || process.argv.includes('-h')) {
   --viewer-tiles N       tiles in the viewer case's map (default 100000)
   --city-quadrants N     quadrants in the city case's database (default 20000, about 13 GB)
   --city-runs R          runs of the city case's first commit and clone (default 1)
+  --only wan             (only when named) s3rver behind a proxy delaying each request, tilesync
+                         and rclone on the same tiles: first push, clone, push and pull after
+                         100 tiles changed, with the requests each made
+  --wan-delay-ms MS      delay per request in the wan case (default 40)
+  --wan-quadrants N      quadrants of the wan case's small-tile database (default 10000; 0 leaves it out)
+  --wan-small-size PX    image edge of that database (default 32)
+  --wan-large-quadrants N  quadrants of its 512 px database (default 2000; 0 leaves it out)
   --out DIR              results and work directory (default bench-output)
   --cache DIR            where generated databases are kept (default OUT/cache)
   --no-install           do not apt-get install restic, rclone or b3sum when they are missing
@@ -59,6 +67,7 @@ examples:
   npm run bench -- --noise 0.5 --generation-ratio 0.3 --only first-commit --runs 3
   npm run bench -- --only clone,clone-cold,s3 --runs 3
   npm run bench -- --only city --runs 3
+  npm run bench -- --only wan --wan-delay-ms 40
   npm run bench -- --only pipeline --pipeline-runs 3
   npm run bench -- --only similar --similar-quadrants 20000
   npm run bench -- --only viewer --viewer-tiles 20000
@@ -206,7 +215,7 @@ function cloneCase(remote: string, label: string, cold: boolean): void {
       const s: Sample[] = []
       let cores = 1
       for (let i = 0; i < runs; i++) {
-        const printed = JSON.parse(run(process.execPath, [path.join(repoRoot, 'dist', 'src', 'bench', 'clone-floors.js'), which, path.join(remote, 'objects')], work)) as {seconds: number; cores?: number}
+        const printed = JSON.parse(run(process.execPath, [path.join(repoRoot, 'dist', 'src', 'bench', 'clone-floors.js'), which, fs.existsSync(path.join(remote, 'packs')) ? path.join(remote, 'packs') : path.join(remote, 'objects')], work)) as {seconds: number; cores?: number}
         s.push({seconds: printed.seconds, maxRssMb: null})
         cores = printed.cores ?? cores
       }
@@ -374,6 +383,13 @@ async function main(): Promise<void> {
 
   // Never in the default run: it generates and copies tens of gigabytes.
   if (only.includes('city')) await cityCase(bench)
+  if (only.includes('wan')) {
+    const large = Number(arg('wan-large-quadrants', '2000'))
+    await wanCases({
+      work, cache, bin: BIN, env, record, delayMs: Number(arg('wan-delay-ms', '40')),
+      databases: [{quadrants: Number(arg('wan-quadrants', '10000')), size: Number(arg('wan-small-size', '32'))}, ...(large > 0 ? [{quadrants: large, size: 512}] : [])],
+    })
+  }
   if (wanted('similar')) await similarCase({cache, quadrants: Number(arg('similar-quadrants', '100000')), runs, bin: BIN, env, tilesync, record})
   if (wanted('viewer')) await viewerCases({work, tiles: Number(arg('viewer-tiles', '100000')), runs, bin: BIN, repoRoot, env, record})
 

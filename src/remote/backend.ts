@@ -27,6 +27,13 @@ export interface Backend {
   /** Like get, with a version tag for a later `putIfMatch`. */
   getVersioned(key: string): Promise<Versioned | null>
 
+  /**
+   * Optional: `length` bytes of `key` from byte `start` (an HTTP range request), or null when
+   * the key is absent. Fewer bytes than asked means the stored value is shorter. Without it,
+   * readers of packs get the whole key and cut it themselves.
+   */
+  getRange?(key: string, start: number, length: number): Promise<Buffer | null>
+
   /** Stores bytes at `key`, replacing what was there. Whole or not at all. */
   put(key: string, bytes: Buffer): Promise<void>
 

@@ -26,6 +26,8 @@ export interface PruneResult {
   young: {objects: number; bytes: number}
   /** Stale temp keys (interrupted uploads, scratch keys) removed. */
   tmp: {objects: number; bytes: number}
+  /** Packs rewritten without their unreachable objects, and the reachable objects (and bytes) moved to new packs. */
+  repacked?: {packs: number; objects: number; bytes: number}
 }
 
 export interface VerifyCheck {

@@ -80,6 +80,28 @@ export class DirectoryBackend implements Backend {
     }
   }
 
+  async getRange(key: string, start: number, length: number): Promise<Buffer | null> {
+    let handle: fs.FileHandle
+    try {
+      handle = await fs.open(this.file(key), 'r')
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null
+      throw error
+    }
+    try {
+      const bytes = Buffer.allocUnsafe(length)
+      let done = 0
+      while (done < length) {
+        const {bytesRead} = await handle.read(bytes, done, length - done, start + done)
+        if (bytesRead === 0) break
+        done += bytesRead
+      }
+      return done === length ? bytes : bytes.subarray(0, done)
+    } finally {
+      await handle.close()
+    }
+  }
+
   async getVersioned(key: string): Promise<Versioned | null> {
     const bytes = await this.get(key)
     return bytes === null ? null : {bytes, etag: etagOf(bytes)}

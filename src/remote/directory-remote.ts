@@ -12,5 +12,5 @@ export async function openBackend(loc: RemoteLocation): Promise<Backend> {
 }
 
 export async function openTransport(loc: RemoteLocation, config: RemoteConfig, context: OpenContext): Promise<Transport> {
-  return new ObjectStoreTransport(await openBackend(loc), 'directory', config.url, context.name)
+  return new ObjectStoreTransport(await openBackend(loc), 'directory', config.url, context.name, context.cwd)
 }

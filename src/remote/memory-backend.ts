@@ -27,6 +27,16 @@ export class MemoryBackend implements Backend {
     return e ? Buffer.from(e.bytes) : null
   }
 
+  /** Range reads asked for, in order (key, start, length): tests count them. */
+  readonly ranges: Array<{key: string; start: number; length: number}> = []
+
+  async getRange(key: string, start: number, length: number): Promise<Buffer | null> {
+    const e = this.keys.get(key)
+    if (!e) return null
+    this.ranges.push({key, start, length})
+    return Buffer.from(e.bytes.subarray(start, start + length))
+  }
+
   async getVersioned(key: string): Promise<Versioned | null> {
     const e = this.keys.get(key)
     return e ? {bytes: Buffer.from(e.bytes), etag: e.etag} : null

@@ -85,6 +85,12 @@ export class RetryingBackend implements Backend {
     return this.run('get', key, () => this.inner.getVersioned(key))
   }
 
+  getRange(key: string, start: number, length: number): Promise<Buffer | null> {
+    const inner = this.inner
+    if (!inner.getRange) return this.get(key).then((b) => (b === null ? null : b.subarray(start, start + length)))
+    return this.run('get', key, () => inner.getRange!(key, start, length))
+  }
+
   put(key: string, bytes: Buffer): Promise<void> {
     return this.run('put', key, () => this.inner.put(key, bytes))
   }

@@ -165,6 +165,14 @@ export class LocalObjectStore implements ObjectStore {
     return present
   }
 
+  /** Which of `ids` are here, loose or packed, without touching their times (one look at the packs). */
+  async presentOf(ids: Iterable<string>): Promise<Set<string>> {
+    await this.packs.refreshIfChanged()
+    const present = new Set<string>()
+    for (const id of ids) if (this.packs.loadedEntry(id) || existsSync(this.pathOf(id))) present.add(id)
+    return present
+  }
+
   /** gc ages a packed object by its pack's file time; refreshed once per pack per process. */
   private async keepPack(at: PackedObject, now: Date): Promise<void> {
     if (this.keptPacks.has(at.pack)) return
@@ -226,6 +234,14 @@ export class LocalObjectStore implements ObjectStore {
       this.handed.delete(id)
       this.handedBytes -= handed.length
       return handed
+    }
+    // A packed object whose pack is known is read from it straight away: looking for a loose
+    // file first cost a failed open (and an exception) per object, a third of a push's time for
+    // 200,000 small tiles. A damaged packed copy falls through to the usual order below.
+    const at = this.packs.loadedEntry(id)
+    if (at) {
+      const packed = await this.packs.read(at)
+      if (packed && hashBytes(packed) === id) return packed
     }
     const bytes = await this.readRaw(id)
     if (bytes === null) return this.fetchMissing(id)

@@ -2,6 +2,7 @@ import {randomBytes} from 'node:crypto'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 
+import {TilesyncError} from '../core/errors.js'
 import {chargeDiskWrite} from '../util/fault.js'
 import {encodeIndex, PACK_MAGIC, type PackEntry, RECORD_HEADER, recordHeader} from './pack-format.js'
 
@@ -242,6 +243,11 @@ export class PackWriter {
     if (stageHolder === this) stageHolder = null
   }
 
+  /** Gives up the open pack (its objects are not wanted after all): no index is written for it. */
+  abandon(): void {
+    this.discard()
+  }
+
   /** After a failed write: the half-written pack has no index; remove it. */
   private discard(): void {
     if (this.fd === null) return
@@ -255,4 +261,11 @@ export class PackWriter {
 function writeAll(fd: number, bytes: Uint8Array, position: number): void {
   let done = 0
   while (done < bytes.length) done += fs.writeSync(fd, bytes, done, bytes.length - done, position + done)
+}
+
+/** A full disk while writing objects is DISK_FULL with what to do; any other failure passes through. */
+export function diskFullError(error: unknown): unknown {
+  const code = (error as {code?: string}).code
+  if (code !== 'ENOSPC' && code !== 'EDQUOT') return error
+  return new TilesyncError('DISK_FULL', 'no space left on the disk while writing objects', {hint: 'free some disk space and run the command again; nothing was changed'})
 }

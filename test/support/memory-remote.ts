@@ -17,7 +17,7 @@ async function openBackend(loc: RemoteLocation): Promise<Backend> {
 }
 
 async function openTransport(loc: RemoteLocation, config: RemoteConfig, context: OpenContext): Promise<Transport> {
-  return new ObjectStoreTransport(await openBackend(loc), 'memory', config.url, context.name)
+  return new ObjectStoreTransport(await openBackend(loc), 'memory', config.url, context.name, context.cwd)
 }
 
 /**

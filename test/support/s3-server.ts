@@ -23,6 +23,8 @@ export interface RequestLogEntry {
   url: string
   /** Set when the front answered 412 itself. */
   preconditionFailed?: boolean
+  /** The Range header of a ranged GET. */
+  range?: string
 }
 
 export interface RequestLog {
@@ -93,7 +95,7 @@ export async function startS3Server(options: {buckets: string[]}): Promise<S3Tes
   }
 
   const server = http.createServer((req, res) => {
-    const entry: RequestLogEntry = {method: req.method ?? '', url: req.url ?? ''}
+    const entry: RequestLogEntry = {method: req.method ?? '', url: req.url ?? '', ...(req.headers.range ? {range: req.headers.range} : {})}
     entries.push(entry)
     const ifNoneMatch = req.headers['if-none-match']
     const ifMatch = req.headers['if-match']

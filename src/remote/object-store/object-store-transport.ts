@@ -1,4 +1,8 @@
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+
 import {TilesyncError} from '../../core/errors.js'
+import {RepoLayout} from '../../repo/layout.js'
 import {TreeReader} from '../../snapshot/tree-reader.js'
 import type {Workspace} from '../../workspace/workspace.js'
 import type {Backend} from '../backend.js'
@@ -6,11 +10,13 @@ import type {DestroyOptions, PruneOptions, PruneResult, RemoteInventory, VerifyC
 import type {FetchedTip, FetchOptions, PushOutcome, PushRequest, RemoteBranch, RemoteMeta, RemoteObjects, Transport} from '../transport.js'
 import {destroyStore} from './destroy-store.js'
 import type {ObjectPlan} from './object-plan.js'
+import {readObjects} from './pack-reads.js'
 import {pruneObjects} from './prune-objects.js'
 import {RemoteStore} from './remote-store.js'
 import {type HistorySource, sendCommits} from './send-commits.js'
 import {readRemoteShallow} from './shallow-remote.js'
-import {downloadHistory, transferConcurrency} from './transfer.js'
+import {downloadHistory} from './download-history.js'
+import {transferConcurrency} from './transfer.js'
 import {verifyBackend} from './verify-backend.js'
 
 /**
@@ -24,8 +30,10 @@ export class ObjectStoreTransport implements Transport {
   readonly objects: RemoteObjects
   private meta: Promise<Record<string, unknown> | null> | undefined
 
-  constructor(backend: Backend, readonly kind: string, readonly location: string, name: string) {
+  /** `cwd`: the repository the remote is opened from, if any (its pack index cache is used by every reader). */
+  constructor(backend: Backend, readonly kind: string, readonly location: string, name: string, cwd?: string) {
     const store = new RemoteStore(backend, name)
+    if (cwd && fs.existsSync(path.join(cwd, '.tilesync'))) store.cacheDir = path.join(new RepoLayout(cwd).remoteState(name), 'packs')
     this.store = store
     this.objects = {
       read: (id) => store.getObject(id),
@@ -76,6 +84,7 @@ export class ObjectStoreTransport implements Transport {
       const {stats, commits} = await downloadHistory(local.repo.store, this.store, id, {
         concurrency: transferConcurrency(), progress: options.progress, dryRun: options.dryRun,
         alongside: alongside && ((reader) => alongside(reader, id)), hardLinks: options.hardLinks,
+        cacheDir: options.dryRun ? undefined : path.join(local.repo.layout.remoteState(this.store.name), 'packs'),
       })
       out.push({commit: id, commits: commits.length, objects: stats.objects, bytes: stats.bytes})
     }
@@ -90,6 +99,7 @@ export class ObjectStoreTransport implements Transport {
       shallow: local.repo.shallow,
       get: (id) => store.get(id),
       size: (id) => store.sizeOf(id),
+      tryGet: (id) => store.readRaw(id),
       meta: async (branch) => ({format: 1, database: c.database, tileTable: c.tileTable, keyColumns: c.keyColumns, imageColumns: c.imageColumns, xyColumns: c.xyColumns, defaultBranch: branch}),
     }
     return sendCommits(source, this.store, request, local.repo.layout.remoteState(this.store.name))
@@ -109,9 +119,14 @@ export class ObjectStoreTransport implements Transport {
     const from = source.store
     const sizes = new Map<string, number>()
     const shallow = await readRemoteShallow(from)
+    // Commits and trees from the source's tree packs, read at once (verified), not a request each.
+    const fromIndex = await from.packIndex()
+    const trees = new Map<string, Buffer>()
+    const treeIds = [...fromIndex.packs.values()].filter((p) => p.kind === 'tree').flatMap((p) => p.entries.map((e) => e.id))
+    await readObjects(from, fromIndex, treeIds, {onObject: (id, bytes) => void trees.set(id, bytes)})
     const reader = new TreeReader({
       get: async (id) => {
-        const bytes = await from.getObject(id)
+        const bytes = trees.get(id) ?? await from.getObject(id)
         sizes.set(id, bytes.length)
         return bytes
       },
@@ -123,6 +138,7 @@ export class ObjectStoreTransport implements Transport {
       fastForwardOnly: true,
       get: (id) => from.getObject(id),
       copyTo: (target, id) => target.copyObjectFrom(from, id),
+      fromRemote: from,
       size: async (id) => sizes.get(id) ?? 0,
       knownSize: (id) => sizes.get(id),
       meta: async (branch) => {

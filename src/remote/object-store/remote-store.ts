@@ -3,6 +3,7 @@ import pLimit from 'p-limit'
 import {TilesyncError} from '../../core/errors.js'
 import {hashBytes, isObjectId} from '../../core/hash.js'
 import type {Backend} from '../backend.js'
+import {RemotePackIndex} from './remote-pack-index.js'
 
 /**
  * Key layout on every object-store remote (directory, S3, R2). Private to src/remote/:
@@ -26,10 +27,38 @@ export interface BranchRef {
  * tampered or truncated download is refused before anything local is written.
  */
 export class RemoteStore {
+  private index: RemotePackIndex | null = null
+  /** Where pack indexes are cached when a caller names no place (the repository the remote was opened from). */
+  cacheDir?: string
+
   constructor(readonly backend: Backend, readonly name: string) {}
 
+  /**
+   * The remote's pack indexes, read once per process (`cacheDir`: where indexes seen before
+   * are kept, verified, between runs). Later calls return the same index.
+   */
+  async packIndex(cacheDir?: string): Promise<RemotePackIndex> {
+    this.index ??= new RemotePackIndex(this.backend, this.name, cacheDir ?? this.cacheDir)
+    return this.index.load()
+  }
+
+  /** An object's stored bytes from its pack (a ranged read) or its loose key; null when absent. */
+  private async readStored(id: string): Promise<Buffer | null> {
+    const index = await this.packIndex()
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const at = index.lookup(id)
+      if (!at) break
+      const key = `packs/${at.pack}.pack`
+      const bytes = this.backend.getRange ? await this.backend.getRange(key, at.offset, at.length) : (await this.backend.get(key))?.subarray(at.offset, at.offset + at.length) ?? null
+      if (bytes !== null) return bytes
+      // Its pack went since the index was read (a prune repacked it): read the indexes again.
+      await index.load(true)
+    }
+    return this.backend.get(remoteKeys.object(id))
+  }
+
   async getObject(id: string): Promise<Buffer> {
-    const bytes = await this.backend.get(remoteKeys.object(id))
+    const bytes = await this.readStored(id)
     if (bytes === null) {
       throw new TilesyncError('OBJECT_MISSING', `object ${id} is missing on remote "${this.name}"`, {
         hint: 'the remote is incomplete; push again from a clone that has it, or run `tilesync fsck --remote`',
@@ -53,7 +82,7 @@ export class RemoteStore {
 
   /** The raw bytes, for callers that verify them elsewhere (on hashing workers); null when absent. */
   getObjectBytes(id: string): Promise<Buffer | null> {
-    return this.backend.get(remoteKeys.object(id))
+    return this.readStored(id)
   }
 
   corrupt(id: string, actual: string, size: number): TilesyncError {
@@ -128,11 +157,25 @@ export class RemoteStore {
     return out
   }
 
-  /** Every object: its id, stored size and last modification. */
-  async *listObjects(): AsyncIterable<{id: string; size: number; lastModified: number}> {
+  /** Every object, packed or loose, once: its id, stored size and last modification (a packed one: its pack's). */
+  async *listObjects(): AsyncIterable<{id: string; size: number; lastModified: number; pack?: string}> {
+    const index = await this.packIndex()
+    const seen = new Set<string>()
+    for (const p of index.packs.values()) {
+      for (const e of p.entries) {
+        if (seen.has(e.id)) continue
+        seen.add(e.id)
+        yield {id: e.id, size: e.length, lastModified: p.lastModified, pack: p.name}
+      }
+    }
+    for await (const o of this.listLoose()) if (!seen.has(o.id)) yield o
+  }
+
+  /** Objects stored one key each (the layout before packs, and fsck's repairs). */
+  async *listLoose(): AsyncIterable<{id: string; size: number; lastModified: number; key: string}> {
     for await (const k of this.backend.list(remoteKeys.objectsPrefix)) {
       const id = k.key.slice(remoteKeys.objectsPrefix.length).replace('/', '')
-      if (isObjectId(id)) yield {id, size: k.size, lastModified: k.lastModified}
+      if (isObjectId(id)) yield {id, size: k.size, lastModified: k.lastModified, key: k.key}
     }
   }
 
@@ -142,8 +185,15 @@ export class RemoteStore {
    * few, else the whole object space.
    */
   async sizesOf(ids: Iterable<string>): Promise<Map<string, number>> {
-    const wanted = new Map([...ids].map((id) => [remoteKeys.object(id), id]))
+    const index = await this.packIndex()
     const found = new Map<string, number>()
+    const rest: string[] = []
+    for (const id of ids) {
+      const at = index.lookup(id)
+      if (at && (index.packs.get(at.pack)?.size ?? 0) >= at.offset + at.length) found.set(id, at.length)
+      else rest.push(id)
+    }
+    const wanted = new Map(rest.map((id) => [remoteKeys.object(id), id]))
     if (wanted.size === 0) return found
     const prefixes = [...new Set([...wanted.keys()].map((k) => k.slice(0, remoteKeys.objectsPrefix.length + 3)))]
     const scan = prefixes.length <= 32 ? prefixes : [remoteKeys.objectsPrefix]

@@ -1,11 +1,15 @@
+import * as path from 'node:path'
+
 import {commitsNotIn, isAncestor} from '../../history/graph.js'
 import type {TreeReader} from '../../snapshot/tree-reader.js'
 import type {PushOutcome, PushRequest} from '../transport.js'
 import {type ObjectPlan, planCommits, planCount, planGroups} from './object-plan.js'
+import {uploadPacks} from './pack-upload.js'
 import {PushJournal} from './push-journal.js'
 import type {RemoteStore} from './remote-store.js'
 import {forgetIfPruned, readRemoteShallow, updateRemoteShallow} from './shallow-remote.js'
-import {type ObjectSource, transferConcurrency, uploadPlan} from './transfer.js'
+import {type ObjectSource, transferConcurrency} from './transfer.js'
+import {upgradeLooseLayout} from './upgrade-layout.js'
 
 /** The history being sent and where its objects come from: the local store, or another remote. */
 export interface HistorySource extends ObjectSource {
@@ -23,6 +27,10 @@ export interface HistorySource extends ObjectSource {
   assertComplete?(commit: string, blobs: string[], plan: ObjectPlan): Promise<void>
   /** Refuse to move a branch that is not an ancestor of the tip (promotion never overwrites, unless the request says force: a release rollback). */
   fastForwardOnly?: boolean
+  /** The stored bytes of an object when the source holds it (unverified), else null: the layout upgrade reads what it can here. */
+  tryGet?(id: string): Promise<Buffer | null>
+  /** The remote the objects come from (promotion): its packs are copied whole where the storage can. */
+  fromRemote?: RemoteStore
 }
 
 /**
@@ -50,13 +58,16 @@ export async function sendCommits(source: HistorySource, target: RemoteStore, re
   }
   const cut = plan.commits.filter((c) => source.shallow.has(c))
   if (cut.length) await updateRemoteShallow(target, (current) => new Set([...current, ...cut]))
-  const stats = await uploadPlan(source, target, plan, journal, {
+  const cacheDir = path.join(journalDir, 'packs')
+  const stats = await uploadPacks(source, target, plan, journal, {
     concurrency: transferConcurrency(), progress: request.progress, verb: request.verb ?? 'push',
     sizeOf: (id) => plan.blobs.get(id) ?? source.knownSize?.(id) ?? 0, unchanged: `${target.name}/${branch}`,
+    cacheDir, from: source.fromRemote,
   })
-  if (!(await target.readMeta())) {
+  const existing = await target.readMeta()
+  if (!existing) {
     const meta = await source.meta(branch)
-    if (meta) await target.writeMeta(meta)
+    if (meta) await target.writeMeta({...meta, layout: 'packs'})
   }
   if (!(await target.casBranch(branch, expected?.version ?? null, tip))) {
     // Someone moved the branch meanwhile; the same commit landing first is no conflict.
@@ -64,6 +75,11 @@ export async function sendCommits(source: HistorySource, target: RemoteStore, re
     if (now?.id !== tip) return {status: 'moved', tip: now?.id ?? null}
   }
   await journal.clear()
+  await (await target.packIndex(cacheDir)).saveCache()
+  // A remote written before packs existed: its loose objects go into packs now that the push
+  // has landed. The push succeeded whatever happens here: a failed upgrade (it only adds packs,
+  // then removes loose keys they hold) is simply done again by the next push.
+  if (existing && existing.layout !== 'packs') await upgradeLooseLayout(target, source, existing).catch(() => undefined)
   await request.moved?.(tip)
   return {status: 'landed', commits: commits.length, objects: stats.objects, bytes: stats.bytes, skipped: stats.skipped, serverSide: stats.objects > 0 && stats.serverSide === stats.objects}
 }

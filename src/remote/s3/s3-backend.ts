@@ -1,11 +1,15 @@
 import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
   CopyObjectCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
+  UploadPartCommand,
 } from '@aws-sdk/client-s3'
 import {NodeHttpHandler} from '@smithy/node-http-handler'
 import {createHash} from 'node:crypto'
@@ -40,6 +44,23 @@ export function remoteTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
 }
 
 type Op = 'get' | 'put' | 'list' | 'delete' | 'copy'
+
+/**
+ * Values larger than this (packs larger than the default 32 MB, see TILESYNC_PACK_BYTES) go up
+ * as a multipart upload of parts of MULTIPART_PART, a few at once: one lost part is sent again
+ * instead of the whole value, and the parts travel in parallel over a link where one stream is
+ * limited by its round trip. Below it one PUT is cheaper: on s3rver, completing an upload
+ * copies its parts again (a 1.4 GB push of 32 MB packs took 35.7 s in parts, 19.8 s as PUTs).
+ */
+export const MULTIPART_ABOVE = 64 * 1024 * 1024
+export const MULTIPART_PART = 8 * 1024 * 1024
+const PARTS_IN_FLIGHT = 4
+
+/** MULTIPART_ABOVE, or TILESYNC_MULTIPART_BYTES (at least 5 MiB, S3's smallest part). */
+function multipartAbove(env: NodeJS.ProcessEnv = process.env): number {
+  const v = Number(env.TILESYNC_MULTIPART_BYTES)
+  return Number.isInteger(v) && v >= 5 * 1024 * 1024 ? v : MULTIPART_ABOVE
+}
 
 /**
  * A remote in an S3-compatible bucket (Cloudflare R2, AWS S3, MinIO...). One S3Client per
@@ -111,9 +132,15 @@ export class S3Backend implements Backend {
     return {bytes: r.bytes, etag: r.etag}
   }
 
-  private async read(key: string): Promise<{bytes: Buffer; etag?: string} | null> {
+  /** A ranged GET (one request, the pack reader's coalesced ranges). */
+  async getRange(key: string, start: number, length: number): Promise<Buffer | null> {
+    if (length <= 0) return Buffer.alloc(0)
+    return (await this.read(key, `bytes=${start}-${start + length - 1}`))?.bytes ?? null
+  }
+
+  private async read(key: string, range?: string): Promise<{bytes: Buffer; etag?: string} | null> {
     try {
-      const res = await this.client.send(new GetObjectCommand({Bucket: this.bucket, Key: this.full(key)}))
+      const res = await this.client.send(new GetObjectCommand({Bucket: this.bucket, Key: this.full(key), ...(range ? {Range: range} : {})}))
       // Always consume the body, or the socket never returns to the pool.
       const body = res.Body ? await res.Body.transformToByteArray() : new Uint8Array()
       const bytes = Buffer.from(body.buffer, body.byteOffset, body.byteLength)
@@ -123,14 +150,51 @@ export class S3Backend implements Backend {
       return {bytes, etag: res.ETag}
     } catch (error) {
       if (isNotFound(error)) return null
+      // A range starting past the end: the value is shorter than its reader thinks (a cut pack).
+      if (range && (statusOf(error) === 416 || codeOf(error) === 'InvalidRange')) return {bytes: Buffer.alloc(0)}
       throw this.mapError(error, 'get', key)
     }
   }
 
   async put(key: string, bytes: Buffer): Promise<void> {
+    if (bytes.length > multipartAbove()) return this.putMultipart(key, bytes)
     try {
       await this.client.send(this.putCommand(key, bytes))
     } catch (error) {
+      throw this.mapError(error, 'put', key)
+    }
+  }
+
+  /**
+   * S3's multipart upload: the value appears whole at CompleteMultipartUpload or not at all;
+   * a failed upload is aborted so its parts are not kept (and billed) by the bucket.
+   */
+  private async putMultipart(key: string, bytes: Buffer): Promise<void> {
+    const Key = this.full(key)
+    let uploadId: string | undefined
+    try {
+      uploadId = (await this.client.send(new CreateMultipartUploadCommand({Bucket: this.bucket, Key}))).UploadId
+      if (!uploadId) throw new TransientError(`${this.location} started a multipart upload of ${key} without an upload id`)
+      // Parts of at least 5 MiB (S3's smallest) when a smaller threshold was asked for.
+      const partSize = Math.min(MULTIPART_PART, Math.max(5 * 1024 * 1024, multipartAbove()))
+      const count = Math.ceil(bytes.length / partSize)
+      const parts: Array<{ETag: string; PartNumber: number}> = new Array(count)
+      let next = 0
+      const worker = async (): Promise<void> => {
+        while (next < count) {
+          const i = next++
+          const body = bytes.subarray(i * partSize, Math.min(bytes.length, (i + 1) * partSize))
+          const res = await this.client.send(new UploadPartCommand({
+            Bucket: this.bucket, Key, UploadId: uploadId, PartNumber: i + 1, Body: body,
+            ContentLength: body.length, ContentMD5: createHash('md5').update(body).digest('base64'),
+          }))
+          parts[i] = {ETag: res.ETag ?? '', PartNumber: i + 1}
+        }
+      }
+      await Promise.all(Array.from({length: Math.min(PARTS_IN_FLIGHT, count)}, worker))
+      await this.client.send(new CompleteMultipartUploadCommand({Bucket: this.bucket, Key, UploadId: uploadId, MultipartUpload: {Parts: parts}}))
+    } catch (error) {
+      if (uploadId) await this.client.send(new AbortMultipartUploadCommand({Bucket: this.bucket, Key, UploadId: uploadId})).catch(() => undefined)
       throw this.mapError(error, 'put', key)
     }
   }

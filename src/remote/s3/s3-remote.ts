@@ -16,5 +16,5 @@ export async function openBackend(loc: RemoteLocation, config: RemoteConfig, cwd
 }
 
 export async function openTransport(loc: RemoteLocation, config: RemoteConfig, context: OpenContext): Promise<Transport> {
-  return new ObjectStoreTransport(await openBackend(loc, config, context.cwd), loc.scheme, config.url, context.name)
+  return new ObjectStoreTransport(await openBackend(loc, config, context.cwd), loc.scheme, config.url, context.name, context.cwd)
 }
