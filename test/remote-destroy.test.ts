@@ -21,6 +21,7 @@ import type {OxenTuning} from '../src/remote/oxen/oxen-transport.js'
 import {Workspace} from '../src/workspace/workspace.js'
 import {BIN, type CliRun} from './support/cli.js'
 import {setGeneration} from './support/edit.js'
+import {decodeIndex} from '../src/store/pack-format.js'
 import {makeProject, tmpDir} from './support/fixtures.js'
 import {type OxenHub, startOxenHub} from './support/oxen-hub.js'
 import {S3RVER_KEY, startS3Server, type S3TestServer} from './support/s3-server.js'
@@ -136,10 +137,15 @@ describe('push --delete and remote destroy', function () {
       expect(dry.code, dry.stderr).to.equal(0)
       const shown = JSON.parse(dry.stdout)
       const objectFiles = Object.keys(remoteBefore).filter((k) => /^objects\/[0-9a-f]{2}\/[0-9a-f]{62}$/.test(k))
-      expect(shown).to.include({remote: 'origin', dryRun: true, commits: 3, objects: objectFiles.length})
+      const packFiles = Object.keys(remoteBefore).filter((k) => /^packs\/[dt]-[0-9a-f]{64}\.(pack|idx)$/.test(k))
+      expect(packFiles.length, 'the push wrote packs').to.be.greaterThan(0)
+      // Objects counted as objects: those in the packs' indexes and the loose ones.
+      const ids = new Set(objectFiles.map((k) => k.slice('objects/'.length).replace('/', '')))
+      for (const k of packFiles) if (k.endsWith('.idx')) for (const e of decodeIndex(Buffer.from(remoteBefore[k], 'base64'))) ids.add(e.id)
+      expect(shown).to.include({remote: 'origin', dryRun: true, commits: 3, objects: ids.size})
       expect(shown.branches.map((b: {name: string}) => b.name)).to.deep.equal(['main', 'night'])
-      // Objects, two refs and tilesync.json; nothing of FOREIGN.
-      expect(shown.keys).to.equal(objectFiles.length + 3)
+      // Loose objects, packs and their indexes, two refs and tilesync.json; nothing of FOREIGN.
+      expect(shown.keys).to.equal(objectFiles.length + packFiles.length + 3)
       expect(shown.bytes).to.be.greaterThan(0)
 
       expect(snapshotDir(remoteDir), 'the remote is untouched').to.deep.equal(remoteBefore)

@@ -21,11 +21,14 @@ export async function destroyStore(store: RemoteStore, location: string, options
   }
   const keys: string[] = []
   const parts = new Map<string, number>()
+  // Objects are counted as objects, packed or loose, not as the keys that hold them.
+  const packed = await (await store.packIndex()).load()
+  inventory.objects = packed.size
   for await (const k of listStoredKeys(store.backend)) {
     keys.push(k.key)
     inventory.keys! += 1
     inventory.bytes! += k.size
-    if (k.part === 'objects') inventory.objects! += 1
+    if (k.part === 'objects' && !packed.lookup(k.key.slice('objects/'.length).replace('/', ''))) inventory.objects! += 1
     parts.set(k.part, (parts.get(k.part) ?? 0) + 1)
   }
   inventory.what = parts.size === 0 ? 'nothing tilesync wrote' : [...parts].map(([part, n]) => `${n} ${part}`).join(', ')

@@ -1,5 +1,6 @@
 import {isObjectId} from '../../core/hash.js'
 import type {Backend, ListedKey} from '../backend.js'
+import {packKeys} from './remote-pack-index.js'
 import {remoteKeys} from './remote-store.js'
 import {SHALLOW_KEY} from './shallow-remote.js'
 
@@ -7,7 +8,7 @@ import {SHALLOW_KEY} from './shallow-remote.js'
  * One part of the object-store layout: the prefix it lives under and a test that a key there
  * is one tilesync wrote. Every part of the layout is listed in STORED_PARTS, and
  * `remote destroy` removes exactly the keys these name, so other data sharing the bucket
- * prefix or directory is never touched. A new part (pack files, say) adds its entry here.
+ * prefix or directory is never touched. A new part adds its entry here.
  */
 export interface StoredPart {
   name: string
@@ -15,6 +16,8 @@ export interface StoredPart {
   prefix: string
   owns(key: string): boolean
 }
+
+const REMOTE_PACK_KEY = /^packs\/[dt]-[0-9a-f]{64}\.(pack|idx)$/
 
 const objectKey = /^objects\/([0-9a-f]{2})\/([0-9a-f]{62})$/
 
@@ -27,6 +30,8 @@ export const STORED_PARTS: StoredPart[] = [
     const m = objectKey.exec(k)
     return m !== null && isObjectId(m[1] + m[2])
   }},
+  // Pack files and their indexes, by the names a push gives them (d- data, t- trees; BLAKE3 of the index).
+  {name: 'packs', prefix: packKeys.prefix, owns: (k) => REMOTE_PACK_KEY.test(k)},
   // Scratch keys: remote verify's probes, a directory remote's temp files of interrupted writes.
   {name: 'scratch keys', prefix: 'tmp/', owns: (k) => /^tmp\/(verify-[0-9a-f]{16}|[0-9a-f]{16}\.tmp)$/.test(k)},
 ]
