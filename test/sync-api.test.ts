@@ -84,9 +84,19 @@ class GatedBackend extends MemoryBackend {
   /** Gate object reads instead of writes (a pull). */
   gateReads = false
 
+  /** Keys that carry objects: loose ones, and packs (not their indexes). */
+  private static carries = (key: string): boolean => key.startsWith('objects/') || (key.startsWith('packs/') && key.endsWith('.pack'))
+
   override async put(key: string, bytes: Buffer): Promise<void> {
-    if (!this.gateReads && key.startsWith('objects/') && ++this.puts > this.free && !this.open) await new Promise<void>((resolve) => this.waiting.push(resolve))
+    if (!this.gateReads && GatedBackend.carries(key) && ++this.puts > this.free && !this.open) await new Promise<void>((resolve) => this.waiting.push(resolve))
     return super.put(key, bytes)
+  }
+
+  /** Ranged reads of a pack (how a fetch reads packed images) are gated like whole reads. */
+  override async getRange(key: string, start: number, length: number): Promise<Buffer | null> {
+    const bytes = await super.getRange(key, start, length)
+    if (this.gateReads && key.endsWith('.pack') && ++this.puts > this.free && !this.open) await new Promise<void>((resolve) => this.waiting.push(resolve))
+    return bytes
   }
 
   /** Reads of tile images (PNG bytes) are gated; commits and trees pass, so a fetch can plan. */
@@ -104,6 +114,16 @@ class GatedBackend extends MemoryBackend {
 }
 
 describe('sync API (serve --api)', function () {
+  // Small packs, so that a push or a pull of this small project moves many of them and its
+  // progress can be seen part way.
+  const packBytes = process.env.TILESYNC_PACK_BYTES
+  before(() => {
+    process.env.TILESYNC_PACK_BYTES = '4096'
+  })
+  after(() => {
+    if (packBytes === undefined) delete process.env.TILESYNC_PACK_BYTES
+    else process.env.TILESYNC_PACK_BYTES = packBytes
+  })
   this.timeout(120_000)
   const servers: RunningServer[] = []
   before(() => registerMemoryRemotes())
@@ -241,14 +261,15 @@ describe('sync API (serve --api)', function () {
     let status: Answer | undefined
     for (let i = 0; i < 500; i++) {
       status = await call(server.url, 'GET', '/api/status')
-      if (status.body.running?.progress?.done >= 3) break
+      if (status.body.running?.progress?.done > 0) break
       await new Promise((r) => setTimeout(r, 10))
     }
     expect(status!.body.running).to.include({op: 'push'})
     expect(status!.body.running.params).to.include({remote: 'slow', dry_run: false})
+    // Three packs (or loose objects) land, then the remote holds the rest.
     const progress = status!.body.running.progress
-    expect(progress.done).to.equal(3)
-    expect(progress.total).to.be.greaterThan(3)
+    expect(progress.done).to.be.greaterThan(0)
+    expect(progress.done).to.be.lessThan(progress.total)
 
     const [second, third] = await Promise.all([
       call(server.url, 'POST', '/api/push', {body: {remote: 'slow'}}),

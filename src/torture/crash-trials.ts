@@ -279,8 +279,19 @@ function specs(): Record<CrashOp, OpSpec> {
       async prepare(root) {
         // Larger than the other trials' project: enough loose objects for gc to pack them.
         const dir = await newProject(root, {width: 8, height: 8})
+        const first = await Workspace.open(dir)
+        s.base = (await commit(first, {message: 'base', author: AUTHOR})).id!
+        // A first commit packs small tiles; this trial starts from the loose store an older
+        // version (or a run of small commits) leaves: every object loose, no pack.
+        const packDir = path.join(first.repo.layout.objects, 'pack')
+        for await (const o of first.repo.store.list()) {
+          if (!o.pack) continue
+          const file = first.repo.store.pathOf(o.id)
+          fs.mkdirSync(path.dirname(file), {recursive: true})
+          fs.writeFileSync(file, await first.repo.store.get(o.id))
+        }
+        for (const f of fs.readdirSync(packDir)) fs.rmSync(path.join(packDir, f))
         const ws = await Workspace.open(dir)
-        s.base = (await commit(ws, {message: 'base', author: AUTHOR})).id!
         // Objects the base commit needs, moved into 20 small packs: gc merges them, so a kill
         // during the merge that lost one would show as a missing object in fsck. Half of them
         // keep their loose copy too (what a killed packing of loose objects leaves), and the

@@ -5,6 +5,9 @@ import {hashBytes, isObjectId} from '../../core/hash.js'
 import type {Backend} from '../backend.js'
 import {RemotePackIndex} from './remote-pack-index.js'
 
+/** How many times a ref that does not hold an object id is read again before it is called damaged. */
+const TORN_REF_RETRIES = 3
+
 /**
  * Key layout on every object-store remote (directory, S3, R2). Private to src/remote/:
  * everything else asks the transport for objects by id.
@@ -113,7 +116,13 @@ export class RemoteStore {
   }
 
   async readBranch(branch: string): Promise<BranchRef | null> {
-    const v = await this.backend.getVersioned(remoteKeys.branch(branch))
+    let v = await this.backend.getVersioned(remoteKeys.branch(branch))
+    // A store that writes an object in place (a directory, some S3 servers) can be read half
+    // written while another client moves the branch: read again before calling it damaged.
+    for (let retry = 1; v && !isObjectId(v.bytes.toString('utf8').trim()) && retry <= TORN_REF_RETRIES; retry++) {
+      await new Promise((resolve) => setTimeout(resolve, 50 * retry))
+      v = await this.backend.getVersioned(remoteKeys.branch(branch))
+    }
     if (!v) return null
     const id = v.bytes.toString('utf8').trim()
     if (!isObjectId(id)) {
