@@ -95,14 +95,14 @@ class GatedBackend extends MemoryBackend {
   /** Ranged reads of a pack (how a fetch reads packed images) are gated like whole reads. */
   override async getRange(key: string, start: number, length: number): Promise<Buffer | null> {
     const bytes = await super.getRange(key, start, length)
-    if (this.gateReads && key.endsWith('.pack') && ++this.puts > this.free && !this.open) await new Promise<void>((resolve) => this.waiting.push(resolve))
+    if (this.gateReads && /^packs\/d-.*\.pack$/.test(key) && ++this.puts > this.free && !this.open) await new Promise<void>((resolve) => this.waiting.push(resolve))
     return bytes
   }
 
-  /** Reads of tile images (PNG bytes) are gated; commits and trees pass, so a fetch can plan. */
+  /** Reads of tile images (PNG bytes, or whole packs) are gated; commits, trees and pack indexes pass, so a fetch can plan. */
   override async get(key: string): Promise<Buffer | null> {
     const bytes = await super.get(key)
-    const image = bytes !== null && bytes.subarray(0, 4).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47]))
+    const image = bytes !== null && (/^packs\/d-.*\.pack$/.test(key) || bytes.subarray(0, 4).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47])))
     if (this.gateReads && image && ++this.puts > this.free && !this.open) await new Promise<void>((resolve) => this.waiting.push(resolve))
     return bytes
   }
@@ -318,8 +318,8 @@ describe('sync API (serve --api)', function () {
     for (let i = 0; i < 20; i++) setGeneration(a.db, (i % 6) - 3, Math.floor(i / 6) - 2, 7000 + i)
     await commit(a.ws, {message: 'twenty tiles', author})
     await push(a.ws, {remote: 'shared'})
-    // From here on the remote serves a few object reads, then holds the rest until released.
-    const slow = new GatedBackend('memory://pulled', 5)
+    // From here on the remote serves one read of tile images (a loose image, a data pack or a range of one), then holds the rest until released.
+    const slow = new GatedBackend('memory://pulled', 1)
     slow.gateReads = true
     for await (const k of open.list('')) await slow.put(k.key, (await open.get(k.key))!)
     memoryBackends.set('pulled', slow)
