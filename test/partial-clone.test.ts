@@ -20,7 +20,7 @@ import {spawn} from 'node:child_process'
 
 import {BIN, cli, type CliRun} from './support/cli.js'
 import {setGeneration} from './support/edit.js'
-import {makeProject, tmpDir, withDb} from './support/fixtures.js'
+import {DB_REL, makeProject, tmpDir, withDb} from './support/fixtures.js'
 import {remotePacks} from './support/packed-remote.js'
 import {S3RVER_KEY, S3RVER_SECRET, startS3Server, type S3TestServer} from './support/s3-server.js'
 
@@ -219,6 +219,22 @@ describe('partial clone (clone --bbox): only the region\'s images, the rest from
     const e = await run(target, ['export', out])
     expect(e.code, e.stderr).to.equal(0)
     expect(fs.readFileSync(path.join(out, 'generations.csv'), 'utf8').split('\n').filter(Boolean)).to.have.length(31)
+
+    // An import that would change a tile outside the region is refused with nothing written
+    // (the database cannot hold it, and the change record would take it for written).
+    setGeneration(db, ox, oy, 777)
+    await commit(origin, {message: 'outside, for an import', author})
+    const batch = path.join(tmpDir('partial'), 'batch-outside')
+    expect((await run(dir, ['export', batch, '--bbox', `${ox},${oy},${ox},${oy}`])).code).to.equal(0)
+    const dbBefore = fs.readFileSync(path.join(target, DB_REL))
+    const refused = await run(target, ['import', batch])
+    expect(refused.code).to.equal(1)
+    expect(refused.stderr).to.include('outside this partial clone\'s region')
+    expect(fs.readFileSync(path.join(target, DB_REL)).equals(dbBefore)).to.equal(true)
+    // An import from a remote compares every tile (and would fetch every image): refused up front.
+    const hub = await run(target, ['import', 'oxen://ns/repo', '--host', '127.0.0.1:1'])
+    expect(hub.code).to.equal(1)
+    expect(hub.stderr).to.include('not for a partial clone')
   })
 
   it('refuses a remote without objects by id in one line, before anything is created', async () => {

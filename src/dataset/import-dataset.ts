@@ -176,7 +176,16 @@ export async function writeTarget(ws: Workspace, build: (base: TreeState) => Pro
           savedAs = await saveWorking(ws, working.state, headId)
         }
         const target = built && !savedAs ? built : await build(savedAs ? headState : working.state)
-        const changes = changesInRegion(await rawChanges(working.state, target, ws.reader), target.snapshot.tileTable, ws.repo.partial)
+        const all = await rawChanges(working.state, target, ws.reader)
+        const changes = changesInRegion(all, target.snapshot.tileTable, ws.repo.partial)
+        // A partial clone's database holds only its region: tiles outside it cannot be written
+        // here, and the change record would then take them for written. Refused, not dropped.
+        const count = (c: typeof all): number => [...c.values()].reduce((n, e) => n + e.changes.length, 0)
+        if (count(changes) !== count(all)) {
+          throw new TilesyncError('BAD_ARGUMENT', `the dataset changes ${count(all) - count(changes)} rows outside this partial clone's region (${ws.repo.partial!.bbox.join(',')})`, {
+            hint: 'import it in a full clone, or export only the region (`tilesync export --bbox`) and import that',
+          })
+        }
         const unchanged = sameTables(working.state, target)
         const summary = tileSummary(await computeChangeSet(working.state, target, ws.reader))
         const applied = await applyToDatabase(db, {changes, targetSchema: target.snapshot.schema, targetTables: target.tables, targetHeader: target.snapshot.header, ignore: ws.ignoreRules(), partialTables: partialTables(target.snapshot.tileTable, ws.repo.partial)}, ws.reader)

@@ -41,6 +41,10 @@ export function isRemoteSource(ws: Workspace, source: string): boolean {
  * written with other tools, or pushed from a repository this one shares no history with.
  */
 export async function importRemote(ws: Workspace, options: RemoteImportOptions): Promise<RemoteImportResult> {
+  if (ws.repo.partial) {
+    // Comparing by MD5 reads every local image, and a partial clone fetches each one it lacks.
+    throw new TilesyncError('REMOTE_UNSUPPORTED', 'an import from a remote compares every tile of the map: it is not for a partial clone (clone --bbox)', {hint: 'run it in a full clone'})
+  }
   const {config, name, branch} = resolveSource(ws, options)
   const remote = await openTransport(config, {name, cwd: ws.repo.root, tuning: options.transport})
   try {

@@ -22,13 +22,14 @@ export async function destroyStore(store: RemoteStore, location: string, options
   const keys: string[] = []
   const parts = new Map<string, number>()
   // Objects are counted as objects, packed or loose, not as the keys that hold them.
-  const packed = await (await store.packIndex()).load()
-  inventory.objects = packed.size
+  // A damaged pack index must not stop a destroy: then the pack files are counted as keys only.
+  const packed = await store.packIndex().catch(() => null)
+  inventory.objects = packed?.size ?? 0
   for await (const k of listStoredKeys(store.backend)) {
     keys.push(k.key)
     inventory.keys! += 1
     inventory.bytes! += k.size
-    if (k.part === 'objects' && !packed.lookup(k.key.slice('objects/'.length).replace('/', ''))) inventory.objects! += 1
+    if (k.part === 'objects' && !packed?.lookup(k.key.slice('objects/'.length).replace('/', ''))) inventory.objects! += 1
     parts.set(k.part, (parts.get(k.part) ?? 0) + 1)
   }
   inventory.what = parts.size === 0 ? 'nothing tilesync wrote' : [...parts].map(([part, n]) => `${n} ${part}`).join(', ')
@@ -59,6 +60,8 @@ export async function destroyStore(store: RemoteStore, location: string, options
   }
   await store.backend.flush?.()
   await store.backend.removeEmptyDirectories?.(STORED_PARTS.map((p) => p.prefix))
+  // A push through this same store later (a long-running `serve --api`) starts from nothing.
+  store.forgetPackIndex()
   return inventory
 }
 

@@ -40,6 +40,11 @@ export class RemoteStore {
    * The remote's pack indexes, read once per process (`cacheDir`: where indexes seen before
    * are kept, verified, between runs). Later calls return the same index.
    */
+  /** Drops what was read of the remote's packs (after a destroy): the next use lists them again. */
+  forgetPackIndex(): void {
+    this.index = null
+  }
+
   async packIndex(cacheDir?: string): Promise<RemotePackIndex> {
     this.index ??= new RemotePackIndex(this.backend, this.name, cacheDir ?? this.cacheDir)
     return this.index.load()
@@ -117,7 +122,7 @@ export class RemoteStore {
 
   async readBranch(branch: string): Promise<BranchRef | null> {
     let v = await this.backend.getVersioned(remoteKeys.branch(branch))
-    // A store that writes an object in place (a directory, some S3 servers) can be read half
+    // A store that writes an object in place (some S3 servers, such as s3rver) can be read half
     // written while another client moves the branch: read again before calling it damaged.
     for (let retry = 1; v && !isObjectId(v.bytes.toString('utf8').trim()) && retry <= TORN_REF_RETRIES; retry++) {
       await new Promise((resolve) => setTimeout(resolve, 50 * retry))
