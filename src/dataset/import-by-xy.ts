@@ -5,6 +5,7 @@ import {columnDefaults, columnFacts} from '../snapshot/column-defaults.js'
 import type {TypedCell} from '../snapshot/layout-compare.js'
 import {type BlobRef, type Cell, encodeSnapshot, type Row, type Snapshot, type TableTree} from '../snapshot/model.js'
 import {TableTreeEditor} from '../snapshot/tree-editor.js'
+import {importedState} from './imported-state.js'
 import type {TreeState} from '../snapshot/tree-state.js'
 import type {Progress} from '../util/progress.js'
 import type {Workspace} from '../workspace/workspace.js'
@@ -292,9 +293,7 @@ async function xyTarget(ws: Workspace, base: TreeState, csv: XYCsv, blobs: Map<s
   const built = await editor.finish()
   tables.set(tileName, built.table)
   tableIds.set(tileName, built.id)
-  const snapshot: Snapshot = {...base.snapshot, tables: [...tableIds].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([name, id]) => ({name, id})), tileTable: tileName}
-  const snapshotId = await ws.repo.store.put(encodeSnapshot(snapshot))
-  return {state: {snapshotId, snapshot, tables, tableIds, ignore: ws.ignoreRules()}, stats}
+  return {state: await importedState(ws, base, tables, tableIds, tileName), stats}
 }
 
 /**

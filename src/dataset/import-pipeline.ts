@@ -9,6 +9,7 @@ import {columnDefaults, columnFacts, withAffinity} from '../snapshot/column-defa
 import type {TypedCell} from '../snapshot/layout-compare.js'
 import {type BlobRef, type Cell, encodeSnapshot, type Row, type Snapshot, type TableTree} from '../snapshot/model.js'
 import {TableTreeEditor} from '../snapshot/tree-editor.js'
+import {importedState} from './imported-state.js'
 import type {TreeState} from '../snapshot/tree-state.js'
 import type {Workspace} from '../workspace/workspace.js'
 import {tileXYColumns} from './build-dataset.js'
@@ -142,9 +143,7 @@ export async function pipelineTarget(ws: Workspace, base: TreeState, files: Pipe
       stats.generationConfig = true
     }
   }
-  const snapshot: Snapshot = {schema: base.snapshot.schema, tables: [...tableIds].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([name, id]) => ({name, id})), tileTable: tileName}
-  const snapshotId = await ws.repo.store.put(encodeSnapshot(snapshot))
-  return {state: {snapshotId, snapshot, tables, tableIds, ignore: ws.ignoreRules()}, stats}
+  return {state: await importedState(ws, base, tables, tableIds, tileName), stats}
 }
 
 /** metadata (key TEXT PRIMARY KEY, value TEXT): sets generation_config, unless it already holds that. */
