@@ -28,8 +28,34 @@ function scribble(db: string, object: string): void {
 }
 
 /** Runs the CLI as an unprivileged user when tests run as root (root ignores file permissions). */
+/**
+ * Directories above the checkout that another user cannot pass through (a clone in a
+ * `mktemp -d` directory is 0700): given o+x while `run` runs, so the other user can start the
+ * program, then put back as they were.
+ */
+function traversableByOthers<T>(run: () => T): T {
+  const changed: Array<[string, number]> = []
+  for (let d = path.resolve('.'); ; d = path.dirname(d)) {
+    const mode = fs.statSync(d).mode & 0o7777
+    if (!(mode & 0o001)) {
+      fs.chmodSync(d, mode | 0o001)
+      changed.push([d, mode])
+    }
+    if (path.dirname(d) === d) break
+  }
+  try {
+    return run()
+  } finally {
+    for (const [d, mode] of changed) fs.chmodSync(d, mode)
+  }
+}
+
 function cliAsUser(dir: string, args: string[]): {code: number; stdout: string; stderr: string} {
   if (process.getuid?.() !== 0) return cli(dir, args)
+  return traversableByOthers(() => runAsNobody(dir, args))
+}
+
+function runAsNobody(dir: string, args: string[]): {code: number; stdout: string; stderr: string} {
   try {
     const stdout = execFileSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, path.resolve('bin', 'run.js'), ...args], {
       cwd: dir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: {...process.env, TILESYNC_AUTHOR_NAME: 'u', TILESYNC_AUTHOR_EMAIL: 'u@x', HOME: dir},
