@@ -2,7 +2,7 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 
 import {RepoLayout, STORE_DIR_NAME} from '../repo/layout.js'
-import {runInterruptCleanups} from '../util/interrupt-cleanup.js'
+import {repeatInterruptCleanups, runInterruptCleanups} from '../util/interrupt-cleanup.js'
 
 /**
  * Ctrl-C (SIGINT) or SIGTERM during a command: say what is true for that command, remove what
@@ -134,6 +134,8 @@ export function handleInterrupts(command: string, options: {cwd?: string; json?:
     const head = layout ? readHeadCommit(layout) : null
     // What operations registered first (clone: its new directory), then this store's leftovers.
     const undone = runInterruptCleanups()
+    // Worker threads still finishing a write can put files back (a clone's pack): again until quiet.
+    if (undone) settle(repeatInterruptCleanups)
     if (layout) {
       settle(() => removeUnfinished(layout, started))
       releaseOwnLock(layout)

@@ -116,9 +116,10 @@ export async function clone(options: CloneOptions): Promise<CloneResult> {
     await fs.mkdir(root, {recursive: true})
     // Ctrl-C removes it as a failure does (the handler exits before the catch below could run).
     const forgetInterrupt = onInterrupt(() => {
-      rmSync(createdRoot ? root : path.join(root, '.tilesync'), {recursive: true, force: true})
-      if (!createdRoot && createdDbDir) rmSync(createdDbDir, {recursive: true, force: true})
-      rmSync(`${dbPath}.tilesync-clone.tmp`, {force: true})
+      const made = [createdRoot ? root : path.join(root, '.tilesync'), ...(!createdRoot && createdDbDir ? [createdDbDir] : []), `${dbPath}.tilesync-clone.tmp`]
+      const present = made.filter((p) => existsSync(p))
+      for (const p of present) rmSync(p, {recursive: true, force: true})
+      return present.length > 0
     })
     try {
       const repo = await Repository.create(root, {
